@@ -1,0 +1,98 @@
+"""block_sparse_linear: validation and dispatch to the reference, torch and Triton kernels."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from condcore.ops import cpu
+from condcore.ops.autograd import BlockSparseLinearFunction
+from condcore.ops.reference import reference_linear
+from condcore.ops.validate import validate_linear_args
+
+BACKENDS = ("auto", "reference", "torch", "triton")
+REGIMES = ("auto", "grouped", "union")
+# At or below this batch the union of active weight tiles is small enough that reading weights, not
+# FLOPs, is the cost: the union path wins. Above it, grouping rows per output block wins.
+UNION_MAX_BATCH = 16
+
+__all__ = ["BACKENDS", "REGIMES", "UNION_MAX_BATCH", "block_sparse_linear", "triton_available"]
+
+
+def triton_available(device: torch.device) -> bool:
+    """Triton runs on CUDA devices, and on the CPU only under the interpreter (TRITON_INTERPRET=1)."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _pick_backend(backend: str, x: torch.Tensor) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        return "triton" if x.device.type == "cuda" and triton_available(x.device) else "torch"
+    if backend == "triton":
+        if not triton_available(x.device):
+            raise ValueError(
+                f"backend 'triton' needs a CUDA tensor (x is on {x.device}) or TRITON_INTERPRET=1 for the CPU interpreter"
+            )
+        if x.dtype == torch.float64:
+            raise ValueError("backend 'triton' supports float16, bfloat16 and float32, not float64")
+    return backend
+
+
+def _pick_regime(regime: str, batch: int) -> str:
+    if regime not in REGIMES:
+        raise ValueError(f"unknown regime {regime!r}; choose one of {', '.join(REGIMES)}")
+    if regime == "auto":
+        return "union" if batch <= UNION_MAX_BATCH else "grouped"
+    return regime
+
+
+def _kernel(backend: str, regime: str):
+    if backend == "reference":
+        return reference_linear
+    if backend == "torch":
+        return cpu.union_linear if regime == "union" else cpu.grouped_linear
+    from condcore.ops import triton_grouped, triton_union  # imported lazily: triton is optional at import time
+
+    return triton_union.union_linear if regime == "union" else triton_grouped.grouped_linear
+
+
+def block_sparse_linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    in_mask: torch.Tensor | None = None,
+    out_mask: torch.Tensor | None = None,
+    block_size: int,
+    backend: str = "auto",
+    regime: str = "auto",
+) -> torch.Tensor:
+    """``((x * expand(in_mask)) @ weight.T + bias) * expand(out_mask)`` computed block-sparsely per example.
+
+    x: (B, K); weight: (N, K) as in torch.nn.Linear; bias: (N,) or None; block_size k divides K and N.
+    in_mask: (B, K/k) bool; where False, that input block is treated as zero (it may be skipped).
+    out_mask: (B, N/k) bool; where False, that output block is exactly 0 and is not computed.
+    backend: "reference" (the spec, any float dtype), "torch" (any device), "triton" (CUDA, or the CPU
+    under TRITON_INTERPRET=1), "auto" (triton on CUDA, torch elsewhere).
+    regime: "grouped" (rows grouped per output block; large batch), "union" (only the weight tiles
+    some example needs; small batch), "auto" (union for B <= UNION_MAX_BATCH).
+    Result in x's dtype with fp32 (fp64 for fp64) accumulation. Gradients flow to x, weight and bias; the
+    backward pass is the dense masked math (see condcore.ops.autograd).
+    """
+    shape = validate_linear_args(x, weight, bias, in_mask, out_mask, block_size)
+    chosen = _pick_backend(backend, x)
+    kernel = _kernel(chosen, _pick_regime(regime, shape.batch))
+    needs_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, weight, bias)
+    )
+    if needs_grad:
+        return BlockSparseLinearFunction.apply(x, weight, bias, in_mask, out_mask, block_size, kernel)
+    return kernel(x, weight, bias, in_mask, out_mask, block_size)

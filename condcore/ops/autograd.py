@@ -1,0 +1,45 @@
+"""Autograd for block_sparse_linear: sparse forward, dense masked backward.
+
+The backward pass runs the reference's dense masked math (three GEMMs over the full shapes), so training
+is exact but not yet faster than dense in the backward; only the forward uses the sparse kernels.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from condcore.ops.reference import accumulation_dtype, expand_block_mask
+
+ForwardKernel = Callable[..., torch.Tensor]
+
+
+def _mask_blocks(t: torch.Tensor, mask: torch.Tensor | None, block_size: int) -> torch.Tensor:
+    if mask is None:
+        return t
+    return torch.where(expand_block_mask(mask, block_size), t, torch.zeros((), dtype=t.dtype, device=t.device))
+
+
+class BlockSparseLinearFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, in_mask, out_mask, block_size, kernel):  # type: ignore[override]
+        ctx.save_for_backward(x, weight, in_mask, out_mask)
+        ctx.block_size = block_size
+        ctx.has_bias = bias is not None
+        return kernel(x, weight, bias, in_mask, out_mask, block_size)
+
+    @staticmethod
+    def backward(ctx, grad_y):  # type: ignore[override]
+        x, weight, in_mask, out_mask = ctx.saved_tensors
+        k = ctx.block_size
+        acc = accumulation_dtype(x.dtype)
+        g = _mask_blocks(grad_y.to(acc), out_mask, k)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _mask_blocks(g @ weight.to(acc), in_mask, k).to(x.dtype)
+        if ctx.needs_input_grad[1]:
+            grad_w = (g.t() @ _mask_blocks(x.to(acc), in_mask, k)).to(weight.dtype)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = g.sum(dim=0).to(weight.dtype)
+        return grad_x, grad_w, grad_b, None, None, None, None

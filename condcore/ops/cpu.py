@@ -1,0 +1,123 @@
+"""Block-sparse linear in plain torch ops: the CPU kernels (they also run on any other device).
+
+Two regimes, as the work is shaped differently:
+- grouped_linear (large batch): for each output block, gather its active rows and run one dense GEMM
+  over them, so the FLOPs are out-density x dense. Dropped input blocks are zeroed, not skipped: with
+  per-row input masks inside one GEMM there is nothing to skip without shrinking the GEMMs to k x k.
+- union_linear (small batch, decode): the cost is reading weights, so only the weight tiles in the
+  union over the batch of active (out-block, in-block) pairs are read.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+
+from condcore.ops.routing import active_tile_pairs, group_rows_by_block
+
+
+def _zero_dropped_inputs(x: torch.Tensor, in_mask: torch.Tensor | None, block_size: int) -> torch.Tensor:
+    if in_mask is None:
+        return x
+    batch, in_features = x.shape
+    blocks = x.reshape(batch, in_features // block_size, block_size)
+    return torch.where(in_mask.unsqueeze(-1), blocks, torch.zeros((), dtype=x.dtype, device=x.device)).reshape(
+        batch, in_features
+    )
+
+
+_workspaces = threading.local()
+
+
+def _workspace(numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A reused scratch buffer: a fresh multi-MB allocation per call costs page faults comparable to the
+    gather itself on CPU. Thread-local, so concurrent callers never share one."""
+    cache = _workspaces.__dict__.setdefault("buffers", {})
+    key = (dtype, device)
+    buf = cache.get(key)
+    if buf is None or buf.numel() < numel:
+        buf = torch.empty(numel, dtype=dtype, device=device)
+        cache[key] = buf
+    return buf[:numel]
+
+
+def _dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.addmm(bias, x, weight.t()) if bias is not None else x @ weight.t()
+
+
+def grouped_linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    in_mask: torch.Tensor | None,
+    out_mask: torch.Tensor | None,
+    block_size: int,
+) -> torch.Tensor:
+    """Large-batch path: one GEMM per active output block over its gathered rows."""
+    x = _zero_dropped_inputs(x, in_mask, block_size).contiguous()
+    if out_mask is None:
+        return _dense(x, weight, bias)
+    batch, in_features = x.shape
+    out_features = weight.shape[0]
+    y = torch.zeros(batch, out_features, dtype=x.dtype, device=x.device)
+    groups = group_rows_by_block(out_mask)
+    # Preallocated once: index_select/addmm with out= keep the per-block loop free of allocations.
+    scratch = _workspace(batch * (in_features + block_size), x.dtype, x.device)
+    gathered = scratch[: batch * in_features].view(batch, in_features)
+    block_out = scratch[batch * in_features :].view(batch, block_size)
+    offsets = groups.offsets.tolist()
+    for block, count in enumerate(groups.counts):
+        if count == 0:
+            continue
+        cols = slice(block * block_size, (block + 1) * block_size)
+        w_block = weight[cols].t()
+        if count == batch:
+            # Every row is active: no gather, no scatter.
+            y[:, cols] = _dense(x, weight[cols], None if bias is None else bias[cols])
+            continue
+        rows = groups.rows[offsets[block] : offsets[block + 1]]
+        xg = torch.index_select(x, 0, rows, out=gathered[:count])
+        out = block_out[:count]
+        if bias is None:
+            torch.mm(xg, w_block, out=out)
+        else:
+            torch.addmm(bias[cols], xg, w_block, out=out)
+        y[:, cols].index_copy_(0, rows, out)
+    return y
+
+
+def union_linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    in_mask: torch.Tensor | None,
+    out_mask: torch.Tensor | None,
+    block_size: int,
+) -> torch.Tensor:
+    """Small-batch path: per active output block, read only the weight tiles some example needs."""
+    batch, in_features = x.shape
+    out_features = weight.shape[0]
+    in_blocks, out_blocks = in_features // block_size, out_features // block_size
+    x = _zero_dropped_inputs(x, in_mask, block_size)
+    pairs = active_tile_pairs(in_mask, out_mask, batch, in_blocks, out_blocks, x.device)
+    y = torch.zeros(batch, out_features, dtype=x.dtype, device=x.device)
+    x_blocks = x.reshape(batch, in_blocks, block_size)
+    active_out = pairs.any(dim=1).nonzero().flatten().tolist()
+    for block in active_out:
+        cols = slice(block * block_size, (block + 1) * block_size)
+        in_idx = pairs[block].nonzero().flatten()
+        w_rows = weight[cols]
+        if len(in_idx) == in_blocks:
+            part = x @ w_rows.t()
+        else:
+            # The copy touches only the active tiles; the k x (m*k) result stays in cache for the GEMM.
+            w_tiles = w_rows.reshape(block_size, in_blocks, block_size).index_select(1, in_idx)
+            x_tiles = x_blocks.index_select(1, in_idx)
+            part = x_tiles.reshape(batch, -1) @ w_tiles.reshape(block_size, -1).t()
+        if bias is not None:
+            part = part + bias[cols]
+        y[:, cols] = part
+    if out_mask is not None:
+        y = torch.where(out_mask.repeat_interleave(block_size, dim=1), y, torch.zeros((), dtype=y.dtype, device=y.device))
+    return y

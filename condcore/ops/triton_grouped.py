@@ -1,0 +1,127 @@
+"""Large-batch Triton kernel: one program per (output block, tile of that block's active rows).
+
+Rows are gathered by index inside the kernel and results stored straight to their place in y, so the
+gather, the GEMM and the scatter are one kernel (a torch gather + grouped GEMM + scatter pays three
+round trips through memory). Input blocks that no row of a tile needs are skipped.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from condcore.ops.routing import group_rows_by_block, row_tiles
+from condcore.ops.triton_common import (
+    check_triton_block_size,
+    dot_precision,
+    fitting_configs,
+    interpreting,
+    mask_as_bytes,
+    needs_upcast,
+)
+
+
+def _configs() -> list[triton.Config]:
+    if interpreting():
+        return [triton.Config({"BLOCK_N": 16, "BLOCK_K": 16}, num_warps=4, num_stages=1)]
+    return [
+        triton.Config({"BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=s)
+        for bn in (16, 32, 64, 128)
+        for bk in (16, 32, 64)
+        for w, s in ((4, 3), (8, 3), (4, 4))
+    ]
+
+
+@triton.autotune(
+    configs=_configs(),
+    key=["K", "BLOCK_SIZE", "BLOCK_M", "HAS_IN_MASK"],
+    prune_configs_by={"early_config_prune": fitting_configs},
+)
+@triton.jit
+def _grouped_kernel(
+    x_ptr, w_ptr, bias_ptr, y_ptr, rows_ptr, offsets_ptr, tiles_ptr, in_mask_ptr,
+    K,
+    stride_xm, stride_xk, stride_wn, stride_wk, stride_ym, stride_yn, stride_im,
+    BLOCK_SIZE: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_IN_MASK: tl.constexpr, INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    tile = tl.program_id(0)
+    block = tl.load(tiles_ptr + 2 * tile)
+    start = tl.load(tiles_ptr + 2 * tile + 1)
+    end = tl.load(offsets_ptr + block + 1)
+
+    offs_m = start + tl.arange(0, BLOCK_M)
+    row_ok = offs_m < end
+    rows = tl.load(rows_ptr + offs_m, mask=row_ok, other=0).to(tl.int64)
+    offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    col_ok = offs_n < BLOCK_SIZE
+    cols = (block * BLOCK_SIZE + offs_n).to(tl.int64)
+
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        offs_k = k0 + tl.arange(0, BLOCK_K)
+        k_ok = offs_k < K
+        x_ok = row_ok[:, None] & k_ok[None, :]
+        run = True
+        if HAS_IN_MASK:
+            # BLOCK_K divides BLOCK_SIZE (launcher), so one input block covers the whole chunk.
+            row_on = tl.load(in_mask_ptr + rows * stride_im + k0 // BLOCK_SIZE, mask=row_ok, other=0) != 0
+            x_ok = x_ok & row_on[:, None]
+            run = tl.max(row_on.to(tl.int32), axis=0) > 0
+        if run:
+            xt = tl.load(x_ptr + rows[:, None] * stride_xm + offs_k[None, :] * stride_xk, mask=x_ok, other=0.0)
+            wt = tl.load(
+                w_ptr + cols[None, :] * stride_wn + offs_k[:, None] * stride_wk,
+                mask=col_ok[None, :] & k_ok[:, None],
+                other=0.0,
+            )
+            if UPCAST:
+                xt, wt = xt.to(tl.float32), wt.to(tl.float32)
+            acc = tl.dot(xt, wt, acc, input_precision=INPUT_PRECISION)
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
+    y_ptrs = y_ptr + rows[:, None] * stride_ym + cols[None, :] * stride_yn
+    tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=row_ok[:, None] & col_ok[None, :])
+
+
+def rows_per_tile(batch: int, out_blocks: int, active: int) -> int:
+    """Tile height from the mean rows per active block: tall tiles for big groups, short for narrow ones."""
+    if interpreting():
+        return 16
+    mean_rows = active / max(out_blocks, 1)
+    return 128 if mean_rows >= 512 else 64 if mean_rows >= 64 else 32 if mean_rows >= 32 else 16
+
+
+def grouped_linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    in_mask: torch.Tensor | None,
+    out_mask: torch.Tensor | None,
+    block_size: int,
+) -> torch.Tensor:
+    """Launcher; arguments already validated by block_sparse_linear."""
+    check_triton_block_size(block_size)
+    batch, in_features = x.shape
+    out_features = weight.shape[0]
+    if out_mask is None:
+        out_mask = torch.ones(batch, out_features // block_size, dtype=torch.bool, device=x.device)
+    groups = group_rows_by_block(out_mask)
+    # Rows whose output block is off are never stored to: zero-filling y first covers them.
+    y = torch.zeros(batch, out_features, dtype=x.dtype, device=x.device)
+    block_m = rows_per_tile(batch, out_mask.shape[1], len(groups.rows))
+    tiles = row_tiles(groups, block_m)
+    if len(tiles) == 0:
+        return y
+    in_bytes = mask_as_bytes(in_mask, groups.rows)
+    grid = lambda meta: (len(tiles), triton.cdiv(block_size, meta["BLOCK_N"]))  # noqa: E731
+    _grouped_kernel[grid](
+        x, weight, bias if bias is not None else y, y, groups.rows, groups.offsets, tiles, in_bytes,
+        in_features,
+        x.stride(0), x.stride(1), weight.stride(0), weight.stride(1), y.stride(0), y.stride(1),
+        in_bytes.stride(0) if in_mask is not None else 0,
+        BLOCK_SIZE=block_size, HAS_BIAS=bias is not None, HAS_IN_MASK=in_mask is not None,
+        INPUT_PRECISION=dot_precision(x.dtype), UPCAST=needs_upcast(x.dtype), BLOCK_M=block_m,
+    )
+    return y

@@ -1,0 +1,111 @@
+"""Small-batch (decode) Triton kernel: read only the weight tiles some example of the batch needs.
+
+One program per BLOCK_N output columns holds the whole batch (padded to BLOCK_B rows for tl.dot) and
+walks the input blocks of its output block, loading a weight tile only when the (out-block, in-block)
+pair is active for at least one example. The cost is the active weight bytes, which is what bounds
+a decode step.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from condcore.ops.routing import active_tile_pairs
+from condcore.ops.triton_common import (
+    check_triton_block_size,
+    dot_precision,
+    fitting_configs,
+    interpreting,
+    mask_as_bytes,
+    needs_upcast,
+)
+
+
+def _configs() -> list[triton.Config]:
+    if interpreting():
+        return [triton.Config({"BLOCK_N": 16, "BLOCK_K": 16}, num_warps=4, num_stages=1)]
+    return [
+        triton.Config({"BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=s)
+        for bn in (16, 32, 64)
+        for bk in (16, 32, 64, 128)
+        for w, s in ((2, 3), (4, 3), (4, 4))
+    ]
+
+
+@triton.autotune(
+    configs=_configs(),
+    key=["K", "N", "BLOCK_SIZE", "BLOCK_B", "HAS_IN_MASK", "HAS_OUT_MASK"],
+    prune_configs_by={"early_config_prune": fitting_configs},
+)
+@triton.jit
+def _union_kernel(
+    x_ptr, w_ptr, bias_ptr, y_ptr, pairs_ptr, in_mask_ptr, out_mask_ptr,
+    B, K, N,
+    stride_xm, stride_xk, stride_wn, stride_wk, stride_ym, stride_yn, stride_im, stride_om,
+    BLOCK_SIZE: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_IN_MASK: tl.constexpr, HAS_OUT_MASK: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    out_block = (tl.program_id(0) * BLOCK_N) // BLOCK_SIZE
+    offs_b = tl.arange(0, BLOCK_B)
+    b_ok = offs_b < B
+    in_blocks = K // BLOCK_SIZE
+
+    acc = tl.zeros((BLOCK_B, BLOCK_N), dtype=tl.float32)
+    for in_block in range(0, in_blocks):
+        if tl.load(pairs_ptr + out_block * in_blocks + in_block) != 0:
+            x_ok = b_ok
+            if HAS_IN_MASK:
+                x_ok = x_ok & (tl.load(in_mask_ptr + offs_b * stride_im + in_block, mask=b_ok, other=0) != 0)
+            for k0 in range(0, BLOCK_SIZE, BLOCK_K):
+                offs_k = in_block * BLOCK_SIZE + k0 + tl.arange(0, BLOCK_K)
+                xt = tl.load(x_ptr + offs_b[:, None] * stride_xm + offs_k[None, :] * stride_xk, mask=x_ok[:, None], other=0.0)
+                wt = tl.load(w_ptr + offs_n[None, :].to(tl.int64) * stride_wn + offs_k[:, None] * stride_wk)
+                if UPCAST:
+                    xt, wt = xt.to(tl.float32), wt.to(tl.float32)
+                acc = tl.dot(xt, wt, acc, input_precision=INPUT_PRECISION)
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + offs_n).to(tl.float32)[None, :]
+    if HAS_OUT_MASK:
+        row_on = tl.load(out_mask_ptr + offs_b * stride_om + out_block, mask=b_ok, other=0) != 0
+        acc = tl.where(row_on[:, None], acc, 0.0)
+    # Every element of y is stored, zeros included, so y needs no zero fill beforehand.
+    y_ptrs = y_ptr + offs_b[:, None] * stride_ym + offs_n[None, :] * stride_yn
+    tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=b_ok[:, None])
+
+
+MAX_BATCH = 64  # the whole batch sits in one register tile
+
+
+def union_linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    in_mask: torch.Tensor | None,
+    out_mask: torch.Tensor | None,
+    block_size: int,
+) -> torch.Tensor:
+    """Launcher; arguments already validated by block_sparse_linear."""
+    check_triton_block_size(block_size)
+    batch, in_features = x.shape
+    out_features = weight.shape[0]
+    if batch > MAX_BATCH:
+        raise ValueError(f"the triton union (decode) path holds at most {MAX_BATCH} rows, got batch {batch}")
+    in_blocks, out_blocks = in_features // block_size, out_features // block_size
+    pairs = active_tile_pairs(in_mask, out_mask, batch, in_blocks, out_blocks, x.device).contiguous().view(torch.uint8)
+    y = torch.empty(batch, out_features, dtype=x.dtype, device=x.device)
+    in_bytes = mask_as_bytes(in_mask, pairs)
+    out_bytes = mask_as_bytes(out_mask, pairs)
+    grid = lambda meta: (triton.cdiv(out_features, meta["BLOCK_N"]),)  # noqa: E731
+    _union_kernel[grid](
+        x, weight, bias if bias is not None else y, y, pairs, in_bytes, out_bytes,
+        batch, in_features, out_features,
+        x.stride(0), x.stride(1), weight.stride(0), weight.stride(1), y.stride(0), y.stride(1),
+        in_bytes.stride(0) if in_mask is not None else 0, out_bytes.stride(0) if out_mask is not None else 0,
+        BLOCK_SIZE=block_size, HAS_BIAS=bias is not None, HAS_IN_MASK=in_mask is not None,
+        HAS_OUT_MASK=out_mask is not None, INPUT_PRECISION=dot_precision(x.dtype), UPCAST=needs_upcast(x.dtype),
+        BLOCK_B=max(16, triton.next_power_of_2(batch)),
+    )
+    return y

@@ -1,0 +1,85 @@
+"""Argument checks for block_sparse_linear: every bad input becomes one clear ValueError."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+@dataclass(frozen=True)
+class LinearShape:
+    batch: int
+    in_features: int
+    out_features: int
+    block_size: int
+
+    @property
+    def in_blocks(self) -> int:
+        return self.in_features // self.block_size
+
+    @property
+    def out_blocks(self) -> int:
+        return self.out_features // self.block_size
+
+
+def _check_mask(name: str, mask: torch.Tensor | None, batch: int, n_blocks: int, device: torch.device) -> None:
+    if mask is None:
+        return
+    if not isinstance(mask, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor or None, got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        raise ValueError(f"{name} must have dtype torch.bool, got {mask.dtype}")
+    if tuple(mask.shape) != (batch, n_blocks):
+        raise ValueError(f"{name} must have shape (batch, n_blocks) = ({batch}, {n_blocks}), got {tuple(mask.shape)}")
+    if mask.device != device:
+        raise ValueError(f"{name} is on {mask.device} but x is on {device}")
+
+
+def validate_linear_args(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    in_mask: torch.Tensor | None,
+    out_mask: torch.Tensor | None,
+    block_size: int,
+) -> LinearShape:
+    """Checks every argument of block_sparse_linear and returns the problem's sizes."""
+    if not isinstance(x, torch.Tensor) or not isinstance(weight, torch.Tensor):
+        raise ValueError("x and weight must be torch.Tensors")
+    if x.dim() != 2:
+        raise ValueError(f"x must be 2-D (batch, in_features), got shape {tuple(x.shape)}")
+    if weight.dim() != 2:
+        raise ValueError(f"weight must be 2-D (out_features, in_features), got shape {tuple(weight.shape)}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"x must be a floating tensor (fp16, bf16, fp32, fp64), got {x.dtype}")
+    if weight.dtype != x.dtype:
+        raise ValueError(f"weight dtype {weight.dtype} differs from x dtype {x.dtype}")
+    if weight.device != x.device:
+        raise ValueError(f"weight is on {weight.device} but x is on {x.device}")
+    batch, in_features = x.shape
+    out_features, w_in = weight.shape
+    if w_in != in_features:
+        raise ValueError(f"weight has {w_in} input features but x has {in_features}")
+    if batch == 0:
+        raise ValueError("x has an empty batch")
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size <= 0:
+        raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+    if in_features % block_size or out_features % block_size:
+        raise ValueError(
+            f"block_size {block_size} must divide in_features {in_features} and out_features {out_features}"
+        )
+    if bias is not None:
+        if not isinstance(bias, torch.Tensor) or tuple(bias.shape) != (out_features,):
+            shape = tuple(bias.shape) if isinstance(bias, torch.Tensor) else type(bias).__name__
+            raise ValueError(f"bias must have shape ({out_features},), got {shape}")
+        if bias.dtype != x.dtype:
+            raise ValueError(f"bias dtype {bias.dtype} differs from x dtype {x.dtype}")
+        if bias.device != x.device:
+            raise ValueError(f"bias is on {bias.device} but x is on {x.device}")
+    shape = LinearShape(batch, in_features, out_features, block_size)
+    _check_mask("in_mask", in_mask, batch, shape.in_blocks, x.device)
+    _check_mask("out_mask", out_mask, batch, shape.out_blocks, x.device)
+    return shape
