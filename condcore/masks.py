@@ -41,13 +41,15 @@ def clustered_block_mask(
         raise ValueError(f"n_clusters must be >= 1, got {n_clusters}")
     if not 0.0 <= flip_prob < 1.0:
         raise ValueError(f"flip_prob must be in [0, 1), got {flip_prob}")
+    if density == 1.0:
+        return torch.ones(batch, n_blocks, dtype=torch.bool, device=device)
     n_active = max(1, round(density * n_blocks))
     order = torch.rand(n_clusters, n_blocks, generator=generator).argsort(dim=1)
     prototypes = torch.zeros(n_clusters, n_blocks, dtype=torch.bool)
     prototypes.scatter_(1, order[:, :n_active], True)
     masks = prototypes[torch.randint(n_clusters, (batch,), generator=generator)]
     # Turning bits on at rate p*d/(1-d) and off at rate p balances the expected density.
-    on_rate = flip_prob * density / (1.0 - density) if density < 1.0 else 0.0
+    on_rate = flip_prob * density / (1.0 - density)
     noise = torch.rand(batch, n_blocks, generator=generator)
     masks = torch.where(masks, noise >= flip_prob, noise < on_rate)
     return masks.to(device)

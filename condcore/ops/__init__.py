@@ -9,7 +9,7 @@ import torch
 from condcore.ops import cpu
 from condcore.ops.autograd import BlockSparseLinearFunction
 from condcore.ops.reference import reference_linear
-from condcore.ops.validate import validate_linear_args
+from condcore.ops.validate import validate_linear_args, validate_out
 
 BACKENDS = ("auto", "reference", "torch", "triton")
 REGIMES = ("auto", "grouped", "union")
@@ -74,6 +74,7 @@ def block_sparse_linear(
     block_size: int,
     backend: str = "auto",
     regime: str = "auto",
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``((x * expand(in_mask)) @ weight.T + bias) * expand(out_mask)`` computed block-sparsely per example.
 
@@ -84,6 +85,7 @@ def block_sparse_linear(
     under TRITON_INTERPRET=1), "auto" (triton on CUDA, torch elsewhere).
     regime: "grouped" (rows grouped per output block; large batch), "union" (only the weight tiles
     some example needs; small batch), "auto" (union for B <= UNION_MAX_BATCH).
+    out: optional preallocated (B, N) contiguous result; every element of it is written.
     Result in x's dtype with fp32 (fp64 for fp64) accumulation. Gradients flow to x, weight and bias; the
     backward pass is the dense masked math (see condcore.ops.autograd).
     """
@@ -93,6 +95,10 @@ def block_sparse_linear(
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, weight, bias)
     )
+    if out is not None:
+        validate_out(out, x, shape)
     if needs_grad:
+        if out is not None:
+            raise ValueError("out= is not supported when gradients are needed")
         return BlockSparseLinearFunction.apply(x, weight, bias, in_mask, out_mask, block_size, kernel)
-    return kernel(x, weight, bias, in_mask, out_mask, block_size)
+    return kernel(x, weight, bias, in_mask, out_mask, block_size, out)

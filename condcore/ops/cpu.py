@@ -42,8 +42,16 @@ def _workspace(numel: int, dtype: torch.dtype, device: torch.device) -> torch.Te
     return buf[:numel]
 
 
-def _dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    return torch.addmm(bias, x, weight.t()) if bias is not None else x @ weight.t()
+def _dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor | None = None) -> torch.Tensor:
+    if bias is None:
+        return torch.mm(x, weight.t(), out=out)
+    return torch.addmm(bias, x, weight.t(), out=out)
+
+
+def _zeroed_output(out: torch.Tensor | None, batch: int, out_features: int, like: torch.Tensor) -> torch.Tensor:
+    if out is None:
+        return torch.zeros(batch, out_features, dtype=like.dtype, device=like.device)
+    return out.zero_()
 
 
 def grouped_linear(
@@ -53,14 +61,15 @@ def grouped_linear(
     in_mask: torch.Tensor | None,
     out_mask: torch.Tensor | None,
     block_size: int,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Large-batch path: one GEMM per active output block over its gathered rows."""
     x = _zero_dropped_inputs(x, in_mask, block_size).contiguous()
-    if out_mask is None:
-        return _dense(x, weight, bias)
     batch, in_features = x.shape
     out_features = weight.shape[0]
-    y = torch.zeros(batch, out_features, dtype=x.dtype, device=x.device)
+    if out_mask is None:
+        return _dense(x, weight, bias, out)
+    y = _zeroed_output(out, batch, out_features, x)
     groups = group_rows_by_block(out_mask)
     # Preallocated once: index_select/addmm with out= keep the per-block loop free of allocations.
     scratch = _workspace(batch * (in_features + block_size), x.dtype, x.device)
@@ -78,12 +87,12 @@ def grouped_linear(
             continue
         rows = groups.rows[offsets[block] : offsets[block + 1]]
         xg = torch.index_select(x, 0, rows, out=gathered[:count])
-        out = block_out[:count]
+        result = block_out[:count]
         if bias is None:
-            torch.mm(xg, w_block, out=out)
+            torch.mm(xg, w_block, out=result)
         else:
-            torch.addmm(bias[cols], xg, w_block, out=out)
-        y[:, cols].index_copy_(0, rows, out)
+            torch.addmm(bias[cols], xg, w_block, out=result)
+        y[:, cols].index_copy_(0, rows, result)
     return y
 
 
@@ -94,6 +103,7 @@ def union_linear(
     in_mask: torch.Tensor | None,
     out_mask: torch.Tensor | None,
     block_size: int,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Small-batch path: per active output block, read only the weight tiles some example needs."""
     batch, in_features = x.shape
@@ -101,15 +111,18 @@ def union_linear(
     in_blocks, out_blocks = in_features // block_size, out_features // block_size
     x = _zero_dropped_inputs(x, in_mask, block_size)
     pairs = active_tile_pairs(in_mask, out_mask, batch, in_blocks, out_blocks, x.device)
-    y = torch.zeros(batch, out_features, dtype=x.dtype, device=x.device)
+    y = _zeroed_output(out, batch, out_features, x)
     x_blocks = x.reshape(batch, in_blocks, block_size)
-    active_out = pairs.any(dim=1).nonzero().flatten().tolist()
-    for block in active_out:
+    # An output block active for some row still needs its bias even when none of its input tiles is.
+    out_any = out_mask.any(dim=0) if out_mask is not None else torch.ones(out_blocks, dtype=torch.bool, device=x.device)
+    for block in out_any.nonzero().flatten().tolist():
         cols = slice(block * block_size, (block + 1) * block_size)
         in_idx = pairs[block].nonzero().flatten()
         w_rows = weight[cols]
         if len(in_idx) == in_blocks:
             part = x @ w_rows.t()
+        elif len(in_idx) == 0:
+            part = torch.zeros(batch, block_size, dtype=x.dtype, device=x.device)
         else:
             # The copy touches only the active tiles; the k x (m*k) result stays in cache for the GEMM.
             w_tiles = w_rows.reshape(block_size, in_blocks, block_size).index_select(1, in_idx)
@@ -119,5 +132,5 @@ def union_linear(
             part = part + bias[cols]
         y[:, cols] = part
     if out_mask is not None:
-        y = torch.where(out_mask.repeat_interleave(block_size, dim=1), y, torch.zeros((), dtype=y.dtype, device=y.device))
+        y.masked_fill_(~out_mask.repeat_interleave(block_size, dim=1), 0)
     return y

@@ -25,6 +25,7 @@ def reference_linear(
     in_mask: torch.Tensor | None,
     out_mask: torch.Tensor | None,
     block_size: int,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """((x * expand(in_mask)) @ weight.T + bias) * expand(out_mask), accumulated in fp32 or wider."""
     acc = accumulation_dtype(x.dtype)
@@ -39,4 +40,6 @@ def reference_linear(
     if out_mask is not None:
         # torch.where, not a product: an inactive block is exactly 0 even where the dense value is inf/NaN.
         y = torch.where(expand_block_mask(out_mask, block_size), y, zero)
-    return y.to(x.dtype)
+    if out is None:
+        return y.to(x.dtype)
+    return out.copy_(y)

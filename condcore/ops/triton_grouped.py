@@ -100,6 +100,7 @@ def grouped_linear(
     in_mask: torch.Tensor | None,
     out_mask: torch.Tensor | None,
     block_size: int,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Launcher; arguments already validated by block_sparse_linear."""
     check_triton_block_size(block_size)
@@ -109,7 +110,7 @@ def grouped_linear(
         out_mask = torch.ones(batch, out_features // block_size, dtype=torch.bool, device=x.device)
     groups = group_rows_by_block(out_mask)
     # Rows whose output block is off are never stored to: zero-filling y first covers them.
-    y = torch.zeros(batch, out_features, dtype=x.dtype, device=x.device)
+    y = out.zero_() if out is not None else torch.zeros(batch, out_features, dtype=x.dtype, device=x.device)
     block_m = rows_per_tile(batch, out_mask.shape[1], len(groups.rows))
     tiles = row_tiles(groups, block_m)
     if len(tiles) == 0:

@@ -76,7 +76,7 @@ def _union_kernel(
     tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=b_ok[:, None])
 
 
-MAX_BATCH = 64  # the whole batch sits in one register tile
+MAX_BATCH = 64  # rows per launch: the whole chunk of the batch sits in one register tile
 
 
 def union_linear(
@@ -86,16 +86,29 @@ def union_linear(
     in_mask: torch.Tensor | None,
     out_mask: torch.Tensor | None,
     block_size: int,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Launcher; arguments already validated by block_sparse_linear."""
+    """Launcher; arguments already validated by block_sparse_linear. Batches above MAX_BATCH rows run
+    as several launches, each reading the weight tiles of its own chunk's union."""
     check_triton_block_size(block_size)
     batch, in_features = x.shape
     out_features = weight.shape[0]
-    if batch > MAX_BATCH:
-        raise ValueError(f"the triton union (decode) path holds at most {MAX_BATCH} rows, got batch {batch}")
+    y = out if out is not None else torch.empty(batch, out_features, dtype=x.dtype, device=x.device)
+    for start in range(0, batch, MAX_BATCH):
+        rows = slice(start, min(start + MAX_BATCH, batch))
+        _launch(
+            x[rows], weight, bias,
+            None if in_mask is None else in_mask[rows], None if out_mask is None else out_mask[rows],
+            block_size, y[rows],
+        )
+    return y
+
+
+def _launch(x, weight, bias, in_mask, out_mask, block_size: int, y: torch.Tensor) -> None:
+    batch, in_features = x.shape
+    out_features = weight.shape[0]
     in_blocks, out_blocks = in_features // block_size, out_features // block_size
     pairs = active_tile_pairs(in_mask, out_mask, batch, in_blocks, out_blocks, x.device).contiguous().view(torch.uint8)
-    y = torch.empty(batch, out_features, dtype=x.dtype, device=x.device)
     in_bytes = mask_as_bytes(in_mask, pairs)
     out_bytes = mask_as_bytes(out_mask, pairs)
     grid = lambda meta: (triton.cdiv(out_features, meta["BLOCK_N"]),)  # noqa: E731
@@ -108,4 +121,3 @@ def union_linear(
         HAS_OUT_MASK=out_mask is not None, INPUT_PRECISION=dot_precision(x.dtype), UPCAST=needs_upcast(x.dtype),
         BLOCK_B=max(16, triton.next_power_of_2(batch)),
     )
-    return y

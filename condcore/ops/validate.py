@@ -83,3 +83,14 @@ def validate_linear_args(
     _check_mask("in_mask", in_mask, batch, shape.in_blocks, x.device)
     _check_mask("out_mask", out_mask, batch, shape.out_blocks, x.device)
     return shape
+
+
+def validate_out(out: torch.Tensor, x: torch.Tensor, shape: LinearShape) -> None:
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(f"out must be a torch.Tensor or None, got {type(out).__name__}")
+    if tuple(out.shape) != (shape.batch, shape.out_features):
+        raise ValueError(f"out must have shape ({shape.batch}, {shape.out_features}), got {tuple(out.shape)}")
+    if out.dtype != x.dtype or out.device != x.device:
+        raise ValueError(f"out must be {x.dtype} on {x.device}, got {out.dtype} on {out.device}")
+    if not out.is_contiguous():
+        raise ValueError("out must be contiguous")

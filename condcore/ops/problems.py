@@ -1,0 +1,58 @@
+"""Random block-sparse linear problems, shared by the tests and the benchmarks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from condcore.masks import iid_block_mask
+
+
+@dataclass
+class LinearProblem:
+    x: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    in_mask: torch.Tensor | None
+    out_mask: torch.Tensor | None
+    block_size: int
+
+    def args(self) -> tuple:
+        return self.x, self.weight, self.bias, self.in_mask, self.out_mask, self.block_size
+
+    def kwargs(self) -> dict:
+        return {"in_mask": self.in_mask, "out_mask": self.out_mask, "block_size": self.block_size}
+
+
+def make_problem(
+    batch: int,
+    in_features: int,
+    out_features: int,
+    block_size: int,
+    *,
+    in_density: float | None = 0.5,
+    out_density: float | None = 0.5,
+    bias: bool = True,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+    generator: torch.Generator | None = None,
+) -> LinearProblem:
+    """Inputs scaled so outputs are of order 1 whatever the sizes; a density of None means no mask."""
+    x = torch.randn(batch, in_features, generator=generator, dtype=torch.float64)
+    weight = torch.randn(out_features, in_features, generator=generator, dtype=torch.float64) / in_features**0.5
+    b = torch.randn(out_features, generator=generator, dtype=torch.float64) if bias else None
+
+    def mask(density: float | None, n_blocks: int) -> torch.Tensor | None:
+        if density is None:
+            return None
+        return iid_block_mask(batch, n_blocks, density, generator=generator, device=device)
+
+    return LinearProblem(
+        x=x.to(device=device, dtype=dtype),
+        weight=weight.to(device=device, dtype=dtype),
+        bias=None if b is None else b.to(device=device, dtype=dtype),
+        in_mask=mask(in_density, in_features // block_size),
+        out_mask=mask(out_density, out_features // block_size),
+        block_size=block_size,
+    )

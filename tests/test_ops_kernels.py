@@ -1,0 +1,142 @@
+"""Every kernel against the float64 reference, on fresh random inputs and the edge cases."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from condcore.ops import block_sparse_linear
+from condcore.ops.problems import LinearProblem, make_problem
+from condcore.ops.reference import reference_linear
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+TOLERANCES = {  # (rtol, atol) against the float64 reference, outputs of order 1
+    torch.float64: (1e-10, 1e-10),
+    torch.float32: (1e-4, 1e-4),
+    torch.float16: (1e-2, 1e-2),
+    torch.bfloat16: (4e-2, 4e-2),
+}
+KERNELS = [
+    pytest.param("torch", "grouped", id="torch-grouped"),
+    pytest.param("torch", "union", id="torch-union"),
+    pytest.param("triton", "grouped", id="triton-grouped", marks=pytest.mark.triton),
+    pytest.param("triton", "union", id="triton-union", marks=pytest.mark.triton),
+]
+
+
+def expected(p: LinearProblem) -> torch.Tensor:
+    bias = None if p.bias is None else p.bias.double()
+    return reference_linear(p.x.double(), p.weight.double(), bias, p.in_mask, p.out_mask, p.block_size)
+
+
+def check(p: LinearProblem, backend: str, regime: str) -> torch.Tensor:
+    """Runs the kernel into a NaN-poisoned buffer, so an element it never writes fails the comparison."""
+    out = torch.full((p.x.shape[0], p.weight.shape[0]), float("nan"), dtype=p.x.dtype, device=p.x.device)
+    y = block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend=backend, regime=regime, out=out)
+    assert y.data_ptr() == out.data_ptr()
+    assert y.dtype == p.x.dtype and y.shape == out.shape
+    assert not torch.isnan(y).any(), "NaN in the output: an element was not written"
+    rtol, atol = TOLERANCES[p.x.dtype]
+    torch.testing.assert_close(y.double().cpu(), expected(p).cpu(), rtol=rtol, atol=atol)
+    # Without out=, the kernel allocates its own result; it must agree with the poisoned-buffer run.
+    fresh = block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend=backend, regime=regime)
+    torch.testing.assert_close(fresh, y, rtol=0, atol=0)
+    return y
+
+
+@pytest.mark.parametrize("backend,regime", KERNELS)
+@pytest.mark.parametrize("batch", [1, 5, 37, 70])
+def test_random_masks_both_sides(backend, regime, batch, rng):
+    check(make_problem(batch, 64, 96, 32, generator=rng, device=DEVICE), backend, regime)
+
+
+@pytest.mark.parametrize("backend,regime", KERNELS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_dtypes(backend, regime, dtype, rng):
+    check(make_problem(19, 64, 48, 16, dtype=dtype, generator=rng, device=DEVICE), backend, regime)
+
+
+@pytest.mark.parametrize("regime", ["grouped", "union"])
+def test_float64_torch(regime, rng):
+    check(make_problem(9, 24, 36, 4, dtype=torch.float64, generator=rng), "torch", regime)
+
+
+@pytest.mark.parametrize("backend,regime", KERNELS)
+@pytest.mark.parametrize(
+    "in_density,out_density",
+    [(None, 0.5), (0.5, None), (None, None), (1.0, 1.0)],
+    ids=["out-only", "in-only", "no-masks", "all-on"],
+)
+def test_mask_combinations(backend, regime, in_density, out_density, rng):
+    p = make_problem(21, 48, 80, 16, in_density=in_density, out_density=out_density, generator=rng, device=DEVICE)
+    check(p, backend, regime)
+
+
+@pytest.mark.parametrize("backend,regime", KERNELS)
+def test_all_off_gives_exact_zeros_and_bias_only(backend, regime, rng):
+    p = make_problem(6, 32, 64, 16, generator=rng, device=DEVICE)
+    p.out_mask = torch.zeros_like(p.out_mask)
+    y = check(p, backend, regime)
+    assert (y == 0).all()
+    p = make_problem(6, 32, 64, 16, out_density=None, generator=rng, device=DEVICE)
+    p.in_mask = torch.zeros_like(p.in_mask)
+    y = check(p, backend, regime)
+    torch.testing.assert_close(y, p.bias.expand_as(y), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend,regime", KERNELS)
+def test_one_active_block(backend, regime, rng):
+    p = make_problem(17, 64, 64, 16, generator=rng, device=DEVICE)
+    p.out_mask = torch.zeros_like(p.out_mask)
+    p.out_mask[3, 2] = True
+    p.in_mask = torch.zeros_like(p.in_mask)
+    p.in_mask[3, 1] = True
+    y = check(p, backend, regime)
+    assert (y[torch.arange(17) != 3] == 0).all()
+
+
+@pytest.mark.parametrize("backend,regime", KERNELS)
+def test_non_contiguous_x_and_weight(backend, regime, rng):
+    p = make_problem(13, 64, 48, 16, bias=False, generator=rng, device=DEVICE)
+    p.x = torch.cat([p.x, p.x], dim=1)[:, ::2]  # stride 2 along features
+    p.weight = p.weight.t().contiguous().t()  # column-major
+    assert not p.x.is_contiguous() and not p.weight.is_contiguous()
+    check(p, backend, regime)
+
+
+@pytest.mark.parametrize("backend,regime", KERNELS)
+def test_nan_in_dropped_input_blocks_does_not_leak(backend, regime, rng):
+    p = make_problem(11, 64, 32, 16, generator=rng, device=DEVICE)
+    p.in_mask[:, 0] = False
+    p.x[:, :16] = float("nan")  # only inside the dropped block
+    check(p, backend, regime)
+
+
+@pytest.mark.parametrize("backend,regime", KERNELS)
+def test_nan_in_active_input_shows_up(backend, regime, rng):
+    """NaN never passes silently: where an active input is NaN, the active outputs are NaN."""
+    p = make_problem(3, 32, 32, 16, in_density=None, out_density=None, generator=rng, device=DEVICE)
+    p.x[1, 5] = float("nan")
+    y = block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend=backend, regime=regime)
+    assert torch.isnan(y[1]).all() and not torch.isnan(y[[0, 2]]).any()
+
+
+def test_torch_backend_odd_block_size(rng):
+    for regime in ("grouped", "union"):
+        check(make_problem(7, 15, 9, 3, generator=rng), "torch", regime)
+
+
+@pytest.mark.parametrize("backend", ["reference", "torch", pytest.param("triton", marks=pytest.mark.triton)])
+def test_auto_regime_matches_reference(backend, rng):
+    for batch in (4, 40):
+        p = make_problem(batch, 32, 32, 16, generator=rng, device=DEVICE)
+        y = block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend=backend)
+        torch.testing.assert_close(y.double(), expected(p), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("regime", ["grouped", "union"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_triton_gpu_realistic_shapes(regime, dtype, rng):
+    batch = 8 if regime == "union" else 1000
+    check(make_problem(batch, 512, 768, 128, dtype=dtype, generator=rng, device="cuda"), "triton", regime)

@@ -1,0 +1,74 @@
+"""Bad input to block_sparse_linear raises one clear ValueError, never a silent wrong answer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from condcore.ops import block_sparse_linear, triton_available
+from condcore.ops.problems import make_problem
+
+
+@pytest.fixture
+def p(rng):
+    return make_problem(4, 32, 48, 16, generator=rng)
+
+
+def call(p, **changes):
+    args = {"x": p.x, "weight": p.weight, "bias": p.bias, **p.kwargs(), "backend": "torch"}
+    args.update(changes)
+    x, weight, bias = args.pop("x"), args.pop("weight"), args.pop("bias")
+    return block_sparse_linear(x, weight, bias, **args)
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        (lambda p: {"x": p.x[0]}, "x must be 2-D"),
+        (lambda p: {"weight": p.weight[:, :16]}, "input features"),
+        (lambda p: {"weight": p.weight.double()}, "weight dtype"),
+        (lambda p: {"x": p.x.long(), "weight": p.weight.long(), "bias": None}, "floating"),
+        (lambda p: {"x": p.x[:0], "in_mask": p.in_mask[:0], "out_mask": p.out_mask[:0]}, "empty batch"),
+        (lambda p: {"block_size": 5}, "must divide"),
+        (lambda p: {"block_size": 0}, "positive int"),
+        (lambda p: {"block_size": 16.0}, "positive int"),
+        (lambda p: {"bias": p.bias[:10]}, "bias must have shape"),
+        (lambda p: {"bias": p.bias.double()}, "bias dtype"),
+        (lambda p: {"in_mask": p.in_mask[:, :1]}, "in_mask must have shape"),
+        (lambda p: {"out_mask": p.out_mask[:3]}, "out_mask must have shape"),
+        (lambda p: {"out_mask": p.out_mask.int()}, "torch.bool"),
+        (lambda p: {"in_mask": p.in_mask.tolist()}, "in_mask must be a torch.Tensor"),
+        (lambda p: {"backend": "cuda-magic"}, "unknown backend"),
+        (lambda p: {"regime": "sideways"}, "unknown regime"),
+        (lambda p: {"out": torch.empty(4, 47)}, "out must have shape"),
+        (lambda p: {"out": torch.empty(4, 48, dtype=torch.float64)}, "out must be"),
+        (lambda p: {"out": torch.empty(48, 4).t()}, "contiguous"),
+    ],
+)
+def test_bad_input_raises_value_error(p, changes, message):
+    with pytest.raises(ValueError, match=message):
+        call(p, **changes(p))
+
+
+def test_out_with_gradients_is_refused(p):
+    with pytest.raises(ValueError, match="out= is not supported"):
+        call(p, x=p.x.requires_grad_(), out=torch.empty(4, 48))
+
+
+def test_triton_without_gpu_or_interpreter_is_refused(p, monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA machine may run Triton on CUDA tensors")
+    assert not triton_available(p.x.device)
+    with pytest.raises(ValueError, match="needs a CUDA tensor"):
+        call(p, backend="triton")
+
+
+@pytest.mark.triton
+def test_triton_refuses_float64_and_small_blocks(rng):
+    p = make_problem(4, 32, 48, 16, dtype=torch.float64, generator=rng)
+    with pytest.raises(ValueError, match="float64"):
+        call(p, backend="triton")
+    p = make_problem(4, 32, 48, 8, generator=rng)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        call(p, backend="triton")
