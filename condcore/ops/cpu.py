@@ -117,6 +117,26 @@ def grouped_linear(
     return y
 
 
+# Above this fraction of W's tiles, one GEMM over all of W costs less than many narrow ones (measured
+# here, B=16, K=N=2048, iid masks at 0.25: rectangles over 0.7 of W ran 0.69x of the dense W @ x.T).
+DENSE_FALLBACK_TILE_FRACTION = 0.5
+
+
+def true_runs(flags: list[bool]) -> list[tuple[int, int]]:
+    """[start, end) of each run of consecutive True entries (plain Python: these lists are short, and a
+    torch op per call would cost more than the decode GEMMs it schedules)."""
+    runs, start = [], None
+    for i, flag in enumerate(flags):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            runs.append((start, i))
+            start = None
+    if start is not None:
+        runs.append((start, len(flags)))
+    return runs
+
+
 def union_linear(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -126,32 +146,49 @@ def union_linear(
     block_size: int,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Small-batch path: per active output block, read only the weight tiles some example needs."""
+    """Small-batch path: read only weight tiles some example of the batch needs, without copying any.
+
+    Runs of consecutive active output blocks are taken together; within a run, each run of consecutive
+    needed input blocks is one GEMM on a strided view of the weight (GEMMs take a leading dimension, so
+    a rectangle of W needs no copy). This reads the union's tiles plus the holes of each rectangle.
+    """
     batch, in_features = x.shape
     out_features = weight.shape[0]
     in_blocks, out_blocks = in_features // block_size, out_features // block_size
-    x = _zero_dropped_inputs(x, in_mask, block_size)
+    k = block_size
+    # With one example the union is exactly its own active blocks: nothing read needs zeroing or masking.
+    single = batch == 1
+    if not single:
+        x = _zero_dropped_inputs(x, in_mask, k)
     pairs = active_tile_pairs(in_mask, out_mask, batch, in_blocks, out_blocks, x.device)
-    y = _zeroed_output(out, batch, out_features, x)
-    x_blocks = x.reshape(batch, in_blocks, block_size)
     # An output block active for some row still needs its bias even when none of its input tiles is.
-    out_any = out_mask.any(dim=0) if out_mask is not None else torch.ones(out_blocks, dtype=torch.bool, device=x.device)
-    for block in out_any.nonzero().flatten().tolist():
-        cols = slice(block * block_size, (block + 1) * block_size)
-        in_idx = pairs[block].nonzero().flatten()
-        w_rows = weight[cols]
-        if len(in_idx) == in_blocks:
-            part = x @ w_rows.t()
-        elif len(in_idx) == 0:
-            part = torch.zeros(batch, block_size, dtype=x.dtype, device=x.device)
-        else:
-            # The copy touches only the active tiles; the k x (m*k) result stays in cache for the GEMM.
-            w_tiles = w_rows.reshape(block_size, in_blocks, block_size).index_select(1, in_idx)
-            x_tiles = x_blocks.index_select(1, in_idx)
-            part = x_tiles.reshape(batch, -1) @ w_tiles.reshape(block_size, -1).t()
-        if bias is not None:
-            part = part + bias[cols]
-        y[:, cols] = part
-    if out_mask is not None:
-        y.masked_fill_(~out_mask.repeat_interleave(block_size, dim=1), 0)
+    out_any = out_mask.any(dim=0).tolist() if out_mask is not None else [True] * out_blocks
+    needed = pairs.tolist()
+    plan = [(j0, j1, true_runs([any(column) for column in zip(*needed[j0:j1])])) for j0, j1 in true_runs(out_any)]
+    tiles_read = sum((j1 - j0) * (i1 - i0) for j0, j1, in_runs in plan for i0, i1 in in_runs)
+    if tiles_read >= DENSE_FALLBACK_TILE_FRACTION * in_blocks * out_blocks:
+        # The rectangles cover most of W: one dense GEMM reads the same bytes with less overhead.
+        plan = [(0, out_blocks, [(0, in_blocks)])]
+    y = out if out is not None else torch.empty(batch, out_features, dtype=x.dtype, device=x.device)
+    y.zero_()
+    for j0, j1, in_runs in plan:
+        cols = slice(j0 * k, j1 * k)
+        w_run = weight[cols]
+        # W @ x.T, not x @ W.T: with a few rows, MKL runs this orientation ~1.6x faster (measured at
+        # B=16, K=N=2048), as W streams through as the large operand instead of being packed.
+        part_t = None
+        for i0, i1 in in_runs:
+            w_tiles, x_run_t = w_run[:, i0 * k : i1 * k], x[:, i0 * k : i1 * k].t()
+            if part_t is not None:
+                part_t.addmm_(w_tiles, x_run_t)
+            elif bias is not None:
+                part_t = torch.addmm(bias[cols].unsqueeze(1), w_tiles, x_run_t)
+            else:
+                part_t = w_tiles @ x_run_t
+        if part_t is not None:
+            y[:, cols] = part_t.t()
+        elif bias is not None:
+            y[:, cols] = bias[cols]
+    if out_mask is not None and not single:
+        y.masked_fill_(~out_mask.repeat_interleave(k, dim=1), 0)
     return y

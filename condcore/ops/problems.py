@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from condcore.masks import iid_block_mask
+from condcore.masks import clustered_block_mask, iid_block_mask
 
 
 @dataclass
@@ -37,6 +37,7 @@ def make_problem(
     dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
     generator: torch.Generator | None = None,
+    mask_kind: str = "iid",
 ) -> LinearProblem:
     """Inputs scaled so outputs are of order 1 whatever the sizes; a density of None means no mask."""
     x = torch.randn(batch, in_features, generator=generator, dtype=torch.float64)
@@ -46,6 +47,10 @@ def make_problem(
     def mask(density: float | None, n_blocks: int) -> torch.Tensor | None:
         if density is None:
             return None
+        if mask_kind == "clustered":
+            return clustered_block_mask(batch, n_blocks, density, generator=generator, device=device)
+        if mask_kind != "iid":
+            raise ValueError(f"unknown mask kind {mask_kind!r}; choose iid or clustered")
         return iid_block_mask(batch, n_blocks, density, generator=generator, device=device)
 
     return LinearProblem(
