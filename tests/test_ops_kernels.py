@@ -46,8 +46,16 @@ def check(p: LinearProblem, backend: str, regime: str) -> torch.Tensor:
 
 @pytest.mark.parametrize("backend,regime", KERNELS)
 @pytest.mark.parametrize("batch", [1, 5, 37, 70])
-def test_random_masks_both_sides(backend, regime, batch, rng):
-    check(make_problem(batch, 64, 96, 32, generator=rng, device=DEVICE), backend, regime)
+@pytest.mark.parametrize("density", [0.2, 0.5, 0.9])  # 0.9 takes the torch union path's dense fallback
+def test_random_masks_both_sides(backend, regime, batch, density, rng):
+    p = make_problem(batch, 64, 96, 16, in_density=density, out_density=density, generator=rng, device=DEVICE)
+    check(p, backend, regime)
+
+
+@pytest.mark.parametrize("backend,regime", KERNELS)
+def test_clustered_masks(backend, regime, rng):
+    p = make_problem(24, 128, 64, 16, mask_kind="clustered", generator=rng, device=DEVICE)
+    check(p, backend, regime)
 
 
 @pytest.mark.parametrize("backend,regime", KERNELS)

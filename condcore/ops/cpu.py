@@ -156,10 +156,6 @@ def union_linear(
     out_features = weight.shape[0]
     in_blocks, out_blocks = in_features // block_size, out_features // block_size
     k = block_size
-    # With one example the union is exactly its own active blocks: nothing read needs zeroing or masking.
-    single = batch == 1
-    if not single:
-        x = _zero_dropped_inputs(x, in_mask, k)
     pairs = active_tile_pairs(in_mask, out_mask, batch, in_blocks, out_blocks, x.device)
     # An output block active for some row still needs its bias even when none of its input tiles is.
     out_any = out_mask.any(dim=0).tolist() if out_mask is not None else [True] * out_blocks
@@ -169,6 +165,11 @@ def union_linear(
     if tiles_read >= DENSE_FALLBACK_TILE_FRACTION * in_blocks * out_blocks:
         # The rectangles cover most of W: one dense GEMM reads the same bytes with less overhead.
         plan = [(0, out_blocks, [(0, in_blocks)])]
+    # With one example and no fallback, the tiles read are exactly its active ones: nothing read needs
+    # zeroing and nothing written needs masking, which saves two passes where the call is all overhead.
+    exact = batch == 1 and tiles_read < DENSE_FALLBACK_TILE_FRACTION * in_blocks * out_blocks
+    if not exact:
+        x = _zero_dropped_inputs(x, in_mask, k)
     y = out if out is not None else torch.empty(batch, out_features, dtype=x.dtype, device=x.device)
     y.zero_()
     for j0, j1, in_runs in plan:
@@ -189,6 +190,6 @@ def union_linear(
             y[:, cols] = part_t.t()
         elif bias is not None:
             y[:, cols] = bias[cols]
-    if out_mask is not None and not single:
+    if out_mask is not None and not exact:
         y.masked_fill_(~out_mask.repeat_interleave(k, dim=1), 0)
     return y
