@@ -72,3 +72,17 @@ def test_triton_refuses_float64_and_small_blocks(rng):
     p = make_problem(4, 32, 48, 8, generator=rng)
     with pytest.raises(ValueError, match="multiple of 16"):
         call(p, backend="triton")
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("block_size", [16, 48, 128, 256])
+def test_autotune_pruning_keeps_only_tiles_inside_a_block(block_size):
+    import triton
+
+    from condcore.ops.triton_common import fitting_configs
+
+    configs = [triton.Config({"BLOCK_N": n, "BLOCK_K": k}) for n in (16, 32, 64, 128) for k in (16, 32, 64, 128)]
+    kept = fitting_configs(configs, {}, BLOCK_SIZE=block_size)
+    assert kept and all(block_size % c.kwargs["BLOCK_N"] == 0 and block_size % c.kwargs["BLOCK_K"] == 0 for c in kept)
+    with pytest.raises(ValueError, match="no Triton tile configuration"):
+        fitting_configs([triton.Config({"BLOCK_N": 32, "BLOCK_K": 32})], {}, BLOCK_SIZE=16)

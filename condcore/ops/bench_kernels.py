@@ -61,6 +61,13 @@ class CaseResult:
     def fraction_of_ideal(self, provider: str) -> float:
         return self.speedup(provider) * self.realized_density
 
+    def needed_bytes(self, element_size: int) -> float:
+        """Bytes a perfect kernel must move: the needed share of W, plus x and y once."""
+        c = self.case
+        weight = c.out_features * c.in_features * element_size
+        weight_share = self.realized_density if c.regime == "union" else 1.0
+        return weight * weight_share + (c.batch * (c.in_features + c.out_features)) * element_size
+
 
 def naive_gather_loop(p: LinearProblem, y: torch.Tensor) -> torch.Tensor:
     """What a user would write first: per output block, gather the active rows, GEMM, scatter back."""
@@ -104,6 +111,16 @@ def check_correct(p: LinearProblem, ours: Callable[[], torch.Tensor]) -> str:
     if not err <= TOLERANCE[p.x.dtype]:  # written so that NaN fails
         return f"max error {err:.3g} relative to max |y| exceeds {TOLERANCE[p.x.dtype]}"
     return ""
+
+
+def copy_bandwidth(device: str, mbytes: int = 256) -> float:
+    """Measured bytes/s of a large device-local copy (read + write): the practical memory roofline."""
+    n = mbytes * 2**20 // 4
+    src = torch.empty(n, dtype=torch.float32, device=device).fill_(1.0)
+    dst = torch.empty_like(src)
+    fns = {"copy": lambda: dst.copy_(src)}
+    seconds = time_gpu(fns)["copy"] if device == "cuda" else time_cpu_interleaved(fns, rounds=9)["copy"]
+    return 2 * src.numel() * src.element_size() / seconds
 
 
 def time_cpu_interleaved(fns: dict[str, Callable[[], torch.Tensor]], rounds: int, warmup: int = 2) -> dict[str, float]:
@@ -161,27 +178,28 @@ def default_cases(device: str) -> list[KernelCase]:
     return big + decode + [KernelCase("union", 16, 2048, 2048, 128, 0.25, "both", "clustered")]
 
 
-def render(results: list[CaseResult], title: str) -> None:
+def render(results: list[CaseResult], title: str, element_size: int, bandwidth: float) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
     for col in ("regime", "B", "K", "N", "k", "masks", "kind", "density", "dense ms", "best dense ms", "naive ms",
-                "ours ms", "naive x", "ours x", "ours x best", "naive/ideal", "ours/ideal"):
+                "ours ms", "naive x", "ours x", "ours x best", "naive/ideal", "ours/ideal", "ours GB/s", "/roofline"):
         table.add_column(col, justify="right")
     for r in results:
         c = r.case
         head = [c.regime, str(c.batch), str(c.in_features), str(c.out_features), str(c.block_size), c.masks, c.mask_kind,
                 f"{r.realized_density:.3f}"]
         if not r.ok:
-            table.add_row(*head, f"[red]FAILED: {r.error}[/red]", *[""] * 8)
+            table.add_row(*head, f"[red]FAILED: {r.error}[/red]", *[""] * 10)
             continue
         ms = [f"{t * 1e3:.3f}" for t in (r.median_s["dense"], r.best_dense_s(), r.median_s["naive"], r.median_s["ours"])]
         speed = [f"{r.speedup(p):.2f}" for p in ("naive", "ours")] + [f"{r.best_dense_s() / r.median_s['ours']:.2f}"]
         frac = [f"{r.fraction_of_ideal(p):.2f}" for p in ("naive", "ours")]
-        table.add_row(*head, *ms, *speed, *frac)
+        gbs = r.needed_bytes(element_size) / r.median_s["ours"]
+        table.add_row(*head, *ms, *speed, *frac, f"{gbs / 1e9:.1f}", f"{gbs / bandwidth:.2f}")
     # A pipe or CI log has no width of its own; do not let rich squeeze the numbers into ellipses.
-    Console(width=None if sys.stdout.isatty() else 180).print(table)
+    Console(width=None if sys.stdout.isatty() else 230).print(table)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,9 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.small:
         cases = [KernelCase(c.regime, min(c.batch, 64), 256, 256, 32, c.density, c.masks, c.mask_kind) for c in cases]
     results = [run_case(c, dtype=dtype, device=args.device, rounds=args.rounds, seed=args.seed) for c in cases]
+    bandwidth = copy_bandwidth(args.device)
     env = {"device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu", "dtype": str(dtype),
-           "threads": torch.get_num_threads(), "torch": torch.__version__}
-    render(results, f"block-sparse linear, {env['device']}, {args.dtype or dtype}, {env['threads']} threads")
+           "threads": torch.get_num_threads(), "torch": torch.__version__, "copy_bandwidth_Bps": bandwidth}
+    element_size = torch.empty((), dtype=dtype).element_size()
+    render(results, f"block-sparse linear, {env['device']}, {dtype}, {env['threads']} threads, "
+           f"measured copy bandwidth {bandwidth / 1e9:.1f} GB/s (the roofline)", element_size, bandwidth)
     if args.json:
         rows = [{**asdict(r.case), "realized_density": r.realized_density, "ok": r.ok, "error": r.error,
                  **{f"{p}_median_s": s for p, s in r.median_s.items()}} for r in results]
