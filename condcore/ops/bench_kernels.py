@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -28,6 +26,7 @@ from condcore.ops import block_sparse_linear
 from condcore.ops.cpu import _ONEDNN
 from condcore.ops.problems import LinearProblem, make_problem
 from condcore.ops.reference import reference_linear
+from condcore.timing import copy_bandwidth, median, time_interleaved
 
 TOLERANCE = {torch.float32: 1e-3, torch.float16: 2e-2, torch.bfloat16: 5e-2}
 
@@ -113,38 +112,6 @@ def check_correct(p: LinearProblem, ours: Callable[[], torch.Tensor]) -> str:
     return ""
 
 
-def copy_bandwidth(device: str, mbytes: int = 256) -> float:
-    """Measured bytes/s of a large device-local copy (read + write): the practical memory roofline."""
-    n = mbytes * 2**20 // 4
-    src = torch.empty(n, dtype=torch.float32, device=device).fill_(1.0)
-    dst = torch.empty_like(src)
-    fns = {"copy": lambda: dst.copy_(src)}
-    seconds = time_gpu(fns)["copy"] if device == "cuda" else time_cpu_interleaved(fns, rounds=9)["copy"]
-    return 2 * src.numel() * src.element_size() / seconds
-
-
-def time_cpu_interleaved(fns: dict[str, Callable[[], torch.Tensor]], rounds: int, warmup: int = 2) -> dict[str, float]:
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(s) for name, s in samples.items()}
-
-
-def time_gpu(fns: dict[str, Callable[[], torch.Tensor]]) -> dict[str, float]:
-    from triton.testing import do_bench
-
-    for fn in fns.values():
-        fn()  # autotuning and compilation finish before timing
-    torch.cuda.synchronize()
-    return {name: do_bench(fn, warmup=25, rep=200, return_mode="median") * 1e-3 for name, fn in fns.items()}
-
-
 def run_case(case: KernelCase, *, dtype: torch.dtype, device: str, rounds: int, seed: int) -> CaseResult:
     gen = torch.Generator().manual_seed(seed)
     p = make_problem(
@@ -161,7 +128,7 @@ def run_case(case: KernelCase, *, dtype: torch.dtype, device: str, rounds: int, 
         error = check_correct(p, fns["ours"])
         if error:
             return CaseResult(case, density, ok=False, error=error)
-        medians = time_gpu(fns) if device == "cuda" else time_cpu_interleaved(fns, rounds)
+        medians = {name: median(t) for name, t in time_interleaved(fns, device, rounds).items()}
     except Exception as exc:  # a failed case is a failed row, not a failed run
         return CaseResult(case, density, ok=False, error=f"{type(exc).__name__}: {exc}")
     return CaseResult(case, density, ok=True, median_s=medians)

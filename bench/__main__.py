@@ -1,0 +1,27 @@
+"""python -m bench: the condbench command line."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import data_cmd, train_cmd
+from bench.cli_common import Parser, UserError, fail
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = Parser(prog="python -m bench", description="condbench: when does conditional computation pay off?")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    train_cmd.add_parser(sub)
+    data_cmd.add_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except UserError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

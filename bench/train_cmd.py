@@ -1,0 +1,72 @@
+"""`python -m bench train`: train one model, write its checkpoint, metrics.json and test-set masks."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from bench.cli_common import UserError, positive_int_list
+from condcore.data import DATASETS, DatasetNotFound, load_dataset
+from condcore.data.formats import DataFormatError
+from condcore.mask_export import export_masks
+from condcore.models import CondNet, CondNetConfig
+from condcore.policies import INFERENCE_MODES, POLICIES
+from condcore.policies.reinforce import Baseline
+from condcore.train import OPTIMIZERS, TrainConfig, save_checkpoint, train
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train one CondNet (or a baseline) and save it")
+    p.add_argument("--dataset", choices=DATASETS, default="digits")
+    p.add_argument("--data-dir", type=Path, help="folder holding the file-based datasets")
+    p.add_argument("--policy", choices=list(POLICIES), default="reinforce")
+    p.add_argument("--tau", type=float, default=0.25, help="target fraction of active blocks")
+    p.add_argument("--hidden", type=positive_int_list, default=[512, 512], help="hidden widths, e.g. 512,512")
+    p.add_argument("--block-size", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=TrainConfig.optimizer)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--policy-lr-mult", type=float, default=TrainConfig.policy_lr_mult)
+    p.add_argument("--lambda-s", type=float, default=TrainConfig.lambda_s, help="weight of L_b + L_e")
+    p.add_argument("--lambda-v", type=float, default=TrainConfig.lambda_v, help="weight of L_v")
+    p.add_argument("--l2", type=float, default=TrainConfig.l2)
+    p.add_argument("--baseline", choices=Baseline.KINDS, default=TrainConfig.baseline, help="REINFORCE baseline")
+    p.add_argument("--inference-mode", choices=INFERENCE_MODES, default=TrainConfig.inference_mode)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    try:
+        data = load_dataset(args.dataset, args.data_dir, seed=args.seed)
+    except (DatasetNotFound, DataFormatError) as exc:
+        raise UserError(str(exc)) from None
+    tau = 1.0 if args.policy == "dense" else args.tau
+    try:
+        model_cfg = CondNetConfig(data.n_features, data.n_classes, hidden=args.hidden, block_size=args.block_size,
+                                  policy=args.policy, tau=tau)
+        train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+                                policy_lr_mult=args.policy_lr_mult, l2=args.l2, lambda_s=args.lambda_s,
+                                lambda_v=args.lambda_v, baseline=args.baseline, inference_mode=args.inference_mode,
+                                seed=args.seed)
+        model_cfg.validate()
+        train_cfg.validate()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    torch.manual_seed(args.seed)
+    result = train(CondNet(model_cfg), data, train_cfg, progress=not args.quiet)
+    metrics = save_checkpoint(result, data, train_cfg, args.out)
+    export_masks(result.model, data.test, train_cfg.inference_mode, args.out / "masks.npz", dataset=data.name)
+    density = ", ".join(f"{d:.3f}" for d in metrics["density"])
+    print(f"{data.name} {args.policy} tau={tau}: test accuracy {metrics['test_accuracy']:.4f}, "
+          f"density per layer [{density}] ({train_cfg.inference_mode}), {result.seconds:.1f}s -> {args.out}")
+    return 0

@@ -1,0 +1,121 @@
+"""Datasets as train/valid/test tensors. The default (scikit-learn's digits) ships with scikit-learn and
+needs no network; MNIST, CIFAR-10 and SVHN are read from --data-dir (see condcore.data.download)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from condcore.data.formats import DataFormatError, read_cifar_batch, read_idx, read_svhn_mat
+
+DATASETS = ("digits", "mnist", "cifar10", "svhn")
+
+
+class DatasetNotFound(FileNotFoundError):
+    """The files of a dataset are not where the loader looks."""
+
+
+@dataclass
+class Split:
+    x: torch.Tensor  # (n, features) float32, scaled to [0, 1]
+    y: torch.Tensor  # (n,) int64
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class Dataset:
+    name: str
+    train: Split
+    valid: Split
+    test: Split
+    n_classes: int
+
+    @property
+    def n_features(self) -> int:
+        return self.train.x.shape[1]
+
+
+def _split(x: np.ndarray, y: np.ndarray) -> Split:
+    return Split(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(y.astype(np.int64)))
+
+
+def _hold_out(x: np.ndarray, y: np.ndarray, n_valid: int, seed: int) -> tuple[Split, Split]:
+    order = np.random.default_rng(seed).permutation(len(y))
+    valid, train = order[:n_valid], order[n_valid:]
+    return _split(x[train], y[train]), _split(x[valid], y[valid])
+
+
+def _find(folder: Path, *names: str) -> Path:
+    for name in names:
+        if (folder / name).exists():
+            return folder / name
+    raise DatasetNotFound(f"none of {', '.join(names)} in {folder}")
+
+
+def load_digits(seed: int = 0) -> Dataset:
+    """scikit-learn's 8x8 handwritten digits (1,797 images, bundled with scikit-learn): 70/15/15."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    bunch = sk_digits()
+    x, y = bunch.data / 16.0, bunch.target
+    order = np.random.default_rng(seed).permutation(len(y))
+    n_test = n_valid = int(0.15 * len(y))
+    test, valid, train = order[:n_test], order[n_test : n_test + n_valid], order[n_test + n_valid :]
+    return Dataset("digits", _split(x[train], y[train]), _split(x[valid], y[valid]), _split(x[test], y[test]), 10)
+
+
+def load_mnist(folder: Path, seed: int = 0) -> Dataset:
+    """MNIST IDX files (gzipped or not); the last 10,000 training images, shuffled, are the validation set."""
+    def read(stem: str) -> np.ndarray:
+        return read_idx(_find(folder, stem, stem + ".gz"))
+
+    x_train = read("train-images-idx3-ubyte").reshape(-1, 784) / 255.0
+    y_train = read("train-labels-idx1-ubyte")
+    x_test = read("t10k-images-idx3-ubyte").reshape(-1, 784) / 255.0
+    y_test = read("t10k-labels-idx1-ubyte")
+    if len(x_train) != len(y_train) or len(x_test) != len(y_test):
+        raise DataFormatError(f"{folder}: MNIST image and label counts differ")
+    train, valid = _hold_out(x_train, y_train, min(10_000, len(y_train) // 6), seed)
+    return Dataset("mnist", train, valid, _split(x_test, y_test), 10)
+
+
+def load_cifar10(folder: Path, seed: int = 0) -> Dataset:
+    """CIFAR-10 python batches (data_batch_1..5, test_batch), in folder or its cifar-10-batches-py/."""
+    if (folder / "cifar-10-batches-py").is_dir():
+        folder = folder / "cifar-10-batches-py"
+    parts = [read_cifar_batch(_find(folder, f"data_batch_{i}")) for i in range(1, 6)]
+    x_test, y_test = read_cifar_batch(_find(folder, "test_batch"))
+    x_train = np.concatenate([p[0] for p in parts]) / 255.0
+    y_train = np.concatenate([p[1] for p in parts])
+    train, valid = _hold_out(x_train, y_train, min(5_000, len(y_train) // 10), seed)
+    return Dataset("cifar10", train, valid, _split(x_test / 255.0, y_test), 10)
+
+
+def load_svhn(folder: Path, seed: int = 0) -> Dataset:
+    """SVHN cropped digits (train_32x32.mat, test_32x32.mat)."""
+    x_train, y_train = read_svhn_mat(_find(folder, "train_32x32.mat"))
+    x_test, y_test = read_svhn_mat(_find(folder, "test_32x32.mat"))
+    train, valid = _hold_out(x_train / 255.0, y_train, min(6_000, len(y_train) // 10), seed)
+    return Dataset("svhn", train, valid, _split(x_test / 255.0, y_test), 10)
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, seed: int = 0) -> Dataset:
+    """Loads a dataset by name; the file-based ones from data_dir/<name>/ (or data_dir itself)."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if name == "digits":
+        return load_digits(seed)
+    if data_dir is None:
+        raise DatasetNotFound(f"dataset {name} is read from files: pass --data-dir (or run `python -m bench data download {name}`)")
+    root = Path(data_dir)
+    folder = root / name if (root / name).is_dir() else root
+    loader = {"mnist": load_mnist, "cifar10": load_cifar10, "svhn": load_svhn}[name]
+    try:
+        return loader(folder, seed)
+    except DatasetNotFound as exc:
+        raise DatasetNotFound(f"dataset {name}: {exc} (run `python -m bench data download {name} --data-dir {root}`)") from exc

@@ -1,0 +1,3 @@
+from condcore.models.condnet import CondNet, CondNetConfig, ForwardTrace
+
+__all__ = ["CondNet", "CondNetConfig", "ForwardTrace"]

@@ -1,0 +1,122 @@
+"""CondNet: an MLP whose hidden layers run only the blocks a per-example policy picks (Bengio et al. 2015).
+
+Hidden layer l maps h_{l-1} to h_l = relu(W_l h_{l-1} + b_l) * expand(mask_l), with mask_l (B, n_blocks)
+chosen by the layer's gate from its policy logits U_l h_{l-1} + c_l. mask_l is also the input mask of
+layer l+1, so at inference each hidden layer is one block_sparse_linear with an input and an output
+mask, and the output layer reads a block-sparse input.
+
+Training runs the dense pre-activations and multiplies by the mask (so straight-through and top-k gates
+get gradients for every block); inference (`forward(..., mode=...)` outside training) runs the sparse
+kernels. The policy reads h_{l-1} detached: it learns from its own objectives without reshaping the
+network's features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from condcore.ops import block_sparse_linear
+from condcore.policies import INFERENCE_MODES, GateOutput, make_gate
+
+
+@dataclass
+class CondNetConfig:
+    n_features: int
+    n_classes: int
+    hidden: list[int] = field(default_factory=lambda: [512, 512])
+    block_size: int = 32
+    policy: str = "reinforce"  # dense | random | reinforce | straight-through | topk
+    tau: float = 0.25
+    p_min: float = 0.01  # reinforce only: probabilities are kept inside [p_min, p_max]
+    p_max: float = 0.99
+    temperature: float = 1.0  # straight-through only
+
+    def validate(self) -> None:
+        if not self.hidden:
+            raise ValueError("a CondNet needs at least one hidden layer")
+        for width in self.hidden:
+            if width <= 0 or width % self.block_size:
+                raise ValueError(f"hidden width {width} is not a positive multiple of block size {self.block_size}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"tau must be in (0, 1], got {self.tau}")
+
+    def gate_options(self) -> dict:
+        if self.policy == "reinforce":
+            return {"p_min": self.p_min, "p_max": self.p_max}
+        if self.policy == "straight-through":
+            return {"temperature": self.temperature}
+        return {}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ForwardTrace:
+    logits: torch.Tensor  # (B, n_classes)
+    gates: list[GateOutput]  # one per hidden layer
+
+    @property
+    def masks(self) -> list[torch.Tensor]:
+        return [g.mask for g in self.gates]
+
+
+class CondNet(nn.Module):
+    def __init__(self, config: CondNetConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        widths = [config.n_features, *config.hidden]
+        self.hidden = nn.ModuleList(nn.Linear(i, o) for i, o in zip(widths[:-1], widths[1:]))
+        self.output = nn.Linear(widths[-1], config.n_classes)
+        self.gates = nn.ModuleList(make_gate(config.policy, config.tau, **config.gate_options()) for _ in config.hidden)
+        self.policies = nn.ModuleList(
+            nn.Linear(i, o // config.block_size) if gate.uses_policy else nn.Identity()
+            for i, o, gate in zip(widths[:-1], widths[1:], self.gates)
+        )
+
+    @property
+    def n_blocks(self) -> list[int]:
+        return [w // self.config.block_size for w in self.config.hidden]
+
+    def network_parameters(self) -> list[nn.Parameter]:
+        return [*self.hidden.parameters(), *self.output.parameters()]
+
+    def policy_parameters(self) -> list[nn.Parameter]:
+        return list(self.policies.parameters())
+
+    def _gate(self, layer: int, h: torch.Tensor, mode: str) -> GateOutput:
+        gate = self.gates[layer]
+        logits = self.policies[layer](h.detach()) if gate.uses_policy else None
+        out = gate(logits, h.shape[0], self.n_blocks[layer], mode)
+        out.mask = out.mask.to(h.device)
+        return out
+
+    def forward(self, x: torch.Tensor, mode: str = "threshold", backend: str = "auto") -> ForwardTrace:
+        """mode: "train" (sampled masks, dense math, gradients for every gate) or an inference mode:
+        "sample" (as the paper), "threshold" (p > 0.5) or "topk" (fixed budget of round(tau * blocks))."""
+        if mode != "train" and mode not in INFERENCE_MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose train or one of {', '.join(INFERENCE_MODES)}")
+        k = self.config.block_size
+        h, prev_mask, gates = x, None, []
+        for layer, linear in enumerate(self.hidden):
+            g = self._gate(layer, h, mode)
+            gates.append(g)
+            if mode == "train":
+                scale = g.multiplier if g.multiplier is not None else g.mask.to(h.dtype)
+                h = F.relu(linear(h)) * scale.repeat_interleave(k, dim=1)
+            else:
+                out_mask = None if self.gates[layer].always_on else g.mask
+                h = F.relu(block_sparse_linear(
+                    h, linear.weight, linear.bias, in_mask=prev_mask, out_mask=out_mask, block_size=k, backend=backend
+                ))
+                prev_mask = out_mask
+        return ForwardTrace(logits=self.output(h), gates=gates)
+
+    def density(self, trace: ForwardTrace) -> list[float]:
+        """Realized fraction of active blocks per hidden layer."""
+        return [m.float().mean().item() for m in trace.masks]

@@ -1,0 +1,52 @@
+"""What every block gate (policy learner) hands the CondNet, and the inference modes they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+INFERENCE_MODES = ("sample", "threshold", "topk")
+
+
+@dataclass
+class GateOutput:
+    mask: torch.Tensor  # (B, n_blocks) bool: which blocks run
+    # (B, n_blocks) float equal to `mask` in value, carrying the gate's gradient in training (None: no
+    # gradient flows through the mask, as with REINFORCE or fixed masks).
+    multiplier: torch.Tensor | None = None
+    prob: torch.Tensor | None = None  # (B, n_blocks) block probabilities, where the gate has them
+    log_prob: torch.Tensor | None = None  # (B,) log-probability of the sampled mask (REINFORCE)
+
+
+def budget(tau: float, n_blocks: int) -> int:
+    """Blocks per example under a fixed budget: round(tau * n_blocks), at least one."""
+    return max(1, min(n_blocks, round(tau * n_blocks)))
+
+
+def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    idx = scores.topk(k, dim=1).indices
+    return torch.zeros_like(scores, dtype=torch.bool).scatter_(1, idx, True)
+
+
+class Gate(nn.Module):
+    """Decides, per example, which blocks of one hidden layer run.
+
+    `uses_policy`: whether it reads the logits of the layer's policy (a linear map of the layer's input).
+    `regularized`: whether the sparsity regularizers act on its probabilities.
+    `always_on`: the dense net's gate, whose layers run as plain dense GEMMs.
+    """
+
+    uses_policy: bool = True
+    regularized: bool = False
+    always_on: bool = False  # every block always runs: the kernels get no mask at all
+
+    def __init__(self, tau: float) -> None:
+        super().__init__()
+        if not 0.0 < tau <= 1.0:
+            raise ValueError(f"tau must be in (0, 1], got {tau}")
+        self.tau = tau
+
+    def forward(self, logits: torch.Tensor | None, batch: int, n_blocks: int, mode: str) -> GateOutput:
+        raise NotImplementedError

@@ -1,0 +1,74 @@
+"""The paper's policy learner: Bernoulli block gates trained with REINFORCE (Bengio et al. 2015, sec. 3).
+
+Each block is kept with probability p = sigmoid(logit), squashed into [p_min, p_max] so that every
+block keeps some chance of being tried (the paper's clipping). In training a mask is sampled per example
+and its log-probability returned; the trainer turns it into the REINFORCE term
+    (cost_b - baseline) * log pi(mask_b),
+cost_b being the example's classification loss (the reward is its negative). No gradient flows through
+the mask itself.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from condcore.policies.base import Gate, GateOutput, budget, topk_mask
+
+
+class ReinforceGate(Gate):
+    regularized = True
+
+    def __init__(self, tau: float, p_min: float = 0.01, p_max: float = 0.99) -> None:
+        super().__init__(tau)
+        if not 0.0 <= p_min < p_max <= 1.0:
+            raise ValueError(f"need 0 <= p_min < p_max <= 1, got {p_min}, {p_max}")
+        self.p_min, self.p_max = p_min, p_max
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.p_min + (self.p_max - self.p_min) * torch.sigmoid(logits)
+
+    def forward(self, logits: torch.Tensor, batch: int, n_blocks: int, mode: str) -> GateOutput:
+        p = self.probabilities(logits)
+        if mode == "train" or mode == "sample":
+            mask = torch.bernoulli(p.detach()).bool()
+        elif mode == "threshold":
+            mask = p > 0.5
+        elif mode == "topk":
+            mask = topk_mask(p, budget(self.tau, n_blocks))
+        else:
+            raise ValueError(f"unknown gate mode {mode!r}")
+        log_prob = None
+        if mode == "train":
+            m = mask.to(p.dtype)
+            log_prob = (m * torch.log(p) + (1 - m) * torch.log1p(-p)).sum(dim=1)
+        return GateOutput(mask=mask, prob=p, log_prob=log_prob)
+
+
+class Baseline:
+    """The REINFORCE baseline subtracted from the per-example cost (variance reduction).
+
+    none: 0. batch_min: the smallest cost in the minibatch (the paper's reference code). moving_average:
+    an exponential moving average of the mean cost (momentum 0.9).
+    """
+
+    KINDS = ("none", "batch_min", "moving_average")
+
+    def __init__(self, kind: str = "batch_min", momentum: float = 0.9) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown REINFORCE baseline {kind!r}; choose one of {', '.join(self.KINDS)}")
+        self.kind, self.momentum, self.average = kind, momentum, None
+
+    def __call__(self, cost: torch.Tensor) -> torch.Tensor:
+        if self.kind == "none":
+            return torch.zeros((), dtype=cost.dtype)
+        if self.kind == "batch_min":
+            return cost.min()
+        mean = cost.mean().item()
+        self.average = mean if self.average is None else self.momentum * self.average + (1 - self.momentum) * mean
+        return torch.tensor(self.average, dtype=cost.dtype)
+
+
+def reinforce_loss(cost: torch.Tensor, log_prob: torch.Tensor, baseline: Baseline) -> torch.Tensor:
+    """Surrogate whose gradient is E[(cost - baseline) * grad log pi(mask)]; cost is not differentiated."""
+    cost = cost.detach()
+    return ((cost - baseline(cost)) * log_prob).mean()

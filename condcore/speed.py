@@ -1,0 +1,40 @@
+"""End-to-end inference speed of a trained CondNet against the dense net of the same shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from condcore.models import CondNet, CondNetConfig
+from condcore.timing import median, time_interleaved
+
+
+@dataclass
+class SpeedResult:
+    batch: int
+    dense_s: float
+    sparse_s: float
+
+    @property
+    def speedup(self) -> float:
+        return self.dense_s / self.sparse_s
+
+
+def dense_twin(model: CondNet) -> CondNet:
+    """The dense net with the same layer shapes and weights (no policies, no masks)."""
+    cfg = CondNetConfig(**{**model.config.to_dict(), "policy": "dense", "tau": 1.0})
+    twin = CondNet(cfg).to(next(model.parameters()).device)
+    twin.hidden.load_state_dict(model.hidden.state_dict())
+    twin.output.load_state_dict(model.output.state_dict())
+    return twin.eval()
+
+
+@torch.no_grad()
+def inference_speedup(model: CondNet, x: torch.Tensor, mode: str, *, rounds: int = 30) -> SpeedResult:
+    """Whole forward passes, policies included, timed interleaved with the dense twin's."""
+    model.eval()
+    dense = dense_twin(model)
+    device = "cuda" if x.is_cuda else "cpu"
+    samples = time_interleaved({"dense": lambda: dense(x, mode=mode), "sparse": lambda: model(x, mode=mode)}, device, rounds)
+    return SpeedResult(batch=x.shape[0], dense_s=median(samples["dense"]), sparse_s=median(samples["sparse"]))

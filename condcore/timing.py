@@ -1,0 +1,68 @@
+"""Timing primitives shared by the kernel benchmark, the model benchmark and the suite runner.
+
+CPU: callables timed interleaved round by round (drift and noise from the shared machine hit all of
+them alike), medians reported. GPU: triton.testing.do_bench (warm-up outside the timed region, L2
+flushed between repeats), medians reported.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+Timed = Callable[[], object]
+
+
+def time_cpu_interleaved(fns: dict[str, Timed], rounds: int, warmup: int = 2) -> dict[str, list[float]]:
+    """Seconds per call of each function, one sample per round, functions interleaved within a round."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return samples
+
+
+def time_gpu(fns: dict[str, Timed], rounds: int = 0) -> dict[str, list[float]]:
+    """Seconds per call of each function on CUDA: do_bench's quantiles (20%, 50%, 80%) as samples."""
+    from triton.testing import do_bench
+
+    for fn in fns.values():
+        fn()  # compilation and autotuning finish before timing
+    torch.cuda.synchronize()
+    out = {}
+    for name, fn in fns.items():
+        q20, q50, q80 = do_bench(fn, warmup=25, rep=200, quantiles=[0.2, 0.5, 0.8])
+        out[name] = [q20 * 1e-3, q50 * 1e-3, q80 * 1e-3]
+    return out
+
+
+def time_interleaved(fns: dict[str, Timed], device: str, rounds: int = 15) -> dict[str, list[float]]:
+    return time_gpu(fns) if device == "cuda" else time_cpu_interleaved(fns, rounds)
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def iqr(samples: list[float]) -> float:
+    if len(samples) < 2:
+        return 0.0
+    q = statistics.quantiles(samples, n=4, method="inclusive")
+    return q[2] - q[0]
+
+
+def copy_bandwidth(device: str, mbytes: int = 256) -> float:
+    """Measured bytes/s of a large device-local copy (read + write): the practical memory roofline."""
+    n = mbytes * 2**20 // 4
+    src = torch.ones(n, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    samples = time_interleaved({"copy": lambda: dst.copy_(src)}, device, rounds=9)["copy"]
+    return 2 * src.numel() * src.element_size() / median(samples)

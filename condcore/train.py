@@ -1,0 +1,192 @@
+"""Training a CondNet: one step trains the network and its policies together.
+
+Loss per step = cross-entropy
+              + lambda_s * sum over layers of (L_b + L_e)  (sparsity toward tau, see policies.regularizers)
+              + lambda_v * sum over layers of L_v            (policies that differ between examples)
+              + the REINFORCE surrogate for Bernoulli gates  (policies.reinforce)
+and L2 on the network weights as the optimizer's weight decay. The policies' learning rate is the
+network's times `policy_lr_mult`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from condcore.data import Dataset, Split
+from condcore.models import CondNet, CondNetConfig
+from condcore.policies import INFERENCE_MODES
+from condcore.policies.regularizers import block_balance, example_balance, variance_bonus
+from condcore.policies.reinforce import Baseline, reinforce_loss
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 40
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9  # sgd only
+    policy_lr_mult: float = 30.0
+    l2: float = 1e-5
+    lambda_s: float = 10.0
+    lambda_v: float = 1.0
+    baseline: str = "batch_min"
+    inference_mode: str = "threshold"
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be at least 1")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.lr <= 0 or self.policy_lr_mult < 0 or self.l2 < 0 or self.lambda_s < 0 or self.lambda_v < 0:
+            raise ValueError("lr must be positive; policy_lr_mult, l2, lambda_s and lambda_v non-negative")
+        if self.inference_mode not in INFERENCE_MODES:
+            raise ValueError(f"unknown inference mode {self.inference_mode!r}; choose one of {', '.join(INFERENCE_MODES)}")
+        Baseline(self.baseline)  # raises on an unknown kind
+
+
+@dataclass
+class Evaluation:
+    accuracy: float
+    loss: float
+    density: list[float]  # realized fraction of active blocks per hidden layer
+    mode: str
+
+
+@dataclass
+class TrainResult:
+    model: CondNet
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@torch.no_grad()
+def evaluate(model: CondNet, split: Split, mode: str, batch_size: int = 512) -> Evaluation:
+    model.eval()
+    correct, loss, active, total = 0, 0.0, None, 0
+    for start in range(0, len(split), batch_size):
+        x, y = split.x[start : start + batch_size], split.y[start : start + batch_size]
+        trace = model(x, mode=mode)
+        correct += (trace.logits.argmax(dim=1) == y).sum().item()
+        loss += F.cross_entropy(trace.logits, y, reduction="sum").item()
+        counts = [m.sum().item() for m in trace.masks]
+        active = counts if active is None else [a + c for a, c in zip(active, counts)]
+        total += len(y)
+    density = [a / (total * n) for a, n in zip(active, model.n_blocks)]
+    return Evaluation(accuracy=correct / total, loss=loss / total, density=density, mode=mode)
+
+
+def _optimizer(model: CondNet, cfg: TrainConfig) -> torch.optim.Optimizer:
+    groups = [
+        {"params": model.network_parameters(), "weight_decay": cfg.l2, "lr": cfg.lr},
+        {"params": model.policy_parameters(), "weight_decay": 0.0, "lr": cfg.lr * cfg.policy_lr_mult},
+    ]
+    groups = [g for g in groups if g["params"]]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, momentum=cfg.momentum)
+    return torch.optim.Adam(groups)
+
+
+def step_loss(model: CondNet, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, baseline: Baseline) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training objective on one minibatch, and the per-example cross-entropy."""
+    trace = model(x, mode="train")
+    cost = F.cross_entropy(trace.logits, y, reduction="none")
+    loss = cost.mean()
+    tau = model.config.tau
+    log_probs = []
+    for gate, out in zip(model.gates, trace.gates):
+        if gate.regularized and out.prob is not None:
+            loss = loss + cfg.lambda_s * (block_balance(out.prob, tau) + example_balance(out.prob, tau))
+            loss = loss + cfg.lambda_v * variance_bonus(out.prob)
+        if out.log_prob is not None:
+            log_probs.append(out.log_prob)
+    if log_probs:
+        loss = loss + reinforce_loss(cost, torch.stack(log_probs).sum(dim=0), baseline)
+    return loss, cost
+
+
+def train(model: CondNet, data: Dataset, cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
+    """Trains in place; evaluates on the validation split after every epoch."""
+    cfg.validate()
+    seed_everything(cfg.seed)
+    optimizer = _optimizer(model, cfg)
+    baseline = Baseline(cfg.baseline)
+    order_gen = torch.Generator().manual_seed(cfg.seed)
+    history: list[dict] = []
+    start = time.perf_counter()
+    bar = _progress(progress)
+    with bar:
+        task = bar.add_task(f"{data.name} {model.config.policy} tau={model.config.tau}", total=cfg.epochs)
+        for epoch in range(cfg.epochs):
+            model.train()
+            order = torch.randperm(len(data.train), generator=order_gen)
+            total_cost = 0.0
+            for i in range(0, len(order), cfg.batch_size):
+                idx = order[i : i + cfg.batch_size]
+                loss, cost = step_loss(model, data.train.x[idx], data.train.y[idx], cfg, baseline)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total_cost += cost.sum().item()
+            valid = evaluate(model, data.valid, cfg.inference_mode)
+            history.append({"epoch": epoch + 1, "train_loss": total_cost / len(data.train),
+                            "valid_accuracy": valid.accuracy, "valid_density": valid.density})
+            bar.update(task, advance=1, description=(
+                f"{data.name} {model.config.policy} tau={model.config.tau} "
+                f"valid acc {valid.accuracy:.3f} density {', '.join(f'{d:.2f}' for d in valid.density)}"))
+    return TrainResult(model=model, seconds=time.perf_counter() - start, history=history)
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    disable=not enabled, transient=False)
+
+
+def save_checkpoint(result: TrainResult, data: Dataset, cfg: TrainConfig, out_dir: Path) -> dict:
+    """Writes model.pt (weights + configs + metrics) and metrics.json; returns the metrics."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    test = evaluate(result.model, data.test, cfg.inference_mode)
+    metrics = {
+        "dataset": data.name,
+        "policy": result.model.config.policy,
+        "tau": result.model.config.tau,
+        "seed": cfg.seed,
+        "inference_mode": cfg.inference_mode,
+        "test_accuracy": test.accuracy,
+        "test_error": 1.0 - test.accuracy,
+        "test_loss": test.loss,
+        "density": test.density,
+        "train_seconds": result.seconds,
+        "epochs": cfg.epochs,
+        "model": result.model.config.to_dict(),
+        "train": asdict(cfg),
+    }
+    torch.save({"model_config": result.model.config.to_dict(), "train_config": asdict(cfg),
+                "state_dict": result.model.state_dict(), "metrics": metrics, "history": result.history},
+               out_dir / "model.pt")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def load_checkpoint(path: Path) -> tuple[CondNet, dict]:
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    model = CondNet(CondNetConfig(**blob["model_config"]))
+    model.load_state_dict(blob["state_dict"])
+    model.eval()
+    return model, blob["metrics"]

@@ -1,0 +1,44 @@
+"""The command line as a user meets it: real runs, and mistakes answered in one line with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def bench(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_train_writes_checkpoint_metrics_and_masks(tmp_path):
+    out = tmp_path / "model"
+    proc = bench("train", "--dataset", "digits", "--policy", "reinforce", "--tau", "0.25", "--seed", "0",
+                 "--epochs", "3", "--hidden", "128,128", "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and len(metrics["density"]) == 2
+    assert (out / "model.pt").exists() and (out / "masks.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "--dataset", "mnist", "--out", "x"], "pass --data-dir"),
+        (["train", "--tau", "1.5", "--out", "x"], "tau must be in (0, 1]"),
+        (["train", "--block-size", "7", "--out", "x"], "not a positive multiple of block size"),
+        (["train", "--policy", "oracle", "--out", "x"], "invalid choice"),
+        (["train", "--hidden", "12,-4", "--out", "x"], "positive integers"),
+        (["train", "--epochs", "0", "--out", "x"], "epochs and batch_size"),
+        (["train"], "--out"),
+        (["data", "download", "imagenet"], "invalid choice"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_user_mistakes_are_one_line_exit_2(args, message, tmp_path):
+    proc = bench(*args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,119 @@
+"""CondNet end to end on the embedded digits set: it learns, its policy moves toward tau, and its
+sparse inference agrees with the masked dense math."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from condcore.data import load_dataset
+from condcore.mask_export import export_masks, load_masks
+from condcore.models import CondNet, CondNetConfig
+from condcore.speed import dense_twin, inference_speedup
+from condcore.train import TrainConfig, evaluate, load_checkpoint, save_checkpoint, train
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def small_net(data, policy: str, tau: float = 0.25) -> CondNet:
+    torch.manual_seed(0)
+    return CondNet(CondNetConfig(data.n_features, data.n_classes, hidden=[256, 256], block_size=32, policy=policy, tau=tau))
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    model = small_net(digits, "reinforce")
+    untrained_density = evaluate(model, digits.valid, "sample").density
+    result = train(model, digits, TrainConfig(epochs=20, seed=0), progress=False)
+    return result, untrained_density
+
+
+def test_reinforce_condnet_learns_and_moves_toward_tau(digits, trained):
+    result, untrained_density = trained
+    test = evaluate(result.model, digits.test, "threshold")
+    assert test.accuracy > 0.85  # chance is 0.10
+    tau = 0.25
+    for before, after in zip(untrained_density, test.density):
+        assert abs(after - tau) < abs(before - tau)
+        assert abs(after - tau) < 0.1
+    assert len(result.history) == 20 and result.seconds > 0
+
+
+@pytest.mark.parametrize(
+    "policy,tau,mode",
+    [("dense", 1.0, "threshold"), ("random", 0.5, "sample"), ("straight-through", 0.5, "threshold"), ("topk", 0.25, "topk")],
+)
+def test_other_learners_train(digits, policy, tau, mode):
+    model = small_net(digits, policy, tau)
+    train(model, digits, TrainConfig(epochs=10, seed=0), progress=False)
+    test = evaluate(model, digits.test, mode)
+    assert test.accuracy > 0.7
+    if policy == "dense":
+        assert test.density == [1.0, 1.0]
+    if policy == "topk":
+        assert test.density == [0.25, 0.25]
+
+
+def test_sparse_inference_equals_masked_dense_math(digits, trained):
+    model = trained[0].model.eval()
+    x = digits.test.x[:40]
+    torch.manual_seed(1)
+    trace = model(x, mode="sample")
+    h = x
+    for linear, mask in zip(model.hidden, trace.masks):
+        h = F.relu(linear(h)) * mask.repeat_interleave(32, dim=1)
+    torch.testing.assert_close(trace.logits, model.output(h), rtol=1e-5, atol=1e-5)
+
+
+def test_training_is_deterministic_for_a_seed(digits):
+    def run():
+        model = small_net(digits, "reinforce")
+        train(model, digits, TrainConfig(epochs=2, seed=3), progress=False)
+        return model.output.weight.detach().clone()
+
+    torch.testing.assert_close(run(), run(), rtol=0, atol=0)
+
+
+def test_checkpoint_and_masks_round_trip(digits, trained, tmp_path):
+    result = trained[0]
+    cfg = TrainConfig(epochs=20, seed=0)
+    metrics = save_checkpoint(result, digits, cfg, tmp_path)
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk["test_accuracy"] == metrics["test_accuracy"] and len(on_disk["density"]) == 2
+    assert on_disk["inference_mode"] == "threshold" and on_disk["train_seconds"] > 0
+    model, loaded_metrics = load_checkpoint(tmp_path / "model.pt")
+    assert evaluate(model, digits.test, "threshold").accuracy == pytest.approx(metrics["test_accuracy"])
+    masks = export_masks(model, digits.test, "threshold", tmp_path / "masks.npz", dataset="digits")
+    loaded = load_masks(tmp_path / "masks.npz")
+    assert loaded.meta == masks.meta and loaded.meta["block_size"] == 32
+    for a, b in zip(loaded.layers, masks.layers):
+        assert torch.equal(a, b) and a.shape == (len(digits.test), 8)
+    assert loaded.meta["density"] == pytest.approx(metrics["density"])
+
+
+def test_dense_twin_and_speed_measurement(digits, trained):
+    model = trained[0].model
+    twin = dense_twin(model)
+    x = digits.test.x[:16]
+    with torch.no_grad():
+        h = x
+        for linear in model.hidden:
+            h = F.relu(linear(h))
+        torch.testing.assert_close(twin(x).logits, model.output(h))
+    speed = inference_speedup(model, x, "threshold", rounds=3)
+    assert speed.batch == 16 and speed.dense_s > 0 and speed.sparse_s > 0
+
+
+def test_bad_configs(digits):
+    with pytest.raises(ValueError, match="multiple of block size"):
+        CondNet(CondNetConfig(64, 10, hidden=[100], block_size=32))
+    with pytest.raises(ValueError, match="optimizer"):
+        train(small_net(digits, "dense"), digits, TrainConfig(optimizer="lbfgs"), progress=False)
+    with pytest.raises(ValueError, match="unknown mode"):
+        small_net(digits, "dense")(digits.test.x[:2], mode="argmax")

@@ -1,0 +1,123 @@
+"""Each dataset format, written tiny in its real on-disk layout and read back through the real loaders."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import pickle
+import struct
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+
+from condcore.data import DatasetNotFound, load_dataset
+from condcore.data import download as dl
+from condcore.data.formats import DataFormatError, read_idx
+
+
+def write_idx(path, array: np.ndarray, gz: bool) -> None:
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    raw = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+
+
+@pytest.fixture
+def mnist_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    write_idx(folder / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (60, 28, 28)), gz=True)
+    write_idx(folder / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 60), gz=True)
+    write_idx(folder / "t10k-images-idx3-ubyte", rng.integers(0, 256, (12, 28, 28)), gz=False)
+    write_idx(folder / "t10k-labels-idx1-ubyte", rng.integers(0, 10, 12), gz=False)
+    return tmp_path
+
+
+def test_digits_is_offline_and_split(rng):
+    data = load_dataset("digits")
+    assert data.n_features == 64 and data.n_classes == 10
+    sizes = len(data.train), len(data.valid), len(data.test)
+    assert sum(sizes) == 1797 and sizes[1] == sizes[2] == 269
+    assert 0.0 <= data.train.x.min() and data.train.x.max() <= 1.0
+    assert data.train.x.dtype == torch.float32 and data.train.y.dtype == torch.int64
+
+
+def test_mnist_idx(mnist_dir):
+    data = load_dataset("mnist", mnist_dir)
+    assert data.n_features == 784 and len(data.test) == 12 and len(data.train) + len(data.valid) == 60
+    assert data.train.x.max() <= 1.0 and set(data.test.y.tolist()) <= set(range(10))
+
+
+def test_idx_values_round_trip(tmp_path):
+    array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "a.idx", array, gz=False)
+    assert np.array_equal(read_idx(tmp_path / "a.idx"), array)
+
+
+def test_bad_idx_raises(tmp_path, mnist_dir):
+    (tmp_path / "bad").write_bytes(b"\x01\x02\x03\x04hello")
+    with pytest.raises(DataFormatError, match="bad magic"):
+        read_idx(tmp_path / "bad")
+    truncated = mnist_dir / "mnist" / "t10k-labels-idx1-ubyte"
+    truncated.write_bytes(truncated.read_bytes()[:-3])
+    with pytest.raises(DataFormatError, match="IDX header says"):
+        load_dataset("mnist", mnist_dir)
+
+
+def test_cifar10_pickles(tmp_path):
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "cifar10" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8), b"labels": rng.integers(0, 10, 20).tolist()}
+        (folder / name).write_bytes(pickle.dumps(batch))
+    data = load_dataset("cifar10", tmp_path)
+    assert data.n_features == 3072 and len(data.test) == 20 and len(data.train) + len(data.valid) == 100
+    (folder / "test_batch").write_bytes(pickle.dumps({"wrong": 1}))
+    with pytest.raises(DataFormatError, match="not a CIFAR-10"):
+        load_dataset("cifar10", tmp_path)
+
+
+def test_svhn_mat(tmp_path):
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(2)
+    folder = tmp_path / "svhn"
+    folder.mkdir()
+    for name, n in (("train_32x32.mat", 30), ("test_32x32.mat", 8)):
+        y = rng.integers(1, 11, (n, 1))
+        savemat(folder / name, {"X": rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8), "y": y})
+    data = load_dataset("svhn", tmp_path)
+    assert data.n_features == 3072 and len(data.test) == 8
+    assert set(data.test.y.tolist()) <= set(range(10))  # the label 10 is digit 0
+
+
+def test_missing_files_name_the_download(tmp_path):
+    with pytest.raises(DatasetNotFound, match="bench data download mnist"):
+        load_dataset("mnist", tmp_path)
+    with pytest.raises(DatasetNotFound, match="--data-dir"):
+        load_dataset("svhn")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        load_dataset("imagenet")
+
+
+def test_download_verifies_checksums(tmp_path):
+    source = tmp_path / "remote.bin"
+    source.write_bytes(b"condbench")
+    good = dl.RemoteFile(source.as_uri(), "file.bin", "sha256", hashlib.sha256(b"condbench").hexdigest())
+    assert dl.fetch(good, tmp_path / "out").read_bytes() == b"condbench"
+    bad = dl.RemoteFile(source.as_uri(), "other.bin", "sha256", "0" * 64)
+    with pytest.raises(dl.DownloadError, match="does not match"):
+        dl.fetch(bad, tmp_path / "out")
+    assert not (tmp_path / "out" / "other.bin").exists()
+
+
+def test_download_without_network_is_one_clear_error(tmp_path, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(dl.urllib.request, "urlopen", no_network)
+    with pytest.raises(dl.DownloadError, match="is there network access"):
+        dl.download("mnist", tmp_path)

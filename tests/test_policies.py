@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from condcore.policies import make_gate
+from condcore.policies.reinforce import Baseline, reinforce_loss
+from condcore.policies.regularizers import block_balance, example_balance, variance_bonus
+
+
+def test_regularizers_match_their_definitions():
+    p = torch.tensor([[0.1, 0.9, 0.5], [0.3, 0.7, 0.5]])
+    tau = 0.25
+    assert block_balance(p, tau).item() == pytest.approx((0.2 - tau) ** 2 + (0.8 - tau) ** 2 + (0.5 - tau) ** 2)
+    assert example_balance(p, tau).item() == pytest.approx(((0.5 - tau) ** 2 + (0.5 - tau) ** 2) / 2)
+    assert variance_bonus(p).item() == pytest.approx(-(0.01 + 0.01 + 0.0))
+
+
+def test_reinforce_gradient_favours_cheap_masks():
+    """Two examples, same probabilities; the cheaper example's mask must become more likely."""
+    logits = torch.zeros(2, 4, requires_grad=True)
+    gate = make_gate("reinforce", 0.5)
+    out = gate(logits, 2, 4, "train")
+    cost = torch.tensor([0.0, 1.0])
+    reinforce_loss(cost, out.log_prob, Baseline("none")).backward()
+    cheap_mask = out.mask[0].float() * 2 - 1  # +1 where the cheap example ran the block
+    assert (logits.grad[0] * cheap_mask <= 0).all()  # descent raises the cheap mask's log-probability
+    assert (logits.grad[0] == 0).all()  # zero cost: no push at all without a baseline
+
+
+def test_baselines():
+    cost = torch.tensor([1.0, 3.0])
+    assert Baseline("none")(cost).item() == 0.0
+    assert Baseline("batch_min")(cost).item() == 1.0
+    ma = Baseline("moving_average")
+    assert ma(cost).item() == pytest.approx(2.0)
+    assert ma(torch.tensor([4.0, 4.0])).item() == pytest.approx(0.9 * 2.0 + 0.1 * 4.0)
+    with pytest.raises(ValueError, match="unknown REINFORCE baseline"):
+        Baseline("median")
+
+
+def test_reinforce_probabilities_are_clipped():
+    gate = make_gate("reinforce", 0.25, p_min=0.01, p_max=0.99)
+    out = gate(torch.tensor([[-100.0, 100.0]]), 1, 2, "threshold")
+    assert out.prob.min() >= 0.01 and out.prob.max() <= 0.99
+
+
+@pytest.mark.parametrize("policy", ["reinforce", "straight-through", "topk"])
+def test_inference_modes(policy):
+    gate = make_gate(policy, 0.25)
+    logits = torch.randn(8, 16)
+    for mode in ("sample", "threshold", "topk"):
+        out = gate(logits, 8, 16, mode)
+        assert out.mask.shape == (8, 16) and out.mask.dtype == torch.bool
+    assert (gate(logits, 8, 16, "topk").mask.sum(dim=1) == 4).all()
+    with pytest.raises(ValueError, match="unknown gate mode"):
+        gate(logits, 8, 16, "sideways")
+
+
+def test_straight_through_and_topk_pass_gradients_to_the_policy():
+    for policy in ("straight-through", "topk"):
+        logits = torch.randn(4, 8, requires_grad=True)
+        out = make_gate(policy, 0.5)(logits, 4, 8, "train")
+        torch.testing.assert_close(out.multiplier.detach(), out.mask.float())  # value of the mask, up to rounding
+        (out.multiplier * torch.randn(4, 8)).sum().backward()
+        assert logits.grad is not None and logits.grad.abs().sum() > 0
+
+
+def test_fixed_gates():
+    assert make_gate("dense", 0.3)(None, 5, 4, "threshold").mask.all()
+    mask = make_gate("random", 0.25)(None, 4000, 8, "threshold").mask
+    assert abs(mask.float().mean().item() - 0.25) < 0.02
+    with pytest.raises(ValueError, match="unknown policy"):
+        make_gate("oracle", 0.5)
+    with pytest.raises(ValueError, match="tau"):
+        make_gate("reinforce", 0.0)
