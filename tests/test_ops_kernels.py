@@ -129,6 +129,13 @@ def test_nan_in_active_input_shows_up(backend, regime, rng):
     assert torch.isnan(y[1]).all() and not torch.isnan(y[[0, 2]]).any()
 
 
+@pytest.mark.parametrize("backend,regime", KERNELS)
+def test_unmasked_sides_need_not_be_block_multiples(backend, regime, rng):
+    """A CondNet's first layer reads raw features (K = 64 with k = 48), its output layer may be N = 10."""
+    check(make_problem(9, 40, 96, 48, in_density=None, generator=rng, device=DEVICE), backend, regime)
+    check(make_problem(9, 96, 40, 48, out_density=None, generator=rng, device=DEVICE), backend, regime)
+
+
 def test_torch_backend_odd_block_size(rng):
     for regime in ("grouped", "union"):
         check(make_problem(7, 15, 9, 3, generator=rng), "torch", regime)

@@ -154,7 +154,8 @@ def union_linear(
     """
     batch, in_features = x.shape
     out_features = weight.shape[0]
-    in_blocks, out_blocks = in_features // block_size, out_features // block_size
+    # Rounded up: an unmasked side may end in a partial block, which the slices below clamp.
+    in_blocks, out_blocks = -(-in_features // block_size), -(-out_features // block_size)
     k = block_size
     pairs = active_tile_pairs(in_mask, out_mask, batch, in_blocks, out_blocks, x.device)
     # An output block active for some row still needs its bias even when none of its input tiles is.

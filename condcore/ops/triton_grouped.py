@@ -35,13 +35,13 @@ def _configs() -> list[triton.Config]:
 
 @triton.autotune(
     configs=_configs(),
-    key=["K", "BLOCK_SIZE", "BLOCK_M", "HAS_IN_MASK"],
+    key=["K", "N", "BLOCK_SIZE", "BLOCK_M", "HAS_IN_MASK"],
     prune_configs_by={"early_config_prune": fitting_configs},
 )
 @triton.jit
 def _grouped_kernel(
     x_ptr, w_ptr, bias_ptr, y_ptr, rows_ptr, offsets_ptr, tiles_ptr, in_mask_ptr,
-    K,
+    K, N,
     stride_xm, stride_xk, stride_wn, stride_wk, stride_ym, stride_yn, stride_im,
     BLOCK_SIZE: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_IN_MASK: tl.constexpr, INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
@@ -55,8 +55,8 @@ def _grouped_kernel(
     row_ok = offs_m < end
     rows = tl.load(rows_ptr + offs_m, mask=row_ok, other=0).to(tl.int64)
     offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    col_ok = offs_n < BLOCK_SIZE
     cols = (block * BLOCK_SIZE + offs_n).to(tl.int64)
+    col_ok = (offs_n < BLOCK_SIZE) & (cols < N)
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
@@ -107,7 +107,7 @@ def grouped_linear(
     batch, in_features = x.shape
     out_features = weight.shape[0]
     if out_mask is None:
-        out_mask = torch.ones(batch, out_features // block_size, dtype=torch.bool, device=x.device)
+        out_mask = torch.ones(batch, triton.cdiv(out_features, block_size), dtype=torch.bool, device=x.device)
     groups = group_rows_by_block(out_mask)
     # Rows whose output block is off are never stored to: zero-filling y first covers them.
     y = out.zero_() if out is not None else torch.zeros(batch, out_features, dtype=x.dtype, device=x.device)
@@ -119,7 +119,7 @@ def grouped_linear(
     grid = lambda meta: (len(tiles), triton.cdiv(block_size, meta["BLOCK_N"]))  # noqa: E731
     _grouped_kernel[grid](
         x, weight, bias if bias is not None else y, y, groups.rows, groups.offsets, tiles, in_bytes,
-        in_features,
+        in_features, out_features,
         x.stride(0), x.stride(1), weight.stride(0), weight.stride(1), y.stride(0), y.stride(1),
         in_bytes.stride(0) if in_mask is not None else 0,
         BLOCK_SIZE=block_size, HAS_BIAS=bias is not None, HAS_IN_MASK=in_mask is not None,

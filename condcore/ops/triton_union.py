@@ -49,9 +49,10 @@ def _union_kernel(
 ):
     offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     out_block = (tl.program_id(0) * BLOCK_N) // BLOCK_SIZE
+    n_ok = offs_n < N
     offs_b = tl.arange(0, BLOCK_B)
     b_ok = offs_b < B
-    in_blocks = K // BLOCK_SIZE
+    in_blocks = tl.cdiv(K, BLOCK_SIZE)  # an unmasked input may end in a partial block
 
     acc = tl.zeros((BLOCK_B, BLOCK_N), dtype=tl.float32)
     for in_block in range(0, in_blocks):
@@ -61,19 +62,22 @@ def _union_kernel(
                 x_ok = x_ok & (tl.load(in_mask_ptr + offs_b * stride_im + in_block, mask=b_ok, other=0) != 0)
             for k0 in range(0, BLOCK_SIZE, BLOCK_K):
                 offs_k = in_block * BLOCK_SIZE + k0 + tl.arange(0, BLOCK_K)
-                xt = tl.load(x_ptr + offs_b[:, None] * stride_xm + offs_k[None, :] * stride_xk, mask=x_ok[:, None], other=0.0)
-                wt = tl.load(w_ptr + offs_n[None, :].to(tl.int64) * stride_wn + offs_k[:, None] * stride_wk)
+                k_ok = offs_k < K
+                xt = tl.load(x_ptr + offs_b[:, None] * stride_xm + offs_k[None, :] * stride_xk,
+                             mask=x_ok[:, None] & k_ok[None, :], other=0.0)
+                wt = tl.load(w_ptr + offs_n[None, :].to(tl.int64) * stride_wn + offs_k[:, None] * stride_wk,
+                             mask=n_ok[None, :] & k_ok[:, None], other=0.0)
                 if UPCAST:
                     xt, wt = xt.to(tl.float32), wt.to(tl.float32)
                 acc = tl.dot(xt, wt, acc, input_precision=INPUT_PRECISION)
     if HAS_BIAS:
-        acc += tl.load(bias_ptr + offs_n).to(tl.float32)[None, :]
+        acc += tl.load(bias_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
     if HAS_OUT_MASK:
         row_on = tl.load(out_mask_ptr + offs_b * stride_om + out_block, mask=b_ok, other=0) != 0
         acc = tl.where(row_on[:, None], acc, 0.0)
     # Every element of y is stored, zeros included, so y needs no zero fill beforehand.
     y_ptrs = y_ptr + offs_b[:, None] * stride_ym + offs_n[None, :] * stride_yn
-    tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=b_ok[:, None])
+    tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=b_ok[:, None] & n_ok[None, :])
 
 
 MAX_BATCH = 64  # rows per launch: the whole chunk of the batch sits in one register tile
@@ -107,7 +111,7 @@ def union_linear(
 def _launch(x, weight, bias, in_mask, out_mask, block_size: int, y: torch.Tensor) -> None:
     batch, in_features = x.shape
     out_features = weight.shape[0]
-    in_blocks, out_blocks = in_features // block_size, out_features // block_size
+    in_blocks, out_blocks = triton.cdiv(in_features, block_size), triton.cdiv(out_features, block_size)
     pairs = active_tile_pairs(in_mask, out_mask, batch, in_blocks, out_blocks, x.device).contiguous().view(torch.uint8)
     in_bytes = mask_as_bytes(in_mask, pairs)
     out_bytes = mask_as_bytes(out_mask, pairs)

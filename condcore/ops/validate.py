@@ -16,13 +16,15 @@ class LinearShape:
     out_features: int
     block_size: int
 
+    # Rounded up: a side without a mask need not be a multiple of the block size (a CondNet's first
+    # layer reads raw features); its last block is then partial.
     @property
     def in_blocks(self) -> int:
-        return self.in_features // self.block_size
+        return -(-self.in_features // self.block_size)
 
     @property
     def out_blocks(self) -> int:
-        return self.out_features // self.block_size
+        return -(-self.out_features // self.block_size)
 
 
 def _check_mask(name: str, mask: torch.Tensor | None, batch: int, n_blocks: int, device: torch.device) -> None:
@@ -67,10 +69,10 @@ def validate_linear_args(
         raise ValueError("x has an empty batch")
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size <= 0:
         raise ValueError(f"block_size must be a positive int, got {block_size!r}")
-    if in_features % block_size or out_features % block_size:
-        raise ValueError(
-            f"block_size {block_size} must divide in_features {in_features} and out_features {out_features}"
-        )
+    if in_mask is not None and in_features % block_size:
+        raise ValueError(f"block_size {block_size} must divide in_features {in_features} when in_mask is given")
+    if out_mask is not None and out_features % block_size:
+        raise ValueError(f"block_size {block_size} must divide out_features {out_features} when out_mask is given")
     if bias is not None:
         if not isinstance(bias, torch.Tensor) or tuple(bias.shape) != (out_features,):
             shape = tuple(bias.shape) if isinstance(bias, torch.Tensor) else type(bias).__name__
