@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import data_cmd, train_cmd
+from bench import data_cmd, models_cmd, train_cmd
 from bench.cli_common import Parser, UserError, fail
 
 
@@ -13,6 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     train_cmd.add_parser(sub)
     data_cmd.add_parser(sub)
+    models_cmd.add_parser(sub)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -1,0 +1,84 @@
+"""`python -m bench models`: the speed-versus-accuracy table of trained models on this machine."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from bench.cli_common import UserError, positive_int_list
+from bench.models import ModelCase, measure_model, train_or_reuse
+from condcore.data import DATASETS, DatasetNotFound, load_dataset
+from condcore.data.formats import DataFormatError
+from condcore.policies import POLICIES
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or any(not 0.0 < v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"every tau must be in (0, 1], got {text!r}")
+    return values
+
+
+def _policies(text: str) -> list[str]:
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [n for n in names if n not in POLICIES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown policy {', '.join(unknown) or text!r}; choose from {', '.join(POLICIES)}")
+    return names
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("models", help="train a grid of models and time their inference against dense")
+    p.add_argument("--dataset", choices=DATASETS, default="digits")
+    p.add_argument("--data-dir", type=Path)
+    p.add_argument("--policies", type=_policies, default=list(POLICIES))
+    p.add_argument("--taus", type=_floats, default=[0.5, 0.25, 0.1])
+    p.add_argument("--hidden", type=positive_int_list, default=[2048, 2048])
+    p.add_argument("--block-size", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batches", type=positive_int_list, default=[1, 256])
+    p.add_argument("--rounds", type=int, default=30, help="timing rounds per batch size")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    try:
+        data = load_dataset(args.dataset, args.data_dir, seed=args.seed)
+    except (DatasetNotFound, DataFormatError) as exc:
+        raise UserError(str(exc)) from None
+    for width in args.hidden:
+        if width % args.block_size:
+            raise UserError(f"hidden width {width} is not a multiple of block size {args.block_size}")
+    cases = [ModelCase(args.dataset, policy, 1.0 if policy == "dense" else tau, tuple(args.hidden), args.block_size,
+                       args.epochs, args.seed)
+             for policy in args.policies for tau in ([1.0] if policy == "dense" else args.taus)]
+    rows = []
+    for case in cases:
+        model, metrics = train_or_reuse(case, data, args.out / "checkpoints")
+        rows.append(measure_model(model, metrics, data, tuple(args.batches), args.rounds))
+    table = pd.DataFrame(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "models.csv", index=False)
+    (args.out / "models.md").write_text(to_markdown(table, args.batches) + "\n")
+    print(to_markdown(table, args.batches))
+    return 0
+
+
+def to_markdown(table: pd.DataFrame, batches: list[int]) -> str:
+    head = ["policy", "tau", "mode", "test error %", "density per layer"] + [f"speedup B={b}" for b in batches]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in table.iterrows():
+        cells = [r.policy, f"{r.tau:g}", r.inference_mode, f"{100 * r.test_error:.2f}", r.density]
+        cells += [f"{r[f'speedup_b{b}']:.2f}" for b in batches]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    return "\n".join(lines)
