@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import sys
 
-from bench import data_cmd, models_cmd, train_cmd
+from bench import compare, data_cmd, merge_cmd, models_cmd, report, run, train_cmd
 from bench.cli_common import Parser, UserError, fail
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python -m bench", description="condbench: when does conditional computation pay off?")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    run.add_parser(sub)
+    report.add_parser(sub)
+    compare.add_parser(sub)
+    merge_cmd.add_parser(sub)
     train_cmd.add_parser(sub)
     data_cmd.add_parser(sub)
     models_cmd.add_parser(sub)

@@ -52,6 +52,14 @@ def train_or_reuse(case: ModelCase, data: Dataset, root: Path, *, progress: bool
     return result.model, metrics
 
 
+def test_batches(x: torch.Tensor, batch: int, most: int = 16) -> list[torch.Tensor]:
+    """Up to `most` distinct test batches of `batch` rows; a test set smaller than one batch is tiled,
+    never silently shrunk."""
+    if len(x) < batch:
+        return [x.repeat(-(-batch // len(x)), 1)[:batch]]
+    return [x[i : i + batch] for i in range(0, len(x) - batch + 1, batch)][:most]
+
+
 def measure_model(model: CondNet, metrics: dict, data: Dataset, batches: tuple[int, ...], rounds: int) -> dict:
     """One row: accuracy numbers from the checkpoint, plus end-to-end speedups at each batch size."""
     row = {
@@ -61,11 +69,8 @@ def measure_model(model: CondNet, metrics: dict, data: Dataset, batches: tuple[i
         "hidden": "x".join(map(str, model.config.hidden)), "block_size": model.config.block_size,
     }
     for batch in batches:
-        x = data.test.x[:batch]
-        if len(x) < batch:  # a test set smaller than the batch is tiled, never silently shrunk
-            x = x.repeat(-(-batch // len(x)), 1)[:batch]
         torch.manual_seed(0)
-        speed = inference_speedup(model, x, metrics["inference_mode"], rounds=rounds)
+        speed = inference_speedup(model, test_batches(data.test.x, batch), metrics["inference_mode"], rounds=rounds)
         row[f"dense_ms_b{batch}"] = speed.dense_s * 1e3
         row[f"sparse_ms_b{batch}"] = speed.sparse_s * 1e3
         row[f"speedup_b{batch}"] = speed.speedup

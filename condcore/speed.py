@@ -31,10 +31,18 @@ def dense_twin(model: CondNet) -> CondNet:
 
 
 @torch.no_grad()
-def inference_speedup(model: CondNet, x: torch.Tensor, mode: str, *, rounds: int = 30) -> SpeedResult:
-    """Whole forward passes, policies included, timed interleaved with the dense twin's."""
+def inference_speedup(model: CondNet, batches: list[torch.Tensor], mode: str, *, rounds: int = 30) -> SpeedResult:
+    """Whole forward passes, policies included, timed interleaved with the dense twin's. Each timed call
+    runs every batch in `batches` (e.g. 16 different single examples), so a result does not hang on
+    how many blocks one particular input happens to use; times are per batch."""
     model.eval()
     dense = dense_twin(model)
-    device = "cuda" if x.is_cuda else "cpu"
-    samples = time_interleaved({"dense": lambda: dense(x, mode=mode), "sparse": lambda: model(x, mode=mode)}, device, rounds)
-    return SpeedResult(batch=x.shape[0], dense_s=median(samples["dense"]), sparse_s=median(samples["sparse"]))
+    device = "cuda" if batches[0].is_cuda else "cpu"
+
+    def over_all(net: CondNet):
+        return lambda: [net(x, mode=mode) for x in batches]
+
+    samples = time_interleaved({"dense": over_all(dense), "sparse": over_all(model)}, device, rounds)
+    n = len(batches)
+    return SpeedResult(batch=batches[0].shape[0], dense_s=median(samples["dense"]) / n,
+                       sparse_s=median(samples["sparse"]) / n)

@@ -1,8 +1,9 @@
 """Timing primitives shared by the kernel benchmark, the model benchmark and the suite runner.
 
-CPU: callables timed interleaved round by round (drift and noise from the shared machine hit all of
-them alike), medians reported. GPU: triton.testing.do_bench (warm-up outside the timed region, L2
-flushed between repeats), medians reported.
+CPU: torch.utils.benchmark timers with a fixed thread count, the candidates interleaved round by round
+(drift and noise from a shared machine hit all of them alike); each sample runs enough calls for the
+slowest candidate to last about a millisecond. GPU: triton.testing.do_bench (warm-up outside the timed region, L2 flushed
+between repeats), its 20/50/80% quantiles kept.
 """
 
 from __future__ import annotations
@@ -12,26 +13,34 @@ import time
 from typing import Callable
 
 import torch
+from torch.utils.benchmark import Timer
 
 Timed = Callable[[], object]
+SAMPLE_SECONDS = 1e-3
 
 
 def time_cpu_interleaved(fns: dict[str, Timed], rounds: int, warmup: int = 2) -> dict[str, list[float]]:
     """Seconds per call of each function, one sample per round, functions interleaved within a round."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
+    per_call = {}
+    for name, fn in fns.items():
+        for _ in range(warmup):
             start = time.perf_counter()
             fn()
-            samples[name].append(time.perf_counter() - start)
+            per_call[name] = time.perf_counter() - start
+    # The same number of calls per sample for every candidate, so each round compares like with like;
+    # sized on the slowest, so a slow candidate cannot make a round take minutes.
+    number = max(1, min(1000, int(SAMPLE_SECONDS / max(max(per_call.values()), 1e-9))))
+    threads = torch.get_num_threads()
+    timers = {name: Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads) for name, fn in fns.items()}
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, timer in timers.items():
+            samples[name].append(timer.timeit(number).median)
     return samples
 
 
-def time_gpu(fns: dict[str, Timed], rounds: int = 0) -> dict[str, list[float]]:
-    """Seconds per call of each function on CUDA: do_bench's quantiles (20%, 50%, 80%) as samples."""
+def time_gpu(fns: dict[str, Timed]) -> dict[str, list[float]]:
+    """Seconds per call of each function on CUDA: do_bench's 20/50/80% quantiles."""
     from triton.testing import do_bench
 
     for fn in fns.values():
@@ -57,6 +66,11 @@ def iqr(samples: list[float]) -> float:
         return 0.0
     q = statistics.quantiles(samples, n=4, method="inclusive")
     return q[2] - q[0]
+
+
+def ratio_samples(numerator: list[float], denominator: list[float]) -> list[float]:
+    """Per-round ratios of two interleaved series (on GPU: of matching quantiles)."""
+    return [a / b for a, b in zip(numerator, denominator)]
 
 
 def copy_bandwidth(device: str, mbytes: int = 256) -> float:

@@ -106,7 +106,7 @@ def test_dense_twin_and_speed_measurement(digits, trained):
         for linear in model.hidden:
             h = F.relu(linear(h))
         torch.testing.assert_close(twin(x).logits, model.output(h))
-    speed = inference_speedup(model, x, "threshold", rounds=3)
+    speed = inference_speedup(model, [x, digits.test.x[16:32]], "threshold", rounds=3)
     assert speed.batch == 16 and speed.dense_s > 0 and speed.sparse_s > 0
 
 

@@ -24,12 +24,8 @@ import torch
 from condcore.masks import weight_tile_density, work_density
 from condcore.ops import block_sparse_linear
 from condcore.ops.cpu import _ONEDNN
-from condcore.ops.problems import LinearProblem, make_problem
-from condcore.ops.reference import reference_linear
+from condcore.ops.problems import RELATIVE_TOLERANCE, LinearProblem, make_problem, relative_error
 from condcore.timing import copy_bandwidth, median, time_interleaved
-
-TOLERANCE = {torch.float32: 1e-3, torch.float16: 2e-2, torch.bfloat16: 5e-2}
-
 
 @dataclass(frozen=True)
 class KernelCase:
@@ -104,11 +100,9 @@ def providers(p: LinearProblem, regime: str) -> dict[str, Callable[[], torch.Ten
 
 
 def check_correct(p: LinearProblem, ours: Callable[[], torch.Tensor]) -> str:
-    want = reference_linear(p.x.double(), p.weight.double(), p.bias.double(), p.in_mask, p.out_mask, p.block_size)
-    got = ours().double()
-    err = ((got - want).abs().max() / want.abs().max().clamp_min(1e-12)).item()
-    if not err <= TOLERANCE[p.x.dtype]:  # written so that NaN fails
-        return f"max error {err:.3g} relative to max |y| exceeds {TOLERANCE[p.x.dtype]}"
+    err, tol = relative_error(p, ours()), RELATIVE_TOLERANCE[p.x.dtype]
+    if not err <= tol:  # written so that NaN fails
+        return f"max error {err:.3g} relative to max |y| exceeds {tol}"
     return ""
 
 

@@ -61,3 +61,17 @@ def make_problem(
         out_mask=mask(out_density, out_features // block_size),
         block_size=block_size,
     )
+
+
+def relative_error(p: LinearProblem, output: torch.Tensor) -> float:
+    """max |output - float64 reference| / max |reference|; NaN if the output holds NaN."""
+    from condcore.ops.reference import reference_linear
+
+    bias = None if p.bias is None else p.bias.double()
+    want = reference_linear(p.x.double(), p.weight.double(), bias, p.in_mask, p.out_mask, p.block_size)
+    err = (output.double() - want).abs().max() / want.abs().max().clamp_min(1e-12)
+    return float(err)
+
+
+# Largest acceptable relative_error per dtype, for outputs of order 1 (fp32 allows TF32 on GPUs).
+RELATIVE_TOLERANCE = {torch.float32: 2e-3, torch.float16: 2e-2, torch.bfloat16: 5e-2, torch.float64: 1e-10}

@@ -1,0 +1,117 @@
+"""Suite -> the list of cases to run, deterministic and shardable."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+
+from bench.cli_common import UserError
+from bench.models import ModelCase
+from bench.suite import SWEPT_KEYS, KernelSweep, Shape, Suite
+
+
+@dataclass(frozen=True)
+class KernelCase:
+    sweep: str
+    device: str
+    dtype: str
+    backend: str
+    regime: str
+    batch: int
+    in_features: int
+    out_features: int
+    block_size: int
+    density: float  # target; a trained-mask case records its model's tau
+    masks: str  # "out" or "both"
+    mask_source: str  # "iid", "clustered" or "trained"
+    model: str = ""  # the trained model whose test-set masks are timed (mask_source "trained")
+
+    @property
+    def case_id(self) -> str:
+        source = f"trained:{self.model}" if self.model else self.mask_source
+        return (f"{self.sweep}/{self.device}/{self.dtype}/{self.backend}/{self.regime}/B{self.batch}/"
+                f"{self.in_features}x{self.out_features}/k{self.block_size}/d{self.density:g}/{self.masks}/{source}")
+
+    def to_dict(self) -> dict:
+        return {"case_id": self.case_id, **asdict(self)}
+
+
+def _matches(assignment: dict, rule: dict) -> bool:
+    for key, value in rule.items():
+        got = assignment[key]
+        if key == "shape":
+            value = (value["in_features"], value["out_features"]) if isinstance(value, dict) else tuple(value)
+            got = (got.in_features, got.out_features)
+        if got != value:
+            return False
+    return True
+
+
+def _assignments(sweep: KernelSweep) -> list[dict]:
+    values = [getattr(sweep, key) for key in SWEPT_KEYS]
+    points = [dict(zip(SWEPT_KEYS, combo)) for combo in itertools.product(*values)]
+    for extra in sweep.include:
+        # Keys an include leaves out take the sweep's first value.
+        point = {key: getattr(sweep, key)[0] for key in SWEPT_KEYS}
+        point.update(extra)
+        if "shape" in extra:
+            point["shape"] = Shape.model_validate(extra["shape"])
+        points.append(point)
+    return [p for p in points if not any(_matches(p, rule) for rule in sweep.exclude)]
+
+
+def model_cases(suite: Suite) -> list[ModelCase]:
+    m = suite.models
+    if m is None:
+        return []
+    return [ModelCase(m.dataset, policy, 1.0 if policy == "dense" else tau, tuple(m.hidden), m.block_size, m.epochs,
+                      suite.seed)
+            for policy in m.policies for tau in ([1.0] if policy == "dense" else m.taus)]
+
+
+def kernel_cases(suite: Suite) -> list[KernelCase]:
+    cases: dict[str, KernelCase] = {}
+    trained = [c for c in model_cases(suite) if c.policy == (suite.models.trained_masks_policy if suite.models else "")]
+    for sweep in suite.kernels:
+        for p in _assignments(sweep):
+            if p["mask_source"] == "trained":
+                # Shape, block size and density come from each trained model's own layer.
+                for model in trained:
+                    hidden = model.hidden
+                    case = KernelCase(sweep.name, p["device"], p["dtype"], p["backend"], p["regime"], p["batch"],
+                                      hidden[0] if len(hidden) > 1 else 0, hidden[-1], model.block_size, model.tau,
+                                      "both" if len(hidden) > 1 else "out", "trained", model.name)
+                    cases[case.case_id] = case
+                continue
+            shape = p["shape"]
+            case = KernelCase(sweep.name, p["device"], p["dtype"], p["backend"], p["regime"], p["batch"],
+                              shape.in_features, shape.out_features, p["block_size"], p["density"], p["masks"],
+                              p["mask_source"])
+            cases[case.case_id] = case
+    return sorted(cases.values(), key=lambda c: c.case_id)
+
+
+def check_runnable(cases: list[KernelCase], source: str) -> None:
+    """Impossible requests on this machine stop the run before it starts, in one line."""
+    if any(c.device == "cuda" for c in cases) and not torch.cuda.is_available():
+        raise UserError(f"{source}: asks for device cuda, but CUDA is not available on this machine")
+    if any(c.backend == "triton" and c.device == "cpu" for c in cases) and os.environ.get("TRITON_INTERPRET") != "1":
+        raise UserError(f"{source}: backend triton on device cpu needs TRITON_INTERPRET=1 (the slow interpreter)")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise UserError(f"--shard {text}: need 0 <= i < n")
+    return index, count
+
+
+def shard(items: list, index: int, count: int) -> list:
+    """Deterministic slice: items are already sorted by id, so shard i takes every n-th from i."""
+    return items[index::count]

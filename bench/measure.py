@@ -1,0 +1,98 @@
+"""One kernel case: build its inputs, check them against the float64 reference, then time dense and
+sparse interleaved. Any failure becomes the row's status and reason; nothing here raises."""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+import torch
+
+from bench.cases import KernelCase
+from condcore.mask_export import load_masks
+from condcore.masks import weight_tile_density, work_density
+from condcore.ops import UNION_MAX_BATCH, block_sparse_linear
+from condcore.ops.problems import RELATIVE_TOLERANCE, LinearProblem, make_problem, relative_error
+from condcore.timing import iqr, median, ratio_samples, time_interleaved
+
+
+def _trained_problem(case: KernelCase, checkpoints: Path, dtype: torch.dtype, gen: torch.Generator) -> LinearProblem:
+    masks = load_masks(checkpoints / case.model / "masks.npz")
+    layers = masks.layers
+    in_features = case.in_features or masks.meta["n_features"]
+
+    def rows(mask: torch.Tensor) -> torch.Tensor:  # the first `batch` test examples, tiled if too few
+        reps = -(-case.batch // len(mask))
+        return mask.repeat(reps, 1)[: case.batch].to(case.device)
+
+    p = make_problem(case.batch, in_features, case.out_features, case.block_size, in_density=None, out_density=None,
+                     dtype=dtype, device=case.device, generator=gen)
+    p.out_mask = rows(layers[-1])
+    p.in_mask = rows(layers[-2]) if len(layers) > 1 else None
+    return p
+
+
+def build_problem(case: KernelCase, checkpoints: Path, seed: int) -> LinearProblem:
+    gen = torch.Generator().manual_seed(seed)
+    dtype = getattr(torch, case.dtype)
+    if case.mask_source == "trained":
+        return _trained_problem(case, checkpoints, dtype, gen)
+    return make_problem(case.batch, case.in_features, case.out_features, case.block_size,
+                        in_density=case.density if case.masks == "both" else None, out_density=case.density,
+                        dtype=dtype, device=case.device, generator=gen, mask_kind=case.mask_source)
+
+
+def regime_used(case: KernelCase) -> str:
+    if case.regime != "auto":
+        return case.regime
+    return "union" if case.batch <= UNION_MAX_BATCH else "grouped"
+
+
+def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: int, bandwidth: float) -> dict:
+    row = {**case.to_dict(), "regime_used": regime_used(case), "status": "ok", "error": ""}
+    try:
+        p = build_problem(case, checkpoints, seed)
+        wd = work_density(p.in_mask, p.out_mask)
+        td = weight_tile_density(p.in_mask, p.out_mask, -(-p.x.shape[1] // p.block_size), p.weight.shape[0] // p.block_size)
+        row.update(in_features=p.x.shape[1], work_density=wd, tile_density=td,
+                   ideal_density=td if row["regime_used"] == "union" else wd)
+        dense_out = torch.empty(p.x.shape[0], p.weight.shape[0], dtype=p.x.dtype, device=p.x.device)
+        sparse_out = torch.empty_like(dense_out)
+
+        def dense():
+            return torch.addmm(p.bias, p.x, p.weight.t(), out=dense_out)
+
+        def sparse():
+            return block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend=case.backend,
+                                       regime=case.regime, out=sparse_out)
+
+        sparse_out.fill_(float("nan"))  # poisoned: an element the kernel does not write fails the check
+        err, tol = relative_error(p, sparse()), RELATIVE_TOLERANCE[p.x.dtype]
+        row["max_relative_error"] = err
+        if not err <= tol:
+            row.update(status="failed", error=f"wrong result: max error {err:.3g} relative to max |y| exceeds {tol}")
+            return row
+        samples = time_interleaved({"dense": dense, "sparse": sparse}, case.device, rounds)
+    except Exception as exc:  # OOM, an unsupported shape, a kernel bug: a failed row, the sweep goes on
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        row.update(status="error", error=f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})")
+        return row
+    speedups = ratio_samples(samples["dense"], samples["sparse"])
+    dense_s, sparse_s = median(samples["dense"]), median(samples["sparse"])
+    element = p.x.element_size()
+    batch, k_in, n_out = p.x.shape[0], p.x.shape[1], p.weight.shape[0]
+    useful_flops = 2.0 * batch * k_in * n_out * wd
+    weight_share = td if row["regime_used"] == "union" else 1.0
+    needed_bytes = (n_out * k_in * weight_share + batch * (k_in + n_out)) * element
+    dense_rate = 2.0 * batch * k_in * n_out / dense_s  # this machine's GEMM rate at this very shape
+    roofline_s = max(useful_flops / dense_rate, needed_bytes / bandwidth)
+    row.update(
+        rounds=len(samples["sparse"]),
+        dense_median_s=dense_s, dense_iqr_s=iqr(samples["dense"]),
+        sparse_median_s=sparse_s, sparse_iqr_s=iqr(samples["sparse"]),
+        speedup=median(speedups), speedup_iqr=iqr(speedups),
+        fraction_of_ideal=median(speedups) * row["ideal_density"],
+        sparse_tflops=useful_flops / sparse_s / 1e12, sparse_gbps=needed_bytes / sparse_s / 1e9,
+        dense_tflops=dense_rate / 1e12, fraction_of_roofline=roofline_s / sparse_s,
+    )
+    return row

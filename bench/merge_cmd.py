@@ -1,0 +1,21 @@
+"""`python -m bench merge RUN... --out DIR`: join shard runs (e.g. a Slurm array job) into one run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.results import merge_runs
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("merge", help="join the shard runs of one suite into one run folder")
+    p.add_argument("runs", type=Path, nargs="+")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    merged = merge_runs(args.runs, args.out)
+    print(f"merged {len(args.runs)} run(s): {len(merged.kernels)} kernel case(s), {len(merged.models)} model(s) -> {args.out}")
+    return 0

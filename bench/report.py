@@ -1,0 +1,193 @@
+"""Reports of a run: rich tables on the terminal, PNG plots and one self-contained HTML page."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import io
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from bench.results import Run, load_run, write_tables
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("report", help="plots and an HTML page for a run")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, help="folder for the report (default: RUN_DIR/report)")
+    p.set_defaults(run=run)
+
+
+def _speed_cell(speedup: float, ideal: float) -> str:
+    color = "red" if speedup < 1.0 else ("bold green" if speedup >= 0.85 * ideal else "green")
+    return f"[{color}]{speedup:.2f}[/{color}]"
+
+
+def break_even(kernels: pd.DataFrame) -> pd.DataFrame:
+    """For each device, dtype, block size, batch and mask side: the smallest density measured at which
+    the sparse layer beats dense, and the largest at which it does not (NaN: none measured)."""
+    ok = kernels[(kernels["status"] == "ok") & (kernels["mask_source"] != "trained")]
+    if ok.empty:
+        return pd.DataFrame()
+    rows = []
+    for key, group in ok.groupby(["device", "dtype", "block_size", "batch", "masks"]):
+        wins = group[group["speedup"] > 1.0]["density"]
+        losses = group[group["speedup"] <= 1.0]["density"]
+        rows.append(dict(zip(["device", "dtype", "block_size", "batch", "masks"], key),
+                         smallest_winning_density=wins.min() if len(wins) else float("nan"),
+                         largest_losing_density=losses.max() if len(losses) else float("nan"),
+                         best_speedup=group["speedup"].max()))
+    return pd.DataFrame(rows)
+
+
+def print_report(run: Run, console: Console | None = None) -> None:
+    console = console or Console()
+    env = run.env
+    where = env.get("gpu", {}).get("name") if env.get("gpu") else env.get("cpu_model")
+    console.print(f"[bold]{run.run_id}[/bold] on {where}, torch {env.get('torch')}, {env.get('torch_threads')} threads")
+    k = run.kernels
+    if not k.empty:
+        for sweep, group in k.groupby("sweep", sort=False):
+            table = Table(title=f"sweep {sweep}: sparse vs dense (medians; x = speedup)")
+            for col in ("device", "dtype", "regime", "B", "K x N", "k", "masks", "source", "density",
+                        "dense ms", "sparse ms", "x", "ideal x", "of ideal", "of roofline", "status"):
+                table.add_column(col, justify="right")
+            for r in group.itertuples():
+                head = [r.device, r.dtype, r.regime_used, str(r.batch), f"{r.in_features}x{r.out_features}",
+                        str(r.block_size), r.masks, r.mask_source]
+                if r.status != "ok":
+                    table.add_row(*head, "", "", "", "", "", "", "", f"[red]{r.status}: {r.error}[/red]")
+                    continue
+                ideal = 1.0 / r.ideal_density if r.ideal_density > 0 else float("inf")
+                table.add_row(*head, f"{r.ideal_density:.3f}", f"{r.dense_median_s * 1e3:.3f}",
+                              f"{r.sparse_median_s * 1e3:.3f}", _speed_cell(r.speedup, ideal), f"{ideal:.1f}",
+                              f"{r.fraction_of_ideal:.2f}", f"{r.fraction_of_roofline:.2f}", "ok")
+            console.print(table)
+        be = break_even(k)
+        if not be.empty:
+            table = Table(title="where does it pay off? smallest density (of those measured) at which sparse beats dense")
+            for col in be.columns:
+                table.add_column(col.replace("_", " "), justify="right")
+            missing = {"smallest_winning_density": "never", "largest_losing_density": "none"}
+            for r in be.to_dict("records"):
+                table.add_row(*[missing.get(col, "-") if isinstance(v, float) and v != v
+                                else f"{v:.3g}" if isinstance(v, float) else str(v) for col, v in r.items()])
+            console.print(table)
+    m = run.models
+    if not m.empty:
+        batches = sorted(int(c.removeprefix("speedup_b")) for c in m.columns if c.startswith("speedup_b"))
+        table = Table(title="trained models: test error vs measured end-to-end inference speedup over the dense net")
+        for col in ["policy", "tau", "mode", "test error %", "density per layer"] + [f"x at B={b}" for b in batches]:
+            table.add_column(col, justify="right")
+        for r in m.to_dict("records"):
+            table.add_row(r["policy"], f"{r['tau']:g}", r["inference_mode"], f"{100 * r['test_error']:.2f}", r["density"],
+                          *[_speed_cell(r[f"speedup_b{b}"], 1.0) for b in batches])
+        console.print(table)
+
+
+# ---- plots -------------------------------------------------------------------------------------------
+
+def _figure_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def plot_speedup_vs_density(k: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    ok = k[(k["status"] == "ok") & (k["mask_source"] != "trained")]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (bs, batch, masks, device), g in ok.groupby(["block_size", "batch", "masks", "device"]):
+        g = g.sort_values("density")
+        ax.plot(g["ideal_density"], g["speedup"], marker="o", label=f"{device} k={bs} B={batch} {masks}")
+    xs = sorted(ok["ideal_density"].unique()) if not ok.empty else [1.0]
+    ax.plot(xs, [1 / x for x in xs], "k--", label="ideal (1 / density)")
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set(xscale="log", yscale="log", xlabel="realized density of the work", ylabel="speedup over dense",
+           title="speedup vs density")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_speedup_vs_batch(k: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    ok = k[(k["status"] == "ok") & (k["mask_source"] != "trained")]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (bs, density, masks, device), g in ok.groupby(["block_size", "density", "masks", "device"]):
+        if g["batch"].nunique() < 2:
+            continue
+        g = g.sort_values("batch")
+        ax.plot(g["batch"], g["speedup"], marker="o", label=f"{device} k={bs} d={density:g} {masks}")
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="speedup over dense", title="speedup vs batch size")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    return fig
+
+
+def plot_pareto(m: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    batches = sorted(int(c.removeprefix("speedup_b")) for c in m.columns if c.startswith("speedup_b"))
+    fig, axes = plt.subplots(1, len(batches), figsize=(5.5 * len(batches), 4.5), squeeze=False)
+    for ax, b in zip(axes[0], batches):
+        for policy, g in m.groupby("policy"):
+            ax.scatter(g[f"speedup_b{b}"], 100 * g["test_error"], label=policy)
+            for r in g.itertuples():
+                ax.annotate(f"{r.tau:g}", (getattr(r, f"speedup_b{b}"), 100 * r.test_error), fontsize=7)
+        ax.axvline(1.0, color="grey", lw=0.8)
+        ax.set(xlabel=f"measured inference speedup over dense (batch {b})", ylabel="test error (%)",
+               title=f"speed vs accuracy, batch {b}")
+        ax.legend(fontsize=7)
+    return fig
+
+
+def write_report(run: Run, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    figures = {}
+    if not run.kernels.empty and (run.kernels["status"] == "ok").any():
+        figures["speedup_vs_density"] = plot_speedup_vs_density(run.kernels)
+        figures["speedup_vs_batch"] = plot_speedup_vs_batch(run.kernels)
+    if not run.models.empty:
+        figures["pareto"] = plot_pareto(run.models)
+    images = {}
+    for name, fig in figures.items():
+        images[name] = _figure_png(fig)
+        (out / f"{name}.png").write_bytes(images[name])
+        plt.close(fig)
+    parts = [f"<h1>condbench run {html.escape(run.run_id)}</h1>",
+             "<h2>Machine</h2><pre>" + html.escape(pd.Series(run.env).to_string()) + "</pre>"]
+    for name, png in images.items():
+        parts.append(f"<h2>{name.replace('_', ' ')}</h2><img src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
+    if not run.kernels.empty:
+        be = break_even(run.kernels)
+        if not be.empty:
+            parts.append("<h2>Where it pays off</h2>" + be.to_html(index=False, na_rep="never"))
+        parts.append("<h2>Kernel cases</h2>" + run.kernels.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
+    if not run.models.empty:
+        parts.append("<h2>Trained models</h2>" + run.models.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>condbench " + html.escape(run.run_id) +
+            "</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
+            "td,th{border:1px solid #ccc;padding:2px 6px}</style></head><body>" + "\n".join(parts) + "</body></html>")
+    (out / "index.html").write_text(page)
+    return out / "index.html"
+
+
+def run(args: argparse.Namespace) -> int:
+    result = load_run(args.run_dir)
+    write_tables(result)
+    print_report(result)
+    page = write_report(result, args.out or args.run_dir / "report")
+    print(f"report: {page}")
+    return 0

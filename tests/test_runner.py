@@ -1,0 +1,198 @@
+"""The runner end to end on tiny suites: results case by case, resume, shards and merge, failed rows,
+reports and the regression check."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.results import load_run, read_rows
+
+TINY = """
+name: tiny
+repeats: 3
+threads: 1
+kernels:
+  - name: k
+    batch: [32, 2]
+    shape: [{in_features: 64, out_features: 128}]
+    block_size: [16]
+    density: [0.5, 0.25]
+    masks: [out, both]
+"""
+
+WITH_MODELS = """
+name: tinymodels
+repeats: 3
+threads: 1
+models:
+  dataset: digits
+  policies: [dense, reinforce]
+  taus: [0.5]
+  hidden: [64, 64]
+  block_size: 16
+  epochs: 2
+  batches: [1, 8]
+kernels:
+  - name: trained
+    batch: [4]
+    shape: [{in_features: 64, out_features: 64}]
+    block_size: [16]
+    density: [0.5]
+    mask_source: [trained]
+"""
+
+
+def bench(*args, cwd: Path, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "bench", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=900, env=env)
+
+
+def only_run(results: Path) -> Path:
+    (run,) = list((results / "runs").iterdir())
+    return run
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tiny")
+    (tmp / "tiny.yaml").write_text(TINY)
+    proc = bench("run", "tiny.yaml", "--results", "res", cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    return tmp, only_run(tmp / "res"), proc
+
+
+def test_run_writes_every_case_with_metrics(tiny_run):
+    tmp, run_dir, proc = tiny_run
+    run = load_run(run_dir)
+    assert len(run.kernels) == 8 and (run.kernels["status"] == "ok").all()
+    for col in ("dense_median_s", "dense_iqr_s", "sparse_median_s", "speedup", "speedup_iqr", "fraction_of_ideal",
+                "sparse_tflops", "sparse_gbps", "fraction_of_roofline", "max_relative_error", "work_density"):
+        assert run.kernels[col].notna().all(), col
+    assert (run.kernels["speedup"] > 0).all()
+    assert set(run.kernels["regime_used"]) == {"union", "grouped"}
+    assert run.env["cpu_logical_cores"] >= 1 and run.env["torch"] and "git_commit" in run.env
+    assert (run_dir / "kernels.csv").exists() and (run_dir / "suite.yaml").exists()
+    assert "sweep k" in proc.stdout  # the rich table
+
+
+def test_resume_finishes_an_interrupted_run(tiny_run, tmp_path):
+    _, run_dir, _ = tiny_run
+    copy = tmp_path / "run"
+    copy.mkdir()
+    for name in ("suite.yaml", "env.json"):
+        (copy / name).write_text((run_dir / name).read_text())
+    lines = (run_dir / "kernels.jsonl").read_text().splitlines()
+    # Three finished cases, then a row cut short by the kill.
+    (copy / "kernels.jsonl").write_text("\n".join(lines[:3]) + "\n" + lines[3][:40])
+    proc = bench("run", "--resume", copy, "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = read_rows(copy / "kernels.jsonl")
+    assert sorted(r["case_id"] for r in rows) == sorted(json.loads(l)["case_id"] for l in lines)
+    assert [r["speedup"] for r in rows[:3]] == [json.loads(l)["speedup"] for l in lines[:3]]  # kept, not rerun
+
+
+def test_shards_merge_into_the_whole(tiny_run, tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    for i in range(2):
+        assert bench("run", "tiny.yaml", "--results", "res", "--shard", f"{i}/2", "--quiet", cwd=tmp_path).returncode == 0
+    shards = sorted((tmp_path / "res" / "runs").iterdir())
+    assert len(shards) == 2
+    proc = bench("merge", *shards, "--out", tmp_path / "merged", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    merged = load_run(tmp_path / "merged")
+    assert sorted(merged.kernels["case_id"]) == sorted(load_run(tiny_run[1]).kernels["case_id"])
+    again = bench("merge", *shards, "--out", tmp_path / "merged", cwd=tmp_path)
+    assert again.returncode == 2 and "already holds results" in again.stderr
+
+
+def test_report_writes_plots_and_html(tiny_run):
+    tmp, run_dir, _ = tiny_run
+    proc = bench("report", run_dir, cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    report = run_dir / "report"
+    for name in ("speedup_vs_density.png", "speedup_vs_batch.png", "index.html"):
+        assert (report / name).stat().st_size > 1000
+    page = (report / "index.html").read_text()
+    assert "data:image/png;base64," in page and "Kernel cases" in page and "Where it pays off" in page
+
+
+def test_compare_flags_a_real_slowdown_only(tiny_run, tmp_path):
+    tmp, run_dir, _ = tiny_run
+    same = bench("compare", run_dir, run_dir, cwd=tmp)
+    assert same.returncode == 0 and "0 regression(s) in 8" in same.stdout
+    table = load_run(run_dir).kernels
+    slower = table.copy()
+    slower.loc[0, "speedup"] = table.loc[0, "speedup"] * 0.5
+    slower.loc[0, "speedup_iqr"] = 0.0
+    slower.to_csv(tmp_path / "slower.csv", index=False)
+    table.assign(speedup_iqr=0.0).to_csv(tmp_path / "base.csv", index=False)
+    proc = bench("compare", tmp_path / "base.csv", tmp_path / "slower.csv", cwd=tmp)
+    assert proc.returncode == 1 and "1 regression(s)" in proc.stdout
+    noisy = slower.copy()
+    noisy.loc[0, "speedup_iqr"] = 10.0 * table.loc[0, "speedup"]  # a drop inside the noise is not flagged
+    noisy.to_csv(tmp_path / "noisy.csv", index=False)
+    assert bench("compare", tmp_path / "base.csv", tmp_path / "noisy.csv", cwd=tmp).returncode == 0
+
+
+def test_failed_cases_are_rows_and_the_sweep_goes_on(tmp_path):
+    # Triton on the CPU interpreter refuses block size 8: that case fails, the others still run.
+    (tmp_path / "s.yaml").write_text(TINY.replace("block_size: [16]", "block_size: [8, 16]")
+                                     .replace("name: k", "name: k\n    backend: [triton]")
+                                     .replace("density: [0.5, 0.25]", "density: [0.5]").replace("[out, both]", "[out]"))
+    proc = bench("run", "s.yaml", "--results", "res", "--quiet", cwd=tmp_path, env_extra={"TRITON_INTERPRET": "1"})
+    assert proc.returncode == 0, proc.stderr
+    run = load_run(only_run(tmp_path / "res"))
+    failed = run.kernels[run.kernels["status"] != "ok"]
+    assert len(failed) == 2 and set(failed["block_size"]) == {8}
+    assert failed["error"].str.contains("multiple of 16").all()
+    assert (run.kernels[run.kernels["block_size"] == 16]["status"] == "ok").all()
+
+
+def test_models_and_trained_masks(tmp_path):
+    (tmp_path / "m.yaml").write_text(WITH_MODELS)
+    proc = bench("run", "m.yaml", "--results", "res", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run = load_run(only_run(tmp_path / "res"))
+    assert sorted(run.models["policy"]) == ["dense", "reinforce"]
+    for col in ("test_error", "density", "speedup_b1", "speedup_b8"):
+        assert run.models[col].notna().all()
+    (trained,) = run.kernels.to_dict("records")
+    assert trained["mask_source"] == "trained" and trained["status"] == "ok" and trained["model"].startswith("digits-reinforce")
+    assert "trained models" in proc.stdout
+    assert (tmp_path / "res" / "checkpoints" / trained["model"] / "masks.npz").exists()
+    again = bench("run", "m.yaml", "--results", "res", "--quiet", cwd=tmp_path)  # checkpoints are reused
+    assert again.returncode == 0
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["run", "missing.yaml"], "no such suite file"),
+        (["run", "bad.yaml"], "bad YAML"),
+        (["run", "cuda.yaml"], "CUDA is not available"),
+        (["run"], "name a suite file"),
+        (["run", "tiny.yaml", "--shard", "3/2"], "need 0 <= i < n"),
+        (["report", "nowhere"], "no such run folder"),
+        (["compare", "a", "b"], "no such run folder or file"),
+    ],
+)
+def test_runner_mistakes_exit_2(tmp_path, args, message):
+    import torch
+
+    if "cuda.yaml" in args and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    (tmp_path / "bad.yaml").write_text("name: [x")
+    (tmp_path / "cuda.yaml").write_text(TINY.replace("batch: [32, 2]", "device: [cuda]\n    batch: [32, 2]"))
+    proc = bench(*args, cwd=tmp_path)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

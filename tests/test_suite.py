@@ -1,0 +1,96 @@
+"""Suites: the shipped ones parse, mistakes are one line naming the place, cases expand and shard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.cases import check_runnable, kernel_cases, model_cases, parse_shard, shard
+from bench.cli_common import UserError
+from bench.suite import load_suite, parse_suite
+
+ROOT = Path(__file__).resolve().parent.parent
+
+LAYER = "shape: [{in_features: 64, out_features: 64}]"
+
+
+def sweep(**fields) -> str:
+    body = {"name": "s", "batch": "[4]", "shape": "[{in_features: 64, out_features: 64}]", "block_size": "[16]",
+            "density": "[0.5]", **fields}
+    return "name: t\nkernels:\n  - " + "\n    ".join(f"{k}: {v}" for k, v in body.items())
+
+
+@pytest.mark.parametrize("name", ["cpu", "gpu", "ci"])
+def test_shipped_suites_parse_and_expand(name):
+    suite = load_suite(ROOT / "suites" / f"{name}.yaml")
+    cases = kernel_cases(suite)
+    assert cases and len({c.case_id for c in cases}) == len(cases)
+
+
+def test_cpu_suite_shape():
+    suite = load_suite(ROOT / "suites" / "cpu.yaml")
+    assert len(model_cases(suite)) == 13  # dense once, four learners x three taus
+    trained = [c for c in kernel_cases(suite) if c.mask_source == "trained"]
+    assert {c.model for c in trained} == {m.name for m in model_cases(suite) if m.policy == "reinforce"}
+    assert not any(c.batch == 4 and c.mask_source == "clustered" for c in kernel_cases(suite))  # excluded
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("name: [unclosed", "bad YAML"),
+        ("- just\n- a list", "a suite is a YAML mapping"),
+        ("name: t\nwhatever: 1", "whatever: Extra inputs are not permitted"),
+        (sweep(density="[0.5, 1.5]"), "kernels[0].density: density must be in (0, 1], got 1.5"),
+        (sweep(density="[0]"), "density must be in (0, 1]"),
+        (sweep(batch="[0]"), "kernels[0].batch: must be positive, got 0"),
+        (sweep(block_size="[48]"), "block_size 48 does not divide layer 64x64"),
+        (sweep(device="[gpu]"), "kernels[0].device[0]: Input should be 'cpu' or 'cuda'"),
+        (sweep(dtype="[float8]"), "kernels[0].dtype[0]"),
+        (sweep(exclude="[{colour: red}]"), "unknown key(s) ['colour']"),
+        (sweep(mask_source="[trained]"), "has no models section"),
+        ("name: t\nmodels:\n  hidden: [100]\n  block_size: 64", "block_size 64 does not divide hidden width 100"),
+        ("name: t\nmodels:\n  taus: [2]", "tau must be in (0, 1]"),
+        ("name: t\nrepeats: 0", "repeats: Input should be greater than 0"),
+    ],
+)
+def test_mistakes_are_one_line_with_their_place(text, message):
+    with pytest.raises(UserError) as info:
+        parse_suite(text, "my.yaml")
+    assert str(info.value).startswith("my.yaml") and message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_suite_file(tmp_path):
+    with pytest.raises(UserError, match="no such suite file"):
+        load_suite(tmp_path / "nope.yaml")
+
+
+def test_cuda_on_a_machine_without_it():
+    cases = kernel_cases(parse_suite(sweep(device="[cuda]")))
+    if torch.cuda.is_available():
+        check_runnable(cases, "s.yaml")
+    else:
+        with pytest.raises(UserError, match="CUDA is not available"):
+            check_runnable(cases, "s.yaml")
+
+
+def test_include_and_exclude():
+    text = sweep(batch="[1, 8]", density="[0.5, 0.25]", exclude="[{batch: 8, density: 0.25}]",
+                 include="[{batch: 2, density: 0.1, shape: {in_features: 32, out_features: 32}}]")
+    got = {(c.batch, c.density, c.in_features) for c in kernel_cases(parse_suite(text))}
+    assert got == {(1, 0.5, 64), (1, 0.25, 64), (8, 0.5, 64), (2, 0.1, 32)}
+
+
+def test_shards_partition_the_cases():
+    cases = kernel_cases(load_suite(ROOT / "suites" / "cpu.yaml"))
+    parts = [shard(cases, i, 3) for i in range(3)]
+    ids = [c.case_id for part in parts for c in part]
+    assert sorted(ids) == sorted(c.case_id for c in cases) and len(set(ids)) == len(ids)
+    assert shard(cases, 1, 3) == shard(kernel_cases(load_suite(ROOT / "suites" / "cpu.yaml")), 1, 3)
+    assert parse_shard("2/4") == (2, 4)
+    for bad in ("4/4", "x", "1/0", "-1/2"):
+        with pytest.raises(UserError):
+            parse_shard(bad)
