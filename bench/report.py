@@ -6,6 +6,7 @@ import argparse
 import base64
 import html
 import io
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -45,7 +46,8 @@ def break_even(kernels: pd.DataFrame) -> pd.DataFrame:
 
 
 def print_report(run: Run, console: Console | None = None) -> None:
-    console = console or Console()
+    # A pipe or CI log has no width of its own; do not let rich squeeze the numbers into ellipses.
+    console = console or Console(width=None if sys.stdout.isatty() else 220)
     env = run.env
     where = env.get("gpu", {}).get("name") if env.get("gpu") else env.get("cpu_model")
     console.print(f"[bold]{run.run_id}[/bold] on {where}, torch {env.get('torch')}, {env.get('torch_threads')} threads")

@@ -2,8 +2,8 @@
 
 CPU: torch.utils.benchmark timers with a fixed thread count, the candidates interleaved round by round
 (drift and noise from a shared machine hit all of them alike); each sample runs enough calls for the
-slowest candidate to last about a millisecond. GPU: triton.testing.do_bench (warm-up outside the timed region, L2 flushed
-between repeats), its 20/50/80% quantiles kept.
+slowest candidate to last about a millisecond. GPU: triton.testing.do_bench (warm-up outside the timed
+region, L2 flushed between repeats), its 20/50/80% quantiles kept.
 """
 
 from __future__ import annotations
