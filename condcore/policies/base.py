@@ -30,6 +30,18 @@ def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     return torch.zeros_like(scores, dtype=torch.bool).scatter_(1, idx, True)
 
 
+def inference_mask(p: torch.Tensor, mode: str, tau: float) -> torch.Tensor:
+    """The mask of block probabilities p under an inference mode: a Bernoulli draw per block ("sample",
+    as in the paper), p > 0.5 ("threshold"), or the round(tau * n_blocks) most probable ("topk")."""
+    if mode == "sample":
+        return torch.bernoulli(p.detach()).bool()
+    if mode == "threshold":
+        return p > 0.5
+    if mode == "topk":
+        return topk_mask(p, budget(tau, p.shape[1]))
+    raise ValueError(f"unknown gate mode {mode!r}")
+
+
 class Gate(nn.Module):
     """Decides, per example, which blocks of one hidden layer run.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from condcore.policies.base import Gate, GateOutput, budget, topk_mask
+from condcore.policies.base import Gate, GateOutput, inference_mask
 
 
 class ReinforceGate(Gate):
@@ -29,14 +29,7 @@ class ReinforceGate(Gate):
 
     def forward(self, logits: torch.Tensor, batch: int, n_blocks: int, mode: str) -> GateOutput:
         p = self.probabilities(logits)
-        if mode == "train" or mode == "sample":
-            mask = torch.bernoulli(p.detach()).bool()
-        elif mode == "threshold":
-            mask = p > 0.5
-        elif mode == "topk":
-            mask = topk_mask(p, budget(self.tau, n_blocks))
-        else:
-            raise ValueError(f"unknown gate mode {mode!r}")
+        mask = inference_mask(p, "sample" if mode == "train" else mode, self.tau)
         log_prob = None
         if mode == "train":
             m = mask.to(p.dtype)

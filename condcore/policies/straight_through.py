@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from condcore.policies.base import Gate, GateOutput, budget, topk_mask
+from condcore.policies.base import Gate, GateOutput, inference_mask
 
 
 class StraightThroughGate(Gate):
@@ -28,12 +28,4 @@ class StraightThroughGate(Gate):
             soft = torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / self.temperature)
             hard = soft > 0.5
             return GateOutput(mask=hard, multiplier=hard.to(soft.dtype) + soft - soft.detach(), prob=p)
-        if mode == "sample":
-            mask = torch.bernoulli(p).bool()
-        elif mode == "threshold":
-            mask = p > 0.5
-        elif mode == "topk":
-            mask = topk_mask(p, budget(self.tau, n_blocks))
-        else:
-            raise ValueError(f"unknown gate mode {mode!r}")
-        return GateOutput(mask=mask, prob=p)
+        return GateOutput(mask=inference_mask(p, mode, self.tau), prob=p)
