@@ -13,6 +13,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from bench.goals import check_goals
 from bench.results import Run, load_run, write_tables
 
 
@@ -69,6 +70,15 @@ def print_report(run: Run, console: Console | None = None) -> None:
                               f"{r.sparse_median_s * 1e3:.3f}", _speed_cell(r.speedup, ideal), f"{ideal:.1f}",
                               f"{r.fraction_of_ideal:.2f}", f"{r.fraction_of_roofline:.2f}", "ok")
             console.print(table)
+        goals = check_goals(k)
+        if not goals.empty:
+            table = Table(title="speed goals of the kernels issue, on this run's rows")
+            for col in ("goal", "metric", "target", "measured", "verdict"):
+                table.add_column(col, justify="right")
+            for r in goals.to_dict("records"):
+                verdict = "[green]met[/green]" if r["met"] else f"[red]missed by {r['short_by']:.2f}[/red]"
+                table.add_row(r["goal"], r["metric"], f"{r['target']:.2f}", f"{r['measured']:.2f}", verdict)
+            console.print(table)
         be = break_even(k)
         if not be.empty:
             table = Table(title="where does it pay off? smallest density (of those measured) at which sparse beats dense")
@@ -104,9 +114,9 @@ def plot_speedup_vs_density(k: pd.DataFrame):
 
     ok = k[(k["status"] == "ok") & (k["mask_source"] != "trained")]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for (bs, batch, masks, device), g in ok.groupby(["block_size", "batch", "masks", "device"]):
-        g = g.sort_values("density")
-        ax.plot(g["ideal_density"], g["speedup"], marker="o", label=f"{device} k={bs} B={batch} {masks}")
+    for (bs, batch, masks, source, device), g in ok.groupby(["block_size", "batch", "masks", "mask_source", "device"]):
+        g = g.sort_values("ideal_density")
+        ax.plot(g["ideal_density"], g["speedup"], marker="o", label=f"{device} k={bs} B={batch} {masks} {source}")
     xs = sorted(ok["ideal_density"].unique()) if not ok.empty else [1.0]
     ax.plot(xs, [1 / x for x in xs], "k--", label="ideal (1 / density)")
     ax.axhline(1.0, color="grey", lw=0.8)
@@ -121,11 +131,11 @@ def plot_speedup_vs_batch(k: pd.DataFrame):
 
     ok = k[(k["status"] == "ok") & (k["mask_source"] != "trained")]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for (bs, density, masks, device), g in ok.groupby(["block_size", "density", "masks", "device"]):
+    for (bs, density, masks, source, device), g in ok.groupby(["block_size", "density", "masks", "mask_source", "device"]):
         if g["batch"].nunique() < 2:
             continue
         g = g.sort_values("batch")
-        ax.plot(g["batch"], g["speedup"], marker="o", label=f"{device} k={bs} d={density:g} {masks}")
+        ax.plot(g["batch"], g["speedup"], marker="o", label=f"{device} k={bs} d={density:g} {masks} {source}")
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="speedup over dense", title="speedup vs batch size")
     if ax.get_legend_handles_labels()[0]:
@@ -176,6 +186,9 @@ def write_report(run: Run, out: Path) -> Path:
         be = break_even(run.kernels)
         if not be.empty:
             parts.append("<h2>Where it pays off</h2>" + be.to_html(index=False, na_rep="never"))
+        goals = check_goals(run.kernels)
+        if not goals.empty:
+            parts.append("<h2>Speed goals</h2>" + goals.to_html(index=False, float_format=lambda v: f"{v:.2f}"))
         parts.append("<h2>Kernel cases</h2>" + run.kernels.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
     if not run.models.empty:
         parts.append("<h2>Trained models</h2>" + run.models.to_html(index=False, float_format=lambda v: f"{v:.4g}"))

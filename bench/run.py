@@ -21,7 +21,7 @@ from bench.cli_common import UserError
 from bench.env import fingerprint
 from bench.measure import run_kernel_case
 from bench.models import measure_model, train_or_reuse
-from bench.report import print_report
+from bench.report import print_report, write_report
 from bench.results import append_row, drop_partial_tail, load_run, read_rows, write_tables
 from bench.suite import Suite, load_suite, parse_suite
 from condcore.data import DatasetNotFound, load_dataset
@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     write_tables(result)
     if not args.quiet:
         print_report(result)
+        console.print(f"report: {write_report(result, folder / 'report')}")
     failed = int((result.kernels["status"] != "ok").sum()) if not result.kernels.empty else 0
     console.print(f"results: {folder}" + (f" ([red]{failed} failed case(s)[/red])" if failed else ""))
     return 0

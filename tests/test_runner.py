@@ -82,6 +82,7 @@ def test_run_writes_every_case_with_metrics(tiny_run):
     assert run.env["cpu_logical_cores"] >= 1 and run.env["torch"] and "git_commit" in run.env
     assert (run_dir / "kernels.csv").exists() and (run_dir / "suite.yaml").exists()
     assert "sweep k" in proc.stdout  # the rich table
+    assert (run_dir / "report" / "index.html").exists()  # and the report files
 
 
 def test_resume_finishes_an_interrupted_run(tiny_run, tmp_path):
