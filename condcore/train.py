@@ -96,9 +96,12 @@ def _optimizer(model: CondNet, cfg: TrainConfig) -> torch.optim.Optimizer:
         {"params": model.policy_parameters(), "weight_decay": 0.0, "lr": cfg.lr * cfg.policy_lr_mult},
     ]
     groups = [g for g in groups if g["params"]]
+    # fused: one kernel per step instead of a loop of elementwise ops per tensor; with 4M weights the
+    # unfused Adam step took 60% of a training step on 2 CPU cores (torch.profiler).
+    fused = all(p.dtype.is_floating_point for g in groups for p in g["params"])
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, momentum=cfg.momentum)
-    return torch.optim.Adam(groups)
+        return torch.optim.SGD(groups, momentum=cfg.momentum, fused=fused)
+    return torch.optim.Adam(groups, fused=fused)
 
 
 def step_loss(model: CondNet, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, baseline: Baseline) -> tuple[torch.Tensor, torch.Tensor]:
