@@ -48,8 +48,9 @@ def regime_used(case: KernelCase) -> str:
     return "union" if case.batch <= UNION_MAX_BATCH else "grouped"
 
 
-def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: int, bandwidth: float) -> dict:
-    row = {**case.to_dict(), "regime_used": regime_used(case), "status": "ok", "error": ""}
+def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: int, bandwidth: float,
+                    cuda_graph: bool = False) -> dict:
+    row = {**case.to_dict(), "regime_used": regime_used(case), "status": "ok", "error": "", "cuda_graph": cuda_graph}
     try:
         p = build_problem(case, checkpoints, seed)
         wd = work_density(p.in_mask, p.out_mask)
@@ -72,7 +73,7 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
         if not err <= tol:
             row.update(status="failed", error=f"wrong result: max error {err:.3g} relative to max |y| exceeds {tol}")
             return row
-        samples = time_interleaved({"dense": dense, "sparse": sparse}, case.device, rounds)
+        samples = time_interleaved({"dense": dense, "sparse": sparse}, case.device, rounds, cuda_graph)
     except Exception as exc:  # OOM, an unsupported shape, a kernel bug: a failed row, the sweep goes on
         last = traceback.extract_tb(exc.__traceback__)[-1]
         row.update(status="error", error=f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})")

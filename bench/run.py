@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
                     continue
                 progress.update(task, description=f"kernel {case.case_id}")
                 row = run_kernel_case(case, checkpoints=checkpoints, seed=suite.seed, rounds=suite.repeats,
-                                      bandwidth=env["copy_bandwidth_Bps"][case.device])
+                                      bandwidth=env["copy_bandwidth_Bps"][case.device],
+                                      cuda_graph=case.device == "cuda" and case.batch <= suite.cuda_graph_max_batch)
                 append_row(folder / "kernels.jsonl", row)
                 progress.advance(task)
     except KeyboardInterrupt:

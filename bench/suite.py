@@ -122,6 +122,8 @@ class Suite(Strict):
     seed: int = 0
     repeats: int = Field(default=15, gt=0)  # CPU timing rounds, interleaved
     threads: int = Field(default=2, gt=0)
+    # On CUDA, kernel cases with a batch up to this are timed by CUDA-graph replay (0: never).
+    cuda_graph_max_batch: int = Field(default=0, ge=0)
     kernels: list[KernelSweep] = []
     models: Optional[ModelSweep] = None
 

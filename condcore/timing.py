@@ -39,22 +39,27 @@ def time_cpu_interleaved(fns: dict[str, Timed], rounds: int, warmup: int = 2) ->
     return samples
 
 
-def time_gpu(fns: dict[str, Timed]) -> dict[str, list[float]]:
-    """Seconds per call of each function on CUDA: do_bench's 20/50/80% quantiles."""
-    from triton.testing import do_bench
+def time_gpu(fns: dict[str, Timed], cuda_graph: bool = False) -> dict[str, list[float]]:
+    """Seconds per call of each function on CUDA: the 20/50/80% quantiles of do_bench, or with
+    cuda_graph of do_bench_cudagraph (replaying a captured graph takes the CPU launch cost out of
+    small-shape timings; the function must then be capturable, with no host synchronization)."""
+    from triton.testing import do_bench, do_bench_cudagraph
 
     for fn in fns.values():
         fn()  # compilation and autotuning finish before timing
     torch.cuda.synchronize()
     out = {}
     for name, fn in fns.items():
-        q20, q50, q80 = do_bench(fn, warmup=25, rep=200, quantiles=[0.2, 0.5, 0.8])
-        out[name] = [q20 * 1e-3, q50 * 1e-3, q80 * 1e-3]
+        if cuda_graph:
+            quantiles = do_bench_cudagraph(fn, rep=200, quantiles=[0.2, 0.5, 0.8])
+        else:
+            quantiles = do_bench(fn, warmup=25, rep=200, quantiles=[0.2, 0.5, 0.8])
+        out[name] = [q * 1e-3 for q in quantiles]
     return out
 
 
-def time_interleaved(fns: dict[str, Timed], device: str, rounds: int = 15) -> dict[str, list[float]]:
-    return time_gpu(fns) if device == "cuda" else time_cpu_interleaved(fns, rounds)
+def time_interleaved(fns: dict[str, Timed], device: str, rounds: int = 15, cuda_graph: bool = False) -> dict[str, list[float]]:
+    return time_gpu(fns, cuda_graph) if device == "cuda" else time_cpu_interleaved(fns, rounds)
 
 
 def median(samples: list[float]) -> float:

@@ -23,12 +23,12 @@ import torch
 
 from condcore.masks import weight_tile_density, work_density
 from condcore.ops import block_sparse_linear
-from condcore.ops.cpu import _ONEDNN
+from condcore.ops.cpu import ONEDNN_LINEAR
 from condcore.ops.problems import RELATIVE_TOLERANCE, LinearProblem, make_problem, relative_error
 from condcore.timing import copy_bandwidth, median, time_interleaved
 
 @dataclass(frozen=True)
-class KernelCase:
+class LayerCase:
     regime: str  # "grouped" (large batch) or "union" (decode)
     batch: int
     in_features: int
@@ -41,7 +41,7 @@ class KernelCase:
 
 @dataclass
 class CaseResult:
-    case: KernelCase
+    case: LayerCase
     realized_density: float
     ok: bool
     error: str = ""
@@ -94,7 +94,7 @@ def providers(p: LinearProblem, regime: str) -> dict[str, Callable[[], torch.Ten
         # Other dense paths torch offers on CPU, so a sparse win is not just a better GEMM orientation
         # or library: W @ x.T (faster for few rows under MKL) and oneDNN's inner product.
         fns["dense_wxt"] = lambda: outs["dense_wxt"].copy_(torch.addmm(p.bias.unsqueeze(1), p.weight, p.x.t()).t())
-        if _ONEDNN:
+        if ONEDNN_LINEAR:
             fns["dense_onednn"] = lambda: torch.ops.mkldnn._linear_pointwise(p.x, p.weight, p.bias, "none", [], "")
     return fns
 
@@ -106,7 +106,7 @@ def check_correct(p: LinearProblem, ours: Callable[[], torch.Tensor]) -> str:
     return ""
 
 
-def run_case(case: KernelCase, *, dtype: torch.dtype, device: str, rounds: int, seed: int) -> CaseResult:
+def run_case(case: LayerCase, *, dtype: torch.dtype, device: str, rounds: int, seed: int) -> CaseResult:
     gen = torch.Generator().manual_seed(seed)
     p = make_problem(
         case.batch, case.in_features, case.out_features, case.block_size,
@@ -128,15 +128,15 @@ def run_case(case: KernelCase, *, dtype: torch.dtype, device: str, rounds: int, 
     return CaseResult(case, density, ok=True, median_s=medians)
 
 
-def default_cases(device: str) -> list[KernelCase]:
+def default_cases(device: str) -> list[LayerCase]:
     if device == "cuda":
-        big = [KernelCase("grouped", 8192, 4096, 4096, 128, d, "out") for d in (0.5, 0.25, 0.1)]
-        decode = [KernelCase("union", 16, 4096, 14336, 128, d, "both") for d in (0.5, 0.25, 0.1)]
-        return big + decode + [KernelCase("union", 1, 4096, 14336, 128, 0.25, "both"),
-                               KernelCase("union", 16, 4096, 14336, 128, 0.25, "both", "clustered")]
-    big = [KernelCase("grouped", 1024, 2048, 2048, 128, d, "out") for d in (0.5, 0.25, 0.1)]
-    decode = [KernelCase("union", b, 2048, 2048, 128, 0.25, "both") for b in (1, 16)]
-    return big + decode + [KernelCase("union", 16, 2048, 2048, 128, 0.25, "both", "clustered")]
+        big = [LayerCase("grouped", 8192, 4096, 4096, 128, d, "out") for d in (0.5, 0.25, 0.1)]
+        decode = [LayerCase("union", 16, 4096, 14336, 128, d, "both") for d in (0.5, 0.25, 0.1)]
+        return big + decode + [LayerCase("union", 1, 4096, 14336, 128, 0.25, "both"),
+                               LayerCase("union", 16, 4096, 14336, 128, 0.25, "both", "clustered")]
+    big = [LayerCase("grouped", 1024, 2048, 2048, 128, d, "out") for d in (0.5, 0.25, 0.1)]
+    decode = [LayerCase("union", b, 2048, 2048, 128, 0.25, "both") for b in (1, 16)]
+    return big + decode + [LayerCase("union", 16, 2048, 2048, 128, 0.25, "both", "clustered")]
 
 
 def render(results: list[CaseResult], title: str, element_size: int, bandwidth: float) -> None:
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     cases = default_cases(args.device)
     if args.small:
-        cases = [KernelCase(c.regime, min(c.batch, 64), 256, 256, 32, c.density, c.masks, c.mask_kind) for c in cases]
+        cases = [LayerCase(c.regime, min(c.batch, 64), 256, 256, 32, c.density, c.masks, c.mask_kind) for c in cases]
     results = [run_case(c, dtype=dtype, device=args.device, rounds=args.rounds, seed=args.seed) for c in cases]
     bandwidth = copy_bandwidth(args.device)
     env = {"device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu", "dtype": str(dtype),

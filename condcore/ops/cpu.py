@@ -46,7 +46,7 @@ def _onednn_linear_available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
-_ONEDNN = _onednn_linear_available()
+ONEDNN_LINEAR = _onednn_linear_available()
 
 
 def linear_rows(x: torch.Tensor, weight_rows: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -54,7 +54,7 @@ def linear_rows(x: torch.Tensor, weight_rows: torch.Tensor, bias: torch.Tensor |
     measured here (2 threads, fp32, K=2048, 128 outputs) it ran 0.97 of dense-GEMM efficiency at 102 rows
     where MKL's addmm ran 0.80, and the narrow GEMMs of a sparse layer are exactly that shape."""
     if (
-        _ONEDNN
+        ONEDNN_LINEAR
         and x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.bfloat16)
         and x.is_contiguous()

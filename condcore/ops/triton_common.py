@@ -38,9 +38,12 @@ def mask_as_bytes(mask: torch.Tensor | None, fallback: torch.Tensor) -> torch.Te
 
 def fitting_configs(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
     """Autotune pruning: a tile must lie inside one block, so BLOCK_N and BLOCK_K must divide the block size.
-    Every config list holds 16 x 16 tiles, which fit any block size the launchers accept."""
+    Every config list holds a 16 x 16 tile, which fits any block size the launchers accept."""
     block_size = kwargs.get("BLOCK_SIZE", named_args.get("BLOCK_SIZE"))
     fits = [c for c in configs if block_size % c.kwargs["BLOCK_N"] == 0 and block_size % c.kwargs["BLOCK_K"] == 0]
+    roomy = [c for c in fits if max(c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"]) > 16]
+    if roomy:  # 16 x 16 tiles are the fallback for 16- and 48-wide blocks, too slow to be worth timing
+        fits = roomy
     if not fits:
         raise ValueError(f"no Triton tile configuration fits block_size {block_size}")
     return fits
