@@ -70,12 +70,6 @@ def _dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out
     return torch.addmm(bias, x, weight.t(), out=out)
 
 
-def _zeroed_output(out: torch.Tensor | None, batch: int, out_features: int, like: torch.Tensor) -> torch.Tensor:
-    if out is None:
-        return torch.zeros(batch, out_features, dtype=like.dtype, device=like.device)
-    return out.zero_()
-
-
 def grouped_linear(
     x: torch.Tensor,
     weight: torch.Tensor,
