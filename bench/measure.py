@@ -11,7 +11,7 @@ import torch
 from bench.cases import KernelCase
 from condcore.mask_export import load_masks
 from condcore.masks import weight_tile_density, work_density
-from condcore.ops import UNION_MAX_BATCH, block_sparse_linear
+from condcore.ops import block_sparse_linear, pick_regime
 from condcore.ops.problems import RELATIVE_TOLERANCE, LinearProblem, make_problem, relative_error
 from condcore.timing import iqr, median, ratio_samples, time_interleaved
 
@@ -42,15 +42,10 @@ def build_problem(case: KernelCase, checkpoints: Path, seed: int) -> LinearProbl
                         dtype=dtype, device=case.device, generator=gen, mask_kind=case.mask_source)
 
 
-def regime_used(case: KernelCase) -> str:
-    if case.regime != "auto":
-        return case.regime
-    return "union" if case.batch <= UNION_MAX_BATCH else "grouped"
-
-
 def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: int, bandwidth: float,
                     cuda_graph: bool = False) -> dict:
-    row = {**case.to_dict(), "regime_used": regime_used(case), "status": "ok", "error": "", "cuda_graph": cuda_graph}
+    row = {**case.to_dict(), "regime_used": pick_regime(case.regime, case.batch), "status": "ok", "error": "",
+           "cuda_graph": cuda_graph}
     try:
         p = build_problem(case, checkpoints, seed)
         wd = work_density(p.in_mask, p.out_mask)

@@ -17,7 +17,7 @@ REGIMES = ("auto", "grouped", "union")
 # FLOPs, is the cost: the union path wins. Above it, grouping rows per output block wins.
 UNION_MAX_BATCH = 16
 
-__all__ = ["BACKENDS", "REGIMES", "UNION_MAX_BATCH", "block_sparse_linear", "triton_available"]
+__all__ = ["BACKENDS", "REGIMES", "UNION_MAX_BATCH", "block_sparse_linear", "pick_regime", "triton_available"]
 
 
 def triton_available(device: torch.device) -> bool:
@@ -46,7 +46,8 @@ def _pick_backend(backend: str, x: torch.Tensor) -> str:
     return backend
 
 
-def _pick_regime(regime: str, batch: int) -> str:
+def pick_regime(regime: str, batch: int) -> str:
+    """The regime a call runs in: `regime` itself, or for "auto" the one its batch size calls for."""
     if regime not in REGIMES:
         raise ValueError(f"unknown regime {regime!r}; choose one of {', '.join(REGIMES)}")
     if regime == "auto":
@@ -91,7 +92,7 @@ def block_sparse_linear(
     """
     shape = validate_linear_args(x, weight, bias, in_mask, out_mask, block_size)
     chosen = _pick_backend(backend, x)
-    kernel = _kernel(chosen, _pick_regime(regime, shape.batch))
+    kernel = _kernel(chosen, pick_regime(regime, shape.batch))
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, weight, bias)
     )
