@@ -10,15 +10,10 @@ from typing import Callable
 
 import torch
 
-from condcore.ops.reference import accumulation_dtype, expand_block_mask
+from condcore.ops.block_masks import zero_inactive_blocks
+from condcore.ops.reference import accumulation_dtype
 
 ForwardKernel = Callable[..., torch.Tensor]
-
-
-def _mask_blocks(t: torch.Tensor, mask: torch.Tensor | None, block_size: int) -> torch.Tensor:
-    if mask is None:
-        return t
-    return torch.where(expand_block_mask(mask, block_size), t, torch.zeros((), dtype=t.dtype, device=t.device))
 
 
 class BlockSparseLinearFunction(torch.autograd.Function):
@@ -34,12 +29,12 @@ class BlockSparseLinearFunction(torch.autograd.Function):
         x, weight, in_mask, out_mask = ctx.saved_tensors
         k = ctx.block_size
         acc = accumulation_dtype(x.dtype)
-        g = _mask_blocks(grad_y.to(acc), out_mask, k)
+        g = zero_inactive_blocks(grad_y.to(acc), out_mask, k)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = _mask_blocks(g @ weight.to(acc), in_mask, k).to(x.dtype)
+            grad_x = zero_inactive_blocks(g @ weight.to(acc), in_mask, k).to(x.dtype)
         if ctx.needs_input_grad[1]:
-            grad_w = (g.t() @ _mask_blocks(x.to(acc), in_mask, k)).to(weight.dtype)
+            grad_w = (g.t() @ zero_inactive_blocks(x.to(acc), in_mask, k)).to(weight.dtype)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = g.sum(dim=0).to(weight.dtype)
         return grad_x, grad_w, grad_b, None, None, None, None

@@ -14,17 +14,8 @@ import threading
 
 import torch
 
+from condcore.ops.block_masks import zero_inactive_blocks
 from condcore.ops.routing import active_tile_pairs, group_rows_by_block
-
-
-def _zero_dropped_inputs(x: torch.Tensor, in_mask: torch.Tensor | None, block_size: int) -> torch.Tensor:
-    if in_mask is None:
-        return x
-    batch, in_features = x.shape
-    blocks = x.reshape(batch, in_features // block_size, block_size)
-    return torch.where(in_mask.unsqueeze(-1), blocks, torch.zeros((), dtype=x.dtype, device=x.device)).reshape(
-        batch, in_features
-    )
 
 
 _workspaces = threading.local()
@@ -80,7 +71,7 @@ def grouped_linear(
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Large-batch path: one GEMM per active output block over its gathered rows."""
-    x = _zero_dropped_inputs(x, in_mask, block_size).contiguous()
+    x = zero_inactive_blocks(x, in_mask, block_size).contiguous()
     batch, in_features = x.shape
     out_features = weight.shape[0]
     if out_mask is None:
@@ -157,14 +148,15 @@ def union_linear(
     needed = pairs.tolist()
     plan = [(j0, j1, true_runs([any(column) for column in zip(*needed[j0:j1])])) for j0, j1 in true_runs(out_any)]
     tiles_read = sum((j1 - j0) * (i1 - i0) for j0, j1, in_runs in plan for i0, i1 in in_runs)
-    if tiles_read >= DENSE_FALLBACK_TILE_FRACTION * in_blocks * out_blocks:
+    dense_fallback = tiles_read >= DENSE_FALLBACK_TILE_FRACTION * in_blocks * out_blocks
+    if dense_fallback:
         # The rectangles cover most of W: one dense GEMM reads the same bytes with less overhead.
         plan = [(0, out_blocks, [(0, in_blocks)])]
     # With one example and no fallback, the tiles read are exactly its active ones: nothing read needs
     # zeroing and nothing written needs masking, which saves two passes where the call is all overhead.
-    exact = batch == 1 and tiles_read < DENSE_FALLBACK_TILE_FRACTION * in_blocks * out_blocks
+    exact = batch == 1 and not dense_fallback
     if not exact:
-        x = _zero_dropped_inputs(x, in_mask, k)
+        x = zero_inactive_blocks(x, in_mask, k)
     y = out if out is not None else torch.empty(batch, out_features, dtype=x.dtype, device=x.device)
     y.zero_()
     for j0, j1, in_runs in plan:
