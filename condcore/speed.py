@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from condcore.models import CondNet, CondNetConfig
+from condcore.ops import frozen_weights
 from condcore.timing import median, time_interleaved
 
 
@@ -42,7 +43,8 @@ def inference_speedup(model: CondNet, batches: list[torch.Tensor], mode: str, *,
     def over_all(net: CondNet):
         return lambda: [net(x, mode=mode) for x in batches]
 
-    samples = time_interleaved({"dense": over_all(dense), "sparse": over_all(model)}, device, rounds)
+    with frozen_weights():
+        samples = time_interleaved({"dense": over_all(dense), "sparse": over_all(model)}, device, rounds)
     n = len(batches)
     return SpeedResult(batch=batches[0].shape[0], dense_s=median(samples["dense"]) / n,
                        sparse_s=median(samples["sparse"]) / n)

@@ -8,6 +8,7 @@ import torch
 
 from condcore.ops import cpu
 from condcore.ops.autograd import BlockSparseLinearFunction
+from condcore.ops.packed_weights import frozen_weights
 from condcore.ops.reference import reference_linear
 from condcore.ops.validate import validate_linear_args, validate_out
 
@@ -17,7 +18,7 @@ REGIMES = ("auto", "grouped", "union")
 # FLOPs, is the cost: the union path wins. Above it, grouping rows per output block wins.
 UNION_MAX_BATCH = 16
 
-__all__ = ["BACKENDS", "REGIMES", "UNION_MAX_BATCH", "block_sparse_linear", "pick_regime", "triton_available"]
+__all__ = ["BACKENDS", "REGIMES", "UNION_MAX_BATCH", "block_sparse_linear", "frozen_weights", "pick_regime", "triton_available"]
 
 
 def triton_available(device: torch.device) -> bool:

@@ -23,7 +23,7 @@ import torch
 
 from condcore.masks import weight_tile_density, work_density
 from condcore.ops import block_sparse_linear
-from condcore.ops.cpu import ONEDNN_LINEAR
+from condcore.ops.packed_weights import ONEDNN_DTYPES, ONEDNN_LINEAR, frozen_weights
 from condcore.ops.problems import RELATIVE_TOLERANCE, LinearProblem, make_problem, relative_error
 from condcore.timing import copy_bandwidth, median, time_interleaved
 
@@ -94,8 +94,12 @@ def providers(p: LinearProblem, regime: str) -> dict[str, Callable[[], torch.Ten
         # Other dense paths torch offers on CPU, so a sparse win is not just a better GEMM orientation
         # or library: W @ x.T (faster for few rows under MKL) and oneDNN's inner product.
         fns["dense_wxt"] = lambda: outs["dense_wxt"].copy_(torch.addmm(p.bias.unsqueeze(1), p.weight, p.x.t()).t())
-        if ONEDNN_LINEAR:
+        if ONEDNN_LINEAR and p.x.dtype in ONEDNN_DTYPES:
             fns["dense_onednn"] = lambda: torch.ops.mkldnn._linear_pointwise(p.x, p.weight, p.bias, "none", [], "")
+            # Ours packs weights once they are seen unchanged (condcore.ops.packed_weights): the same
+            # for dense, so "ours x best" never credits the packing to sparsity.
+            packed = torch.ops.mkldnn._reorder_linear_weight(p.weight)
+            fns["dense_onednn_packed"] = lambda: torch.ops.mkldnn._linear_pointwise(p.x, packed, p.bias, "none", [], "")
     return fns
 
 
@@ -119,10 +123,11 @@ def run_case(case: LayerCase, *, dtype: torch.dtype, device: str, rounds: int, s
         density = work_density(p.in_mask, p.out_mask)
     fns = providers(p, case.regime)
     try:
-        error = check_correct(p, fns["ours"])
-        if error:
-            return CaseResult(case, density, ok=False, error=error)
-        medians = {name: median(t) for name, t in time_interleaved(fns, device, rounds).items()}
+        with frozen_weights():  # fixed from the check through the timing, as in inference
+            error = check_correct(p, fns["ours"])
+            if error:
+                return CaseResult(case, density, ok=False, error=error)
+            medians = {name: median(t) for name, t in time_interleaved(fns, device, rounds).items()}
     except Exception as exc:  # a failed case is a failed row, not a failed run
         return CaseResult(case, density, ok=False, error=f"{type(exc).__name__}: {exc}")
     return CaseResult(case, density, ok=True, median_s=medians)

@@ -15,6 +15,7 @@ import threading
 import torch
 
 from condcore.ops.block_masks import zero_inactive_blocks
+from condcore.ops.packed_weights import ONEDNN_DTYPES, ONEDNN_LINEAR, packed_blocks
 from condcore.ops.routing import active_tile_pairs, group_rows_by_block
 
 
@@ -33,25 +34,22 @@ def _workspace(numel: int, dtype: torch.dtype, device: torch.device) -> torch.Te
     return buf[:numel]
 
 
-def _onednn_linear_available() -> bool:
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-
-
-ONEDNN_LINEAR = _onednn_linear_available()
-
-
-def linear_rows(x: torch.Tensor, weight_rows: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """x @ weight_rows.T + bias for one output block. On CPU, oneDNN's inner product when it applies:
-    measured here (2 threads, fp32, K=2048, 128 outputs) it ran 0.97 of dense-GEMM efficiency at 102 rows
-    where MKL's addmm ran 0.80, and the narrow GEMMs of a sparse layer are exactly that shape."""
+def linear_rows(x: torch.Tensor, weight_rows: torch.Tensor, bias: torch.Tensor | None,
+                packed_rows: torch.Tensor | None = None) -> torch.Tensor:
+    """x @ weight_rows.T + bias for one output block. On CPU, oneDNN's inner product when it applies
+    (on packed_rows, weight_rows in oneDNN's layout, when given): measured here (2 threads, fp32,
+    K=2048, 128 outputs) it ran 0.97 of dense-GEMM efficiency at 102 rows where MKL's addmm ran 0.80,
+    and the narrow GEMMs of a sparse layer are exactly that shape."""
     if (
         ONEDNN_LINEAR
         and x.device.type == "cpu"
-        and x.dtype in (torch.float32, torch.bfloat16)
+        and x.dtype in ONEDNN_DTYPES
+        and x.dtype == weight_rows.dtype
         and x.is_contiguous()
         and weight_rows.is_contiguous()
     ):
-        return torch.ops.mkldnn._linear_pointwise(x, weight_rows, bias, "none", [], "")
+        w = packed_rows if packed_rows is not None else weight_rows
+        return torch.ops.mkldnn._linear_pointwise(x, w, bias, "none", [], "")
     return torch.addmm(bias, x, weight_rows.t()) if bias is not None else x @ weight_rows.t()
 
 
@@ -83,6 +81,7 @@ def grouped_linear(
     # per call would page-fault).
     gathered = _workspace(max(groups.counts) * in_features, x.dtype, x.device).view(-1, in_features)
     offsets = groups.offsets.tolist()
+    packed = packed_blocks(weight, block_size)
     results = []
     for block in range(out_blocks):
         lo, hi = offsets[block], offsets[block + 1]
@@ -90,7 +89,8 @@ def grouped_linear(
             continue
         cols = slice(block * block_size, (block + 1) * block_size)
         xg = torch.index_select(x, 0, groups.rows[lo:hi], out=gathered[: hi - lo])
-        results.append(linear_rows(xg, weight[cols], None if bias is None else bias[cols]))
+        results.append(linear_rows(xg, weight[cols], None if bias is None else bias[cols],
+                                   None if packed is None else packed[block]))
     results.append(torch.zeros(1, block_size, dtype=x.dtype, device=x.device))
     results = torch.cat(results)
     # Each (row, block) of y reads its result or the zero row: y is written once, no zero fill first.

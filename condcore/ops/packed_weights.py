@@ -1,0 +1,83 @@
+"""Weights reordered once into oneDNN's blocked layout, per output block, for inference.
+
+Why: oneDNN's inner product reorders a plain weight into its blocked layout on every call, which for a
+sparse layer is one extra pass over each active block's weight per call. Inference engines pack once
+(oneDNN, inductor's weight freezing); measured here (2 threads, fp32, B=1024, K=N=2048, k=128, iid
+output masks) the per-block GEMMs ran 8-10% faster on packed blocks (d = 0.25: 11.1 against 12.2 ms).
+
+Packing is opt-in, inside `frozen_weights()`: a packed copy cannot tell when its weight changes (fused
+optimizers and writes through `.data` leave the version counter alone), so only a caller that knows
+the weights are fixed may ask for it. The copies are dropped when the outermost block exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+
+def onednn_linear_available() -> bool:
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+ONEDNN_LINEAR = onednn_linear_available()
+ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
+
+
+@dataclass
+class _Entry:
+    ref: weakref.ref
+    stamp: tuple
+    packed: list[torch.Tensor]
+
+
+_cache: dict[int, _Entry] = {}
+_lock = threading.Lock()
+_frozen_depth = 0
+
+
+@contextlib.contextmanager
+def frozen_weights() -> Iterator[None]:
+    """Within this block the CPU kernels may pack the weights they see and reuse the packed copies:
+    the caller promises not to change those weights before the block exits."""
+    global _frozen_depth
+    with _lock:
+        _frozen_depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _frozen_depth -= 1
+            if _frozen_depth == 0:
+                _cache.clear()
+
+
+def packed_blocks(weight: torch.Tensor, block_size: int) -> list[torch.Tensor] | None:
+    """weight's row blocks [j*k, (j+1)*k) in oneDNN's layout, or None outside `frozen_weights()` or
+    where packing does not apply (then the caller uses the plain weight)."""
+    if not (_frozen_depth and ONEDNN_LINEAR and weight.device.type == "cpu" and weight.dtype in ONEDNN_DTYPES
+            and weight.is_contiguous() and weight.shape[0] % block_size == 0):
+        return None
+    # Still checked, as a cheap guard: a new storage, shape or version is a new weight.
+    version = None if weight.is_inference() else weight._version
+    stamp = (weight.data_ptr(), version, tuple(weight.shape), block_size)
+    key = id(weight)
+    entry = _cache.get(key)
+    if entry is None or entry.ref() is not weight or entry.stamp != stamp:
+        with torch.no_grad():
+            packed = [torch.ops.mkldnn._reorder_linear_weight(weight[j : j + block_size])
+                      for j in range(0, weight.shape[0], block_size)]
+        entry = _Entry(weakref.ref(weight, lambda r, key=key: _forget(key, r)), stamp, packed)
+        _cache[key] = entry
+    return entry.packed
+
+
+def _forget(key: int, entry_ref: weakref.ref) -> None:
+    entry = _cache.get(key)
+    if entry is not None and entry.ref is entry_ref:
+        del _cache[key]
