@@ -68,7 +68,7 @@ def model_cases(suite: Suite) -> list[ModelCase]:
     if m is None:
         return []
     return [ModelCase(m.dataset, policy, 1.0 if policy == "dense" else tau, tuple(m.hidden), m.block_size, m.epochs,
-                      suite.seed)
+                      suite.seed, m.precision)
             for policy in m.policies for tau in ([1.0] if policy == "dense" else m.taus)]
 
 

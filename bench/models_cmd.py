@@ -9,10 +9,11 @@ import pandas as pd
 import torch
 
 from bench.cli_common import UserError, positive_int_list
-from bench.models import ModelCase, measure_model, train_or_reuse
+from bench.models import ModelCase, measure_model, train_missing, train_or_reuse
 from condcore.data import DATASETS, DatasetNotFound, load_dataset
 from condcore.data.formats import DataFormatError
 from condcore.policies import POLICIES
+from condcore.train import PRECISIONS
 
 
 def _floats(text: str) -> list[float]:
@@ -46,6 +47,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batches", type=positive_int_list, default=[1, 256])
     p.add_argument("--rounds", type=int, default=30, help="timing rounds per batch size")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="training GEMMs (see bench train)")
+    p.add_argument("--jobs", type=int, default=0, help="models trained side by side, one thread each (0: --threads)")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(run=run)
 
@@ -60,11 +63,14 @@ def run(args: argparse.Namespace) -> int:
         if width % args.block_size:
             raise UserError(f"hidden width {width} is not a multiple of block size {args.block_size}")
     cases = [ModelCase(args.dataset, policy, 1.0 if policy == "dense" else tau, tuple(args.hidden), args.block_size,
-                       args.epochs, args.seed)
+                       args.epochs, args.seed, args.precision)
              for policy in args.policies for tau in ([1.0] if policy == "dense" else args.taus)]
+    checkpoints = args.out / "checkpoints"
+    train_missing(cases, data, (args.dataset, args.data_dir, args.seed), checkpoints, args.jobs or args.threads,
+                  on_done=lambda case: print(f"trained {case.name}", flush=True))
     rows = []
     for case in cases:
-        model, metrics = train_or_reuse(case, data, args.out / "checkpoints")
+        model, metrics = train_or_reuse(case, data, checkpoints)
         rows.append(measure_model(model, metrics, data, tuple(args.batches), args.rounds))
     table = pd.DataFrame(rows)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from bench.cases import check_runnable, kernel_cases, model_cases, parse_shard, 
 from bench.cli_common import UserError
 from bench.env import fingerprint
 from bench.measure import run_kernel_case
-from bench.models import measure_model, train_or_reuse
+from bench.models import measure_model, train_missing, train_or_reuse
 from bench.report import print_report, write_report
 from bench.results import append_row, drop_partial_tail, load_run, read_rows, write_tables
 from bench.suite import Suite, load_suite, parse_suite
@@ -90,19 +90,24 @@ def run(args: argparse.Namespace) -> int:
                         TimeRemainingColumn(), console=console, disable=args.quiet)
     try:
         with progress:
+            # Another shard's model whose masks a kernel case here times: train it here too.
+            to_train = [m for m in models if m.name not in done_models]
+            to_train += [m for m in model_cases(suite) if m.name in needed - {m.name for m in models}]
+            if suite.models is not None and to_train:
+                jobs = suite.models.train_jobs or suite.threads
+                training = progress.add_task(f"training ({jobs} at a time)", total=len(to_train))
+                train_missing(to_train, data, (suite.models.dataset, suite.models.data_dir, suite.seed), checkpoints,
+                              jobs, on_done=lambda case: progress.advance(training))
             task = progress.add_task("cases", total=len(models) + len(kernels))
             progress.advance(task, len(done_models & {m.name for m in models}) + len(done_kernels & {k.case_id for k in kernels}))
             for case in models:
                 if case.name in done_models:
                     continue
                 progress.update(task, description=f"model {case.name}")
-                model, metrics = train_or_reuse(case, data, checkpoints, progress=False)
+                model, metrics = train_or_reuse(case, data, checkpoints, progress=False)  # trained above: loads
                 row = {"name": case.name, **measure_model(model, metrics, data, tuple(suite.models.batches), suite.repeats)}
                 append_row(folder / "models.jsonl", row)
                 progress.advance(task)
-            for name in sorted(needed - {m.name for m in models}):  # another shard's model: train it here too
-                case = next(m for m in model_cases(suite) if m.name == name)
-                train_or_reuse(case, data, checkpoints, progress=False)
             for case in kernels:
                 if case.case_id in done_kernels:
                     continue

@@ -95,6 +95,8 @@ class ModelSweep(Strict):
     hidden: list[int] = [1024, 1024]
     block_size: int = Field(default=64, gt=0)
     epochs: int = Field(default=30, gt=0)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # training GEMMs; auto: bf16 where the CPU has it
+    train_jobs: int = Field(default=0, ge=0)  # models trained side by side, one thread each; 0: `threads`
     batches: list[int] = [1, 256]
     trained_masks_policy: Policy = "reinforce"  # whose masks `mask_source: trained` kernel cases time
 

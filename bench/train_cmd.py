@@ -14,7 +14,7 @@ from condcore.mask_export import export_masks
 from condcore.models import CondNet, CondNetConfig
 from condcore.policies import INFERENCE_MODES, POLICIES
 from condcore.policies.reinforce import Baseline
-from condcore.train import OPTIMIZERS, TrainConfig, save_checkpoint, train
+from condcore.train import OPTIMIZERS, PRECISIONS, TrainConfig, save_checkpoint, train
 
 
 def add_parser(subparsers) -> None:
@@ -36,6 +36,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--baseline", choices=Baseline.KINDS, default=TrainConfig.baseline, help="REINFORCE baseline")
     p.add_argument("--inference-mode", choices=INFERENCE_MODES, default=TrainConfig.inference_mode)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=PRECISIONS, default=TrainConfig.precision,
+                   help="training GEMMs: bf16 under autocast (fp32 weights), fp32, or auto (bf16 where native)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                                 policy_lr_mult=args.policy_lr_mult, l2=args.l2, lambda_s=args.lambda_s,
                                 lambda_v=args.lambda_v, baseline=args.baseline, inference_mode=args.inference_mode,
-                                seed=args.seed)
+                                seed=args.seed, precision=args.precision)
         model_cfg.validate()
         train_cfg.validate()
     except ValueError as exc:
@@ -68,5 +70,6 @@ def run(args: argparse.Namespace) -> int:
     export_masks(result.model, data.test, train_cfg.inference_mode, args.out / "masks.npz", dataset=data.name)
     density = ", ".join(f"{d:.3f}" for d in metrics["density"])
     print(f"{data.name} {args.policy} tau={tau}: test accuracy {metrics['test_accuracy']:.4f}, "
-          f"density per layer [{density}] ({train_cfg.inference_mode}), {result.seconds:.1f}s -> {args.out}")
+          f"density per layer [{density}] ({train_cfg.inference_mode}), {result.seconds:.1f}s in {result.precision} "
+          f"-> {args.out}")
     return 0

@@ -25,6 +25,7 @@ from condcore.policies.regularizers import block_balance, example_balance, varia
 from condcore.policies.reinforce import Baseline, reinforce_loss
 
 OPTIMIZERS = ("sgd", "adam")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -41,10 +42,17 @@ class TrainConfig:
     baseline: str = "batch_min"
     inference_mode: str = "threshold"
     seed: int = 0
+    precision: str = "auto"  # fp32 | bf16 (autocast GEMMs, fp32 weights) | auto: bf16 where the CPU has it
+    valid_every: int = 1  # epochs between validation passes (the last epoch always has one)
+
+    def resolved_precision(self, device: torch.device) -> str:
+        if self.precision != "auto":
+            return self.precision
+        return "bf16" if native_bf16(device) else "fp32"
 
     def validate(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be at least 1")
+        if self.epochs < 1 or self.batch_size < 1 or self.valid_every < 1:
+            raise ValueError("epochs, batch_size and valid_every must be at least 1")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.lr <= 0 or self.policy_lr_mult < 0 or self.l2 < 0 or self.lambda_s < 0 or self.lambda_v < 0:
@@ -52,6 +60,15 @@ class TrainConfig:
         if self.inference_mode not in INFERENCE_MODES:
             raise ValueError(f"unknown inference mode {self.inference_mode!r}; choose one of {', '.join(INFERENCE_MODES)}")
         Baseline(self.baseline)  # raises on an unknown kind
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 GEMMs run in hardware here (emulated bf16 on an older CPU is slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 @dataclass
@@ -67,6 +84,7 @@ class TrainResult:
     model: CondNet
     seconds: float
     history: list[dict] = field(default_factory=list)
+    precision: str = "fp32"  # as resolved: what the GEMMs really ran in
 
 
 def seed_everything(seed: int) -> None:
@@ -104,10 +122,13 @@ def _optimizer(model: CondNet, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(groups, fused=fused)
 
 
-def step_loss(model: CondNet, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, baseline: Baseline) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training objective on one minibatch, and the per-example cross-entropy."""
-    trace = model(x, mode="train")
-    cost = F.cross_entropy(trace.logits, y, reduction="none")
+def step_loss(model: CondNet, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, baseline: Baseline,
+              precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
+    """The training objective on one minibatch, and the per-example cross-entropy. With bf16, the
+    network's GEMMs run in bf16 under autocast; the policies, the losses and the weights stay fp32."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        trace = model(x, mode="train")
+    cost = F.cross_entropy(trace.logits.float(), y, reduction="none")
     loss = cost.mean()
     tau = model.config.tau
     log_probs = []
@@ -123,12 +144,13 @@ def step_loss(model: CondNet, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig
 
 
 def train(model: CondNet, data: Dataset, cfg: TrainConfig, *, progress: bool = True) -> TrainResult:
-    """Trains in place; evaluates on the validation split after every epoch."""
+    """Trains in place; evaluates on the validation split every `valid_every` epochs and after the last."""
     cfg.validate()
     seed_everything(cfg.seed)
     optimizer = _optimizer(model, cfg)
     baseline = Baseline(cfg.baseline)
     order_gen = torch.Generator().manual_seed(cfg.seed)
+    precision = cfg.resolved_precision(data.train.x.device)
     history: list[dict] = []
     start = time.perf_counter()
     bar = _progress(progress)
@@ -140,18 +162,21 @@ def train(model: CondNet, data: Dataset, cfg: TrainConfig, *, progress: bool = T
             total_cost = 0.0
             for i in range(0, len(order), cfg.batch_size):
                 idx = order[i : i + cfg.batch_size]
-                loss, cost = step_loss(model, data.train.x[idx], data.train.y[idx], cfg, baseline)
+                loss, cost = step_loss(model, data.train.x[idx], data.train.y[idx], cfg, baseline, precision)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 total_cost += cost.sum().item()
-            valid = evaluate(model, data.valid, cfg.inference_mode)
-            history.append({"epoch": epoch + 1, "train_loss": total_cost / len(data.train),
-                            "valid_accuracy": valid.accuracy, "valid_density": valid.density})
-            bar.update(task, advance=1, description=(
-                f"{data.name} {model.config.policy} tau={model.config.tau} "
-                f"valid acc {valid.accuracy:.3f} density {', '.join(f'{d:.2f}' for d in valid.density)}"))
-    return TrainResult(model=model, seconds=time.perf_counter() - start, history=history)
+            record = {"epoch": epoch + 1, "train_loss": total_cost / len(data.train)}
+            if (epoch + 1) % cfg.valid_every == 0 or epoch + 1 == cfg.epochs:
+                valid = evaluate(model, data.valid, cfg.inference_mode)
+                record.update(valid_accuracy=valid.accuracy, valid_density=valid.density)
+                bar.update(task, description=(
+                    f"{data.name} {model.config.policy} tau={model.config.tau} "
+                    f"valid acc {valid.accuracy:.3f} density {', '.join(f'{d:.2f}' for d in valid.density)}"))
+            history.append(record)
+            bar.update(task, advance=1)
+    return TrainResult(model=model, seconds=time.perf_counter() - start, history=history, precision=precision)
 
 
 def _progress(enabled: bool):
@@ -177,14 +202,23 @@ def save_checkpoint(result: TrainResult, data: Dataset, cfg: TrainConfig, out_di
         "density": test.density,
         "train_seconds": result.seconds,
         "epochs": cfg.epochs,
+        "precision": result.precision,
         "model": result.model.config.to_dict(),
         "train": asdict(cfg),
     }
     torch.save({"model_config": result.model.config.to_dict(), "train_config": asdict(cfg),
                 "state_dict": result.model.state_dict(), "metrics": metrics, "history": result.history},
                out_dir / "model.pt")
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_atomically(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """A reader never sees half a file: metrics.json marks a finished checkpoint, and an interrupted
+    run must not leave a truncated one behind."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def load_checkpoint(path: Path) -> tuple[CondNet, dict]:

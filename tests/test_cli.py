@@ -31,7 +31,7 @@ def test_train_writes_checkpoint_metrics_and_masks(tmp_path):
         (["train", "--block-size", "7", "--out", "x"], "not a positive multiple of block size"),
         (["train", "--policy", "oracle", "--out", "x"], "invalid choice"),
         (["train", "--hidden", "12,-4", "--out", "x"], "positive integers"),
-        (["train", "--epochs", "0", "--out", "x"], "epochs and batch_size"),
+        (["train", "--epochs", "0", "--out", "x"], "epochs, batch_size and valid_every"),
         (["train"], "--out"),
         (["data", "download", "imagenet"], "invalid choice"),
         (["frobnicate"], "invalid choice"),

@@ -117,3 +117,51 @@ def test_bad_configs(digits):
         train(small_net(digits, "dense"), digits, TrainConfig(optimizer="lbfgs"), progress=False)
     with pytest.raises(ValueError, match="unknown mode"):
         small_net(digits, "dense")(digits.test.x[:2], mode="argmax")
+
+
+@pytest.mark.parametrize("policy", ["reinforce", "random", "topk"])
+@pytest.mark.parametrize("batch", [64, 5])  # the grouped kernel's sparse backward, and the union's dense one
+def test_sparse_training_step_equals_the_dense_masked_step(digits, policy, batch):
+    """Skipping the dropped blocks in training changes no loss and no gradient."""
+    model = small_net(digits, policy, 0.25)
+    x, y = digits.train.x[:batch], digits.train.y[:batch]
+
+    def grads(sparse: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        for gate in model.gates:
+            gate.sparse_in_training = sparse  # instance attribute shadows the class's
+        model.zero_grad()
+        torch.manual_seed(1)  # the same sampled masks both times
+        trace = model(x, mode="train")
+        loss = F.cross_entropy(trace.logits, y) + sum(g.prob.sum() for g in trace.gates if g.prob is not None)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    dense_loss, dense_grads = grads(False)
+    sparse_loss, sparse_grads = grads(True)
+    torch.testing.assert_close(sparse_loss, dense_loss, rtol=1e-5, atol=1e-6)
+    assert len(sparse_grads) == len(dense_grads)
+    for got, want in zip(sparse_grads, dense_grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_precisions_train_and_are_recorded(digits, precision, tmp_path):
+    model = small_net(digits, "topk")
+    cfg = TrainConfig(epochs=6, seed=0, precision=precision, valid_every=4, inference_mode="topk")
+    result = train(model, digits, cfg, progress=False)
+    assert result.precision == precision
+    assert evaluate(model, digits.test, "topk").accuracy > 0.6
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # bf16 is for the GEMMs only
+    # Validation after epochs 4 and 6 (the last), not after every epoch.
+    assert [r["epoch"] for r in result.history if "valid_accuracy" in r] == [4, 6]
+    assert json.loads(json.dumps(save_checkpoint(result, digits, cfg, tmp_path)))["precision"] == precision
+
+
+def test_auto_precision_resolves_to_what_the_machine_runs():
+    from condcore.train import native_bf16
+
+    cpu = torch.device("cpu")
+    assert TrainConfig(precision="auto").resolved_precision(cpu) == ("bf16" if native_bf16(cpu) else "fp32")
+    assert TrainConfig(precision="fp32").resolved_precision(cpu) == "fp32"
+    with pytest.raises(ValueError, match="unknown precision"):
+        TrainConfig(precision="fp8").validate()

@@ -196,3 +196,24 @@ def test_runner_mistakes_exit_2(tmp_path, args, message):
     proc = bench(*args, cwd=tmp_path)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_models_trained_side_by_side_match_their_checkpoints(tmp_path):
+    """train_jobs: 2 trains on two spawned one-thread workers (three models: one first in-process, then
+    two in the pool); every model is finished, recorded and reused on the next run."""
+    suite = WITH_MODELS.replace("taus: [0.5]", "taus: [0.5, 0.25]").replace("epochs: 2", "epochs: 2\n  train_jobs: 2")
+    (tmp_path / "m.yaml").write_text(suite)
+    proc = bench("run", "m.yaml", "--results", "res", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run = load_run(only_run(tmp_path / "res"))
+    assert len(run.models) == 3
+    folders = sorted((tmp_path / "res" / "checkpoints").iterdir())
+    assert len(folders) == 3
+    for folder in folders:
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["precision"] in ("fp32", "bf16") and (folder / "masks.npz").exists()
+        assert not list(folder.glob("*.tmp"))
+    stamps = {f: (f / "metrics.json").stat().st_mtime_ns for f in folders}
+    again = bench("run", "m.yaml", "--results", "res", "--quiet", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert stamps == {f: (f / "metrics.json").stat().st_mtime_ns for f in folders}  # reused, not retrained

@@ -1,7 +1,9 @@
-"""Autograd for block_sparse_linear: sparse forward, dense masked backward.
+"""Autograd for block_sparse_linear: sparse forward; a sparse or a dense masked backward.
 
-The backward pass runs the reference's dense masked math (three GEMMs over the full shapes), so training
-is exact but not yet faster than dense in the backward; only the forward uses the sparse kernels.
+After the torch grouped kernel (large batches, any device) with an output mask, the backward walks the
+same per-block row groups (cpu.grouped_linear_backward), so its work is out-density x dense like the
+forward's. After the other kernels (union, triton) it runs the reference's dense masked math: three
+GEMMs over the full shapes, exact, but as slow as dense.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Callable
 
 import torch
 
+from condcore.ops import cpu
 from condcore.ops.block_masks import zero_inactive_blocks
 from condcore.ops.reference import accumulation_dtype
 
@@ -22,12 +25,17 @@ class BlockSparseLinearFunction(torch.autograd.Function):
         ctx.save_for_backward(x, weight, in_mask, out_mask)
         ctx.block_size = block_size
         ctx.has_bias = bias is not None
+        ctx.sparse_backward = kernel is cpu.grouped_linear and out_mask is not None
         return kernel(x, weight, bias, in_mask, out_mask, block_size)
 
     @staticmethod
     def backward(ctx, grad_y):  # type: ignore[override]
         x, weight, in_mask, out_mask = ctx.saved_tensors
         k = ctx.block_size
+        if ctx.sparse_backward:
+            needs = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2])
+            grad_x, grad_w, grad_b = cpu.grouped_linear_backward(grad_y, x, weight, in_mask, out_mask, k, needs)
+            return grad_x, grad_w, grad_b, None, None, None, None
         acc = accumulation_dtype(x.dtype)
         g = zero_inactive_blocks(grad_y.to(acc), out_mask, k)
         grad_x = grad_w = grad_b = None

@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import torch
 
@@ -26,6 +26,7 @@ from condcore.ops import block_sparse_linear
 from condcore.ops.packed_weights import ONEDNN_DTYPES, ONEDNN_LINEAR, frozen_weights
 from condcore.ops.problems import RELATIVE_TOLERANCE, LinearProblem, make_problem, relative_error
 from condcore.timing import copy_bandwidth, median, time_interleaved
+
 
 @dataclass(frozen=True)
 class LayerCase:

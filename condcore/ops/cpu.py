@@ -16,8 +16,8 @@ import torch
 
 from condcore.ops.block_masks import zero_inactive_blocks
 from condcore.ops.packed_weights import ONEDNN_DTYPES, ONEDNN_LINEAR, packed_blocks
+from condcore.ops.reference import accumulation_dtype
 from condcore.ops.routing import active_tile_pairs, group_rows_by_block
-
 
 _workspaces = threading.local()
 
@@ -180,3 +180,43 @@ def union_linear(
     if out_mask is not None and not exact:
         y.masked_fill_(~out_mask.repeat_interleave(k, dim=1), 0)
     return y
+
+
+def grouped_linear_backward(
+    grad_y: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    in_mask: torch.Tensor | None,
+    out_mask: torch.Tensor,
+    block_size: int,
+    needs: tuple[bool, bool, bool],
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """Gradients of grouped_linear for x, weight and bias (those flagged in `needs`), walking the same
+    per-output-block row groups as the forward, so the backward's work is out-density x dense too.
+
+    Per active output block j with rows R_j and g_j = grad_y[R_j, block j]:
+        grad_w[block j] = g_j.T @ x_masked[R_j]      (blocks no row uses get exactly 0)
+        grad_x[R_j]    += g_j @ weight[block j]       (then masked by in_mask, as the forward zeroed x)
+    grad_x is accumulated in fp32 (fp64 for fp64): up to N/k blocks add into each row.
+    """
+    k = block_size
+    acc = accumulation_dtype(x.dtype)
+    groups = group_rows_by_block(out_mask)
+    offsets = groups.offsets.tolist()
+    x_masked = zero_inactive_blocks(x, in_mask, k)
+    grad_x = torch.zeros(x.shape, dtype=acc, device=x.device) if needs[0] else None
+    grad_w = torch.zeros_like(weight) if needs[1] else None
+    for block in range(weight.shape[0] // k):
+        lo, hi = offsets[block], offsets[block + 1]
+        if lo == hi:
+            continue
+        rows, cols = groups.rows[lo:hi], slice(block * k, (block + 1) * k)
+        g = torch.index_select(grad_y[:, cols], 0, rows)
+        if grad_w is not None:
+            torch.mm(g.t(), torch.index_select(x_masked, 0, rows), out=grad_w[cols])
+        if grad_x is not None:
+            grad_x.index_add_(0, rows, (g @ weight[cols]).to(acc))
+    if grad_x is not None:
+        grad_x = zero_inactive_blocks(grad_x, in_mask, k).to(x.dtype)
+    grad_b = zero_inactive_blocks(grad_y.to(acc), out_mask, k).sum(dim=0).to(weight.dtype) if needs[2] else None
+    return grad_x, grad_w, grad_b

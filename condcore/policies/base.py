@@ -48,11 +48,14 @@ class Gate(nn.Module):
     `uses_policy`: whether it reads the logits of the layer's policy (a linear map of the layer's input).
     `regularized`: whether the sparsity regularizers act on its probabilities.
     `always_on`: the dense net's gate, whose layers run as plain dense GEMMs.
+    `sparse_in_training`: whether training may skip the dropped blocks, i.e. no gradient needs their
+    pre-activations (the multiplier, if any, is 0 where the mask is off, and so is its gradient).
     """
 
     uses_policy: bool = True
     regularized: bool = False
     always_on: bool = False  # every block always runs: the kernels get no mask at all
+    sparse_in_training: bool = True
 
     def __init__(self, tau: float) -> None:
         super().__init__()

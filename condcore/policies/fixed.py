@@ -13,6 +13,7 @@ class DenseGate(Gate):
 
     uses_policy = False
     always_on = True
+    sparse_in_training = False
 
     def __init__(self, tau: float = 1.0) -> None:
         super().__init__(1.0)
