@@ -7,6 +7,11 @@ import torch
 # modules are imported: without CUDA the Triton kernels run (slowly) on the CPU interpreter.
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+if os.environ.get("TRITON_INTERPRET") == "1":
+    # Decorated now, in interpreter mode: a test that unsets TRITON_INTERPRET (to check the refusal)
+    # would otherwise leave the first import to happen without it, breaking every later Triton test.
+    import condcore.ops.triton_grouped  # noqa: F401
+    import condcore.ops.triton_union  # noqa: F401
 
 HAS_CUDA = torch.cuda.is_available()
 

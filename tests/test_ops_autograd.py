@@ -78,3 +78,20 @@ def test_sparse_backward_only_computes_what_is_asked(rng):
     ref_x = p.x.clone().requires_grad_()
     reference_linear(ref_x, p.weight, p.bias, p.in_mask, p.out_mask, p.block_size).sum().backward()
     torch.testing.assert_close(x.grad, ref_x.grad, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("regime", ["grouped", "union"])
+def test_mixed_precision_gradients_are_fp32_and_match(regime, rng):
+    """bf16 x with an fp32 weight (CondNet's training under autocast): the weight and bias get fp32
+    gradients equal to autograd through the reference, which rounds the weight the same way."""
+    p = make_problem(40, 48, 64, 16, generator=rng)
+    x = p.x.bfloat16().requires_grad_()
+    w, b = p.weight.clone().requires_grad_(), p.bias.clone().requires_grad_()
+    ref_x, ref_w, ref_b = (t.detach().clone().requires_grad_() for t in (x, w, b))
+    grad_out = torch.randn(40, 64, generator=rng).bfloat16()
+    block_sparse_linear(x, w, b, **p.kwargs(), backend="torch", regime=regime).backward(grad_out)
+    reference_linear(ref_x, ref_w, ref_b, p.in_mask, p.out_mask, p.block_size).backward(grad_out)
+    assert (x.grad.dtype, w.grad.dtype, b.grad.dtype) == (torch.bfloat16, torch.float32, torch.float32)
+    for got, want in ((x.grad, ref_x.grad), (w.grad, ref_w.grad), (b.grad, ref_b.grad)):
+        scale = max(want.abs().max().item(), 1.0)
+        torch.testing.assert_close(got.double() / scale, want.double() / scale, rtol=2e-2, atol=2e-2)

@@ -155,3 +155,20 @@ def test_auto_regime_matches_reference(backend, rng):
 def test_triton_gpu_realistic_shapes(regime, dtype, rng):
     batch = 8 if regime == "union" else 1000
     check(make_problem(batch, 512, 768, 128, dtype=dtype, generator=rng, device="cuda"), "triton", regime)
+
+
+@pytest.mark.parametrize("backend,regime", [*KERNELS, pytest.param("reference", "auto", id="reference")])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("batch", [3, 40])
+def test_mixed_precision_fp32_weight(backend, regime, dtype, batch, rng):
+    """An fp32 weight and bias with fp16/bf16 x: the weight is rounded to x's dtype, the result is in x's."""
+    p = make_problem(batch, 64, 48, 16, dtype=dtype, generator=rng, device=DEVICE)
+    weight = torch.randn(48, 64, generator=rng).to(DEVICE)  # fp32 values that x's dtype cannot hold
+    bias = torch.randn(48, generator=rng).to(DEVICE)
+    out = torch.full((batch, 48), float("nan"), dtype=dtype, device=DEVICE)
+    y = block_sparse_linear(p.x, weight, bias, **p.kwargs(), backend=backend, regime=regime, out=out)
+    assert y.dtype == dtype and not torch.isnan(y).any()
+    want = reference_linear(p.x.double(), weight.to(dtype).double(), bias.to(dtype).double(), p.in_mask,
+                            p.out_mask, p.block_size)
+    rtol, atol = TOLERANCES[dtype]
+    torch.testing.assert_close(y.double().cpu(), want.cpu(), rtol=rtol, atol=atol)

@@ -27,6 +27,9 @@ def call(p, **changes):
         (lambda p: {"x": p.x[0]}, "x must be 2-D"),
         (lambda p: {"weight": p.weight[:, :16]}, "input features"),
         (lambda p: {"weight": p.weight.double()}, "weight dtype"),
+        (lambda p: {"weight": p.weight.bfloat16(), "bias": p.bias.bfloat16()}, "weight dtype"),  # fp32 x
+        (lambda p: {"x": p.x.bfloat16(), "weight": p.weight.half(), "bias": None}, "weight dtype"),
+        (lambda p: {"x": p.x.bfloat16(), "bias": p.bias.bfloat16()}, "bias dtype"),  # fp32 weight
         (lambda p: {"x": p.x.long(), "weight": p.weight.long(), "bias": None}, "floating"),
         (lambda p: {"x": p.x[:0], "in_mask": p.in_mask[:0], "out_mask": p.out_mask[:0]}, "empty batch"),
         (lambda p: {"block_size": 5}, "must divide in_features 32 when in_mask"),

@@ -88,7 +88,8 @@ def block_sparse_linear(
     regime: "grouped" (rows grouped per output block; large batch), "union" (only the weight tiles
     some example needs; small batch), "auto" (union for B <= UNION_MAX_BATCH).
     out: optional preallocated (B, N) contiguous result; every element of it is written.
-    Result in x's dtype with fp32 (fp64 for fp64) accumulation. Gradients flow to x, weight and bias; the
+    Result in x's dtype with fp32 (fp64 for fp64) accumulation. weight and bias may be fp32 with fp16/bf16
+    x (mixed precision, as under autocast): they are rounded to x's dtype, and their gradients are fp32. Gradients flow to x, weight and bias; the
     backward pass is the dense masked math (see condcore.ops.autograd).
     """
     shape = validate_linear_args(x, weight, bias, in_mask, out_mask, block_size)
@@ -99,6 +100,11 @@ def block_sparse_linear(
     )
     if out is not None:
         validate_out(out, x, shape)
+    if weight.dtype != x.dtype and not (kernel is cpu.grouped_linear and out_mask is not None):
+        # Mixed precision: only the torch grouped kernel rounds the weight block by block; for the
+        # others the whole weight is rounded here (autograd carries the gradient back to fp32).
+        weight = weight.to(x.dtype)
+        bias = None if bias is None else bias.to(x.dtype)
     if needs_grad:
         if out is not None:
             raise ValueError("out= is not supported when gradients are needed")

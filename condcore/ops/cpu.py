@@ -81,7 +81,9 @@ def grouped_linear(
     # per call would page-fault).
     gathered = _workspace(max(groups.counts) * in_features, x.dtype, x.device).view(-1, in_features)
     offsets = groups.offsets.tolist()
-    packed = packed_blocks(weight, block_size)
+    # Mixed precision (fp32 weight, fp16/bf16 x): each active block's weight is rounded as it is used.
+    mixed = weight.dtype != x.dtype
+    packed = None if mixed else packed_blocks(weight, block_size)
     results = []
     for block in range(out_blocks):
         lo, hi = offsets[block], offsets[block + 1]
@@ -89,8 +91,10 @@ def grouped_linear(
             continue
         cols = slice(block * block_size, (block + 1) * block_size)
         xg = torch.index_select(x, 0, groups.rows[lo:hi], out=gathered[: hi - lo])
-        results.append(linear_rows(xg, weight[cols], None if bias is None else bias[cols],
-                                   None if packed is None else packed[block]))
+        w, b = weight[cols], None if bias is None else bias[cols]
+        if mixed:
+            w, b = w.to(x.dtype), None if b is None else b.to(x.dtype)
+        results.append(linear_rows(xg, w, b, None if packed is None else packed[block]))
     results.append(torch.zeros(1, block_size, dtype=x.dtype, device=x.device))
     results = torch.cat(results)
     # Each (row, block) of y reads its result or the zero row: y is written once, no zero fill first.
@@ -197,7 +201,9 @@ def grouped_linear_backward(
     Per active output block j with rows R_j and g_j = grad_y[R_j, block j]:
         grad_w[block j] = g_j.T @ x_masked[R_j]      (blocks no row uses get exactly 0)
         grad_x[R_j]    += g_j @ weight[block j]       (then masked by in_mask, as the forward zeroed x)
-    grad_x is accumulated in fp32 (fp64 for fp64): up to N/k blocks add into each row.
+    grad_x is accumulated in fp32 (fp64 for fp64): up to N/k blocks add into each row. grad_w and
+    grad_b come in weight's dtype (fp32 under mixed precision, where each block of the weight is
+    rounded to x's dtype as it is used, as in the forward).
     """
     k = block_size
     acc = accumulation_dtype(x.dtype)
@@ -205,17 +211,23 @@ def grouped_linear_backward(
     offsets = groups.offsets.tolist()
     x_masked = zero_inactive_blocks(x, in_mask, k)
     grad_x = torch.zeros(x.shape, dtype=acc, device=x.device) if needs[0] else None
-    grad_w = torch.zeros_like(weight) if needs[1] else None
+    grad_w = torch.empty_like(weight) if needs[1] else None
     for block in range(weight.shape[0] // k):
         lo, hi = offsets[block], offsets[block + 1]
-        if lo == hi:
-            continue
         rows, cols = groups.rows[lo:hi], slice(block * k, (block + 1) * k)
+        if lo == hi:
+            if grad_w is not None:
+                grad_w[cols].zero_()
+            continue
         g = torch.index_select(grad_y[:, cols], 0, rows)
         if grad_w is not None:
-            torch.mm(g.t(), torch.index_select(x_masked, 0, rows), out=grad_w[cols])
+            xg = torch.index_select(x_masked, 0, rows)
+            if grad_w.dtype == g.dtype:
+                torch.mm(g.t(), xg, out=grad_w[cols])
+            else:
+                grad_w[cols].copy_(g.t() @ xg)
         if grad_x is not None:
-            grad_x.index_add_(0, rows, (g @ weight[cols]).to(acc))
+            grad_x.index_add_(0, rows, (g @ weight[cols].to(g.dtype)).to(acc))
     if grad_x is not None:
         grad_x = zero_inactive_blocks(grad_x, in_mask, k).to(x.dtype)
     grad_b = zero_inactive_blocks(grad_y.to(acc), out_mask, k).sum(dim=0).to(weight.dtype) if needs[2] else None

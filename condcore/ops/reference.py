@@ -34,9 +34,10 @@ def reference_linear(
     if in_mask is not None:
         # "Same result as zeroing the block": a NaN in a dropped block must not leak through 0 * NaN.
         xa = torch.where(expand_block_mask(in_mask, block_size), xa, zero)
-    y = xa @ weight.to(acc).t()
+    # .to(x.dtype) first: an fp32 weight with fp16/bf16 x is rounded to x's dtype (mixed precision).
+    y = xa @ weight.to(x.dtype).to(acc).t()
     if bias is not None:
-        y = y + bias.to(acc)
+        y = y + bias.to(x.dtype).to(acc)
     if out_mask is not None:
         # torch.where, not a product: an inactive block is exactly 0 even where the dense value is inf/NaN.
         y = torch.where(expand_block_mask(out_mask, block_size), y, zero)

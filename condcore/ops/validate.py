@@ -9,6 +9,12 @@ import torch
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
+def mixed_precision(x_dtype: torch.dtype, weight_dtype: torch.dtype) -> bool:
+    """An fp32 weight (and bias) with fp16/bf16 activations, as under autocast: the weight is rounded
+    to x's dtype, block by block where a kernel can, and its gradient comes back in fp32."""
+    return weight_dtype == torch.float32 and x_dtype in (torch.float16, torch.bfloat16)
+
+
 @dataclass(frozen=True)
 class LinearShape:
     batch: int
@@ -57,8 +63,9 @@ def validate_linear_args(
         raise ValueError(f"weight must be 2-D (out_features, in_features), got shape {tuple(weight.shape)}")
     if x.dtype not in FLOAT_DTYPES:
         raise ValueError(f"x must be a floating tensor (fp16, bf16, fp32, fp64), got {x.dtype}")
-    if weight.dtype != x.dtype:
-        raise ValueError(f"weight dtype {weight.dtype} differs from x dtype {x.dtype}")
+    if weight.dtype != x.dtype and not mixed_precision(x.dtype, weight.dtype):
+        raise ValueError(f"weight dtype {weight.dtype} differs from x dtype {x.dtype} "
+                         "(the one mix allowed: an fp32 weight with fp16/bf16 x)")
     if weight.device != x.device:
         raise ValueError(f"weight is on {weight.device} but x is on {x.device}")
     batch, in_features = x.shape
@@ -77,8 +84,8 @@ def validate_linear_args(
         if not isinstance(bias, torch.Tensor) or tuple(bias.shape) != (out_features,):
             shape = tuple(bias.shape) if isinstance(bias, torch.Tensor) else type(bias).__name__
             raise ValueError(f"bias must have shape ({out_features},), got {shape}")
-        if bias.dtype != x.dtype:
-            raise ValueError(f"bias dtype {bias.dtype} differs from x dtype {x.dtype}")
+        if bias.dtype != weight.dtype:
+            raise ValueError(f"bias dtype {bias.dtype} differs from weight dtype {weight.dtype}")
         if bias.device != x.device:
             raise ValueError(f"bias is on {bias.device} but x is on {x.device}")
     shape = LinearShape(batch, in_features, out_features, block_size)
