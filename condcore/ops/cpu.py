@@ -6,6 +6,7 @@ Two regimes, as the work is shaped differently:
   per-row input masks inside one GEMM there is nothing to skip without shrinking the GEMMs to k x k.
 - union_linear (small batch, decode): the cost is reading weights, so only the weight tiles in the
   union over the batch of active (out-block, in-block) pairs are read.
+- grouped_linear_backward: the gradients of grouped_linear over the same row groups (training).
 """
 
 from __future__ import annotations
