@@ -12,7 +12,7 @@ from bench.cases import KernelCase
 from condcore.mask_export import load_masks
 from condcore.masks import weight_tile_density, work_density
 from condcore.ops import block_sparse_linear, frozen_weights, pick_regime
-from condcore.ops.problems import RELATIVE_TOLERANCE, LinearProblem, make_problem, relative_error
+from condcore.ops.problems import LinearProblem, check_output, make_problem
 from condcore.timing import iqr, median, ratio_samples, time_interleaved
 
 
@@ -65,10 +65,9 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
         # The weights stay fixed from the check through the timing, as in inference.
         with frozen_weights():
             sparse_out.fill_(float("nan"))  # poisoned: an element the kernel does not write fails the check
-            err, tol = relative_error(p, sparse()), RELATIVE_TOLERANCE[p.x.dtype]
-            row["max_relative_error"] = err
-            if not err <= tol:
-                row.update(status="failed", error=f"wrong result: max error {err:.3g} relative to max |y| exceeds {tol}")
+            row["max_relative_error"], error = check_output(p, sparse())
+            if error:
+                row.update(status="failed", error=f"wrong result: {error}")
                 return row
             samples = time_interleaved({"dense": dense, "sparse": sparse}, case.device, rounds, cuda_graph)
     except Exception as exc:  # OOM, an unsupported shape, a kernel bug: a failed row, the sweep goes on

@@ -24,11 +24,6 @@ KERNELS = [
 ]
 
 
-def expected(p: LinearProblem) -> torch.Tensor:
-    bias = None if p.bias is None else p.bias.double()
-    return reference_linear(p.x.double(), p.weight.double(), bias, p.in_mask, p.out_mask, p.block_size)
-
-
 def check(p: LinearProblem, backend: str, regime: str) -> torch.Tensor:
     """Runs the kernel into a NaN-poisoned buffer, so an element it never writes fails the comparison."""
     out = torch.full((p.x.shape[0], p.weight.shape[0]), float("nan"), dtype=p.x.dtype, device=p.x.device)
@@ -37,7 +32,7 @@ def check(p: LinearProblem, backend: str, regime: str) -> torch.Tensor:
     assert y.dtype == p.x.dtype and y.shape == out.shape
     assert not torch.isnan(y).any(), "NaN in the output: an element was not written"
     rtol, atol = TOLERANCES[p.x.dtype]
-    torch.testing.assert_close(y.double().cpu(), expected(p).cpu(), rtol=rtol, atol=atol)
+    torch.testing.assert_close(y.double().cpu(), p.reference().cpu(), rtol=rtol, atol=atol)
     # Without out=, the kernel allocates its own result; it must agree with the poisoned-buffer run.
     fresh = block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend=backend, regime=regime)
     torch.testing.assert_close(fresh, y, rtol=0, atol=0)
@@ -146,7 +141,7 @@ def test_auto_regime_matches_reference(backend, rng):
     for batch in (4, 40):
         p = make_problem(batch, 32, 32, 16, generator=rng, device=DEVICE)
         y = block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend=backend)
-        torch.testing.assert_close(y.double(), expected(p), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(y.double(), p.reference(), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.gpu

@@ -11,17 +11,12 @@ import torch
 from condcore.ops import block_sparse_linear, frozen_weights, packed_weights
 from condcore.ops.packed_weights import packed_blocks
 from condcore.ops.problems import make_problem
-from condcore.ops.reference import reference_linear
 
 pytestmark = pytest.mark.skipif(not packed_weights.ONEDNN_LINEAR, reason="needs torch built with oneDNN")
 
 
 def grouped(p):
     return block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend="torch", regime="grouped")
-
-
-def expected(p):
-    return reference_linear(p.x.double(), p.weight.double(), p.bias.double(), p.in_mask, p.out_mask, p.block_size)
 
 
 def test_nothing_is_packed_outside_frozen_weights():
@@ -50,8 +45,8 @@ def test_grouped_results_equal_with_and_without_packing(dtype):
     with frozen_weights():
         packed = grouped(p)
         assert packed_blocks(p.weight, 16) is not None
-    torch.testing.assert_close(plain.double(), expected(p), rtol=tol, atol=tol)
-    torch.testing.assert_close(packed.double(), expected(p), rtol=tol, atol=tol)
+    torch.testing.assert_close(plain.double(), p.reference(), rtol=tol, atol=tol)
+    torch.testing.assert_close(packed.double(), p.reference(), rtol=tol, atol=tol)
 
 
 def test_a_weight_changed_inside_the_block_is_repacked():
@@ -60,9 +55,9 @@ def test_a_weight_changed_inside_the_block_is_repacked():
         grouped(p)
         with torch.no_grad():
             p.weight.mul_(-2.0)  # same storage, new version: the guard notices
-        torch.testing.assert_close(grouped(p).double(), expected(p), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(grouped(p).double(), p.reference(), rtol=1e-4, atol=1e-4)
         p.weight = torch.randn_like(p.weight)  # a new tensor altogether
-        torch.testing.assert_close(grouped(p).double(), expected(p), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(grouped(p).double(), p.reference(), rtol=1e-4, atol=1e-4)
 
 
 def test_fused_optimizer_steps_between_blocks_are_seen():
@@ -72,7 +67,7 @@ def test_fused_optimizer_steps_between_blocks_are_seen():
     opt = torch.optim.Adam([p.weight], lr=0.5, fused=True)
     for _ in range(2):
         with torch.no_grad(), frozen_weights():
-            torch.testing.assert_close(grouped(p).double(), expected(p), rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(grouped(p).double(), p.reference(), rtol=1e-4, atol=1e-4)
         opt.zero_grad()
         (p.weight ** 2).sum().backward()
         opt.step()

@@ -24,6 +24,13 @@ class LinearProblem:
     def kwargs(self) -> dict:
         return {"in_mask": self.in_mask, "out_mask": self.out_mask, "block_size": self.block_size}
 
+    def reference(self) -> torch.Tensor:
+        """The expected output: the spec (reference_linear) on the inputs widened to float64."""
+        from condcore.ops.reference import reference_linear
+
+        bias = None if self.bias is None else self.bias.double()
+        return reference_linear(self.x.double(), self.weight.double(), bias, self.in_mask, self.out_mask, self.block_size)
+
 
 def make_problem(
     batch: int,
@@ -65,12 +72,17 @@ def make_problem(
 
 def relative_error(p: LinearProblem, output: torch.Tensor) -> float:
     """max |output - float64 reference| / max |reference|; NaN if the output holds NaN."""
-    from condcore.ops.reference import reference_linear
-
-    bias = None if p.bias is None else p.bias.double()
-    want = reference_linear(p.x.double(), p.weight.double(), bias, p.in_mask, p.out_mask, p.block_size)
+    want = p.reference()
     err = (output.double() - want).abs().max() / want.abs().max().clamp_min(1e-12)
     return float(err)
+
+
+def check_output(p: LinearProblem, output: torch.Tensor) -> tuple[float, str]:
+    """(relative_error, why it fails or ""), against the tolerance of the output's dtype."""
+    err, tol = relative_error(p, output), RELATIVE_TOLERANCE[p.x.dtype]
+    if not err <= tol:  # written so that NaN fails
+        return err, f"max error {err:.3g} relative to max |y| exceeds {tol}"
+    return err, ""
 
 
 # Largest acceptable relative_error per dtype, for outputs of order 1 (fp32 allows TF32 on GPUs).
