@@ -20,7 +20,18 @@ MaskSource = Literal["iid", "clustered", "trained"]
 Policy = Literal["dense", "random", "reinforce", "straight-through", "topk"]
 Dataset = Literal["digits", "mnist", "cifar10", "svhn"]
 
-PositiveInt = Field(gt=0)
+def _each_positive(values: list[int], name: str = "") -> list[int]:
+    for v in values:
+        if v <= 0:
+            raise ValueError(f"{name} must be positive, got {v}".lstrip())
+    return values
+
+
+def _each_fraction(values: list[float], name: str) -> list[float]:
+    for v in values:
+        if not 0.0 < v <= 1.0:
+            raise ValueError(f"{name} must be in (0, 1], got {v}")
+    return values
 
 
 class Strict(BaseModel):
@@ -53,18 +64,12 @@ class KernelSweep(Strict):
     @field_validator("batch", "block_size")
     @classmethod
     def _positive(cls, values: list[int]) -> list[int]:
-        for v in values:
-            if v <= 0:
-                raise ValueError(f"must be positive, got {v}")
-        return values
+        return _each_positive(values)
 
     @field_validator("density")
     @classmethod
     def _density(cls, values: list[float]) -> list[float]:
-        for v in values:
-            if not 0.0 < v <= 1.0:
-                raise ValueError(f"density must be in (0, 1], got {v}")
-        return values
+        return _each_fraction(values, "density")
 
     @model_validator(mode="after")
     def _blocks_divide_layers(self) -> "KernelSweep":
@@ -103,19 +108,14 @@ class ModelSweep(Strict):
     @field_validator("taus")
     @classmethod
     def _taus(cls, values: list[float]) -> list[float]:
-        for v in values:
-            if not 0.0 < v <= 1.0:
-                raise ValueError(f"tau must be in (0, 1], got {v}")
-        return values
+        return _each_fraction(values, "tau")
 
     @model_validator(mode="after")
     def _blocks_divide_hidden(self) -> "ModelSweep":
         for width in self.hidden:
             if width <= 0 or width % self.block_size:
                 raise ValueError(f"block_size {self.block_size} does not divide hidden width {width}")
-        for b in self.batches:
-            if b <= 0:
-                raise ValueError(f"batch must be positive, got {b}")
+        _each_positive(self.batches, "batch")
         return self
 
 
