@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from bench.cli_common import UserError
-from bench.models import ModelCase
+from bench.models import ModelCase, model_grid
 from bench.suite import SWEPT_KEYS, KernelSweep, Shape, Suite
 
 
@@ -67,9 +67,7 @@ def model_cases(suite: Suite) -> list[ModelCase]:
     m = suite.models
     if m is None:
         return []
-    return [ModelCase(m.dataset, policy, 1.0 if policy == "dense" else tau, tuple(m.hidden), m.block_size, m.epochs,
-                      suite.seed, m.precision)
-            for policy in m.policies for tau in ([1.0] if policy == "dense" else m.taus)]
+    return model_grid(m.dataset, m.policies, m.taus, tuple(m.hidden), m.block_size, m.epochs, suite.seed, m.precision)
 
 
 def kernel_cases(suite: Suite) -> list[KernelCase]:

@@ -41,6 +41,13 @@ class ModelCase:
                 f"-{self.precision}-s{self.seed}")
 
 
+def model_grid(dataset: str, policies: list[str], taus: list[float], hidden: tuple[int, ...], block_size: int,
+               epochs: int, seed: int, precision: str) -> list[ModelCase]:
+    """Every policy x tau, the dense net once (at tau 1)."""
+    return [ModelCase(dataset, policy, 1.0 if policy == "dense" else tau, hidden, block_size, epochs, seed, precision)
+            for policy in policies for tau in ([1.0] if policy == "dense" else taus)]
+
+
 def train_or_reuse(case: ModelCase, data: Dataset, root: Path, *, progress: bool = True) -> tuple[CondNet, dict]:
     """Trains the case's model into root/<name>/ unless a finished checkpoint is already there (its
     metrics.json, written last, marks it finished)."""

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from bench.cli_common import UserError, positive_int_list
-from bench.models import ModelCase, measure_model, train_missing, train_or_reuse
+from bench.models import measure_model, model_grid, train_missing, train_or_reuse
 from condcore.data import DATASETS, DatasetNotFound, load_dataset
 from condcore.data.formats import DataFormatError
 from condcore.policies import POLICIES
@@ -62,9 +62,8 @@ def run(args: argparse.Namespace) -> int:
     for width in args.hidden:
         if width % args.block_size:
             raise UserError(f"hidden width {width} is not a multiple of block size {args.block_size}")
-    cases = [ModelCase(args.dataset, policy, 1.0 if policy == "dense" else tau, tuple(args.hidden), args.block_size,
-                       args.epochs, args.seed, args.precision)
-             for policy in args.policies for tau in ([1.0] if policy == "dense" else args.taus)]
+    cases = model_grid(args.dataset, args.policies, args.taus, tuple(args.hidden), args.block_size, args.epochs,
+                       args.seed, args.precision)
     checkpoints = args.out / "checkpoints"
     train_missing(cases, data, (args.dataset, args.data_dir, args.seed), checkpoints, args.jobs or args.threads,
                   on_done=lambda case: print(f"trained {case.name}", flush=True))
