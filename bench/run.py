@@ -91,15 +91,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         with progress:
             # Another shard's model whose masks a kernel case here times: train it here too.
-            to_train = [m for m in models if m.name not in done_models]
-            to_train += [m for m in model_cases(suite) if m.name in needed - {m.name for m in models}]
+            shard_names = {case.name for case in models}
+            to_train = [case for case in models if case.name not in done_models]
+            to_train += [case for case in model_cases(suite) if case.name in needed - shard_names]
             if suite.models is not None and to_train:
                 jobs = suite.models.train_jobs or suite.threads
                 training = progress.add_task(f"training ({jobs} at a time)", total=len(to_train))
                 train_missing(to_train, data, (suite.models.dataset, suite.models.data_dir, suite.seed), checkpoints,
                               jobs, on_done=lambda case: progress.advance(training))
             task = progress.add_task("cases", total=len(models) + len(kernels))
-            progress.advance(task, len(done_models & {m.name for m in models}) + len(done_kernels & {k.case_id for k in kernels}))
+            progress.advance(task, len(done_models & shard_names) + len(done_kernels & {k.case_id for k in kernels}))
             for case in models:
                 if case.name in done_models:
                     continue
