@@ -155,9 +155,10 @@ def test_triton_gpu_realistic_shapes(regime, dtype, rng):
 @pytest.mark.parametrize("backend,regime", [*KERNELS, pytest.param("reference", "auto", id="reference")])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("batch", [3, 40])
-def test_mixed_precision_fp32_weight(backend, regime, dtype, batch, rng):
+@pytest.mark.parametrize("out_density", [0.5, None], ids=["masked", "no-out-mask"])
+def test_mixed_precision_fp32_weight(backend, regime, dtype, batch, out_density, rng):
     """An fp32 weight and bias with fp16/bf16 x: the weight is rounded to x's dtype, the result is in x's."""
-    p = make_problem(batch, 64, 48, 16, dtype=dtype, generator=rng, device=DEVICE)
+    p = make_problem(batch, 64, 48, 16, out_density=out_density, dtype=dtype, generator=rng, device=DEVICE)
     weight = torch.randn(48, 64, generator=rng).to(DEVICE)  # fp32 values that x's dtype cannot hold
     bias = torch.randn(48, generator=rng).to(DEVICE)
     out = torch.full((batch, 48), float("nan"), dtype=dtype, device=DEVICE)

@@ -100,9 +100,9 @@ def block_sparse_linear(
     )
     if out is not None:
         validate_out(out, x, shape)
-    if weight.dtype != x.dtype and not (kernel is cpu.grouped_linear and out_mask is not None):
-        # Mixed precision: only the torch grouped kernel rounds the weight block by block; for the
-        # others the whole weight is rounded here (autograd carries the gradient back to fp32).
+    if weight.dtype != x.dtype and kernel is not cpu.grouped_linear:
+        # Mixed precision: only the torch grouped kernel rounds the weight itself (block by block); for
+        # the others the whole weight is rounded here (autograd carries the gradient back to fp32).
         weight = weight.to(x.dtype)
         bias = None if bias is None else bias.to(x.dtype)
     if needs_grad:

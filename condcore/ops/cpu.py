@@ -74,7 +74,8 @@ def grouped_linear(
     batch, in_features = x.shape
     out_features = weight.shape[0]
     if out_mask is None:
-        return _dense(x, weight, bias, out)
+        # Mixed precision without blocks to skip: round the whole weight once.
+        return _dense(x, weight.to(x.dtype), None if bias is None else bias.to(x.dtype), out)
     out_blocks = out_features // block_size
     groups = group_rows_by_block(out_mask)
     nnz = len(groups.rows)
