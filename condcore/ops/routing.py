@@ -1,7 +1,8 @@
 """Per-example masks -> the topology the kernels walk (as MoE routing turns token choices into bins).
 
 Large batch: the rows of each output block, grouped (block-major, rows ascending), with offsets.
-Small batch: the union over the batch of active (out-block, in-block) weight tiles.
+Small batch: the union over the batch of active (out-block, in-block) weight tiles, and per output
+block the list of input blocks it needs.
 """
 
 from __future__ import annotations
@@ -51,3 +52,11 @@ def active_tile_pairs(in_mask: torch.Tensor | None, out_mask: torch.Tensor | Non
         return mask.to(torch.float32)
 
     return (as_float(out_mask, out_blocks).t() @ as_float(in_mask, in_blocks)) > 0
+
+
+def needed_in_blocks(pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """From active_tile_pairs: (needed, n_needed), int32. Row j of needed lists the input blocks whose
+    tile (j, i) is active, ascending, in its first n_needed[j] entries (the rest is padding). Built by
+    a stable sort rather than nonzero, which would make the host wait for the GPU."""
+    needed = torch.sort(pairs.to(torch.uint8), dim=1, descending=True, stable=True).indices
+    return needed.to(torch.int32).contiguous(), pairs.sum(dim=1, dtype=torch.int32)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import triton
@@ -47,3 +49,17 @@ def fitting_configs(configs: list[triton.Config], named_args: dict, **kwargs) ->
     if not fits:
         raise ValueError(f"no Triton tile configuration fits block_size {block_size}")
     return fits
+
+
+@dataclass(frozen=True)
+class KernelLaunch:
+    """One launch as a launcher planned it: the autotuned kernel, its grid, its arguments. Kept apart from
+    running it so the same launch can also be compiled for a GPU that is not here (triton_compile_check)."""
+
+    kernel: triton.runtime.Autotuner
+    grid: Callable[[dict], tuple[int, ...]]
+    args: tuple
+    constexprs: dict
+
+    def run(self) -> None:
+        self.kernel[self.grid](*self.args, **self.constexprs)

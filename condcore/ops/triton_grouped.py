@@ -2,7 +2,7 @@
 
 Rows are gathered by index inside the kernel and results stored straight to their place in y, so the
 gather, the GEMM and the scatter are one kernel (a torch gather + grouped GEMM + scatter pays three
-round trips through memory). Input blocks that no row of a tile needs are skipped.
+round trips through memory). Dropped input blocks are masked out of the loads, so their bytes are not read.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import triton.language as tl
 
 from condcore.ops.routing import group_rows_by_block, row_tiles
 from condcore.ops.triton_common import (
+    KernelLaunch,
     check_triton_block_size,
     dot_precision,
     fitting_configs,
@@ -22,8 +23,8 @@ from condcore.ops.triton_common import (
 )
 
 
-def _configs() -> list[triton.Config]:
-    if interpreting():
+def configs(for_interpreter: bool) -> list[triton.Config]:
+    if for_interpreter:
         return [triton.Config({"BLOCK_N": 16, "BLOCK_K": 16}, num_warps=4, num_stages=1)]
     # Kept short: every config compiles once per autotune key, and a GPU suite has a dozen keys.
     return [triton.Config({"BLOCK_N": 16, "BLOCK_K": 16}, num_warps=4, num_stages=3)] + [
@@ -35,7 +36,7 @@ def _configs() -> list[triton.Config]:
 
 
 @triton.autotune(
-    configs=_configs(),
+    configs=configs(interpreting()),
     key=["K", "N", "BLOCK_SIZE", "BLOCK_M", "HAS_IN_MASK"],
     prune_configs_by={"early_config_prune": fitting_configs},
 )
@@ -64,22 +65,22 @@ def _grouped_kernel(
         offs_k = k0 + tl.arange(0, BLOCK_K)
         k_ok = offs_k < K
         x_ok = row_ok[:, None] & k_ok[None, :]
-        run = True
         if HAS_IN_MASK:
-            # BLOCK_K divides BLOCK_SIZE (launcher), so one input block covers the whole chunk.
+            # BLOCK_K divides BLOCK_SIZE (launcher), so one input block covers the whole chunk. Dropped
+            # blocks are masked out of the load (no bytes move) but not branched around: a branch in
+            # this loop stops Triton from pipelining its loads (no cp.async in the sm_90 SASS, see
+            # triton_compile_check), and with a tile of 32+ rows some row nearly always needs the block.
             row_on = tl.load(in_mask_ptr + rows * stride_im + k0 // BLOCK_SIZE, mask=row_ok, other=0) != 0
             x_ok = x_ok & row_on[:, None]
-            run = tl.max(row_on.to(tl.int32), axis=0) > 0
-        if run:
-            xt = tl.load(x_ptr + rows[:, None] * stride_xm + offs_k[None, :] * stride_xk, mask=x_ok, other=0.0)
-            wt = tl.load(
-                w_ptr + cols[None, :] * stride_wn + offs_k[:, None] * stride_wk,
-                mask=col_ok[None, :] & k_ok[:, None],
-                other=0.0,
-            )
-            if UPCAST:
-                xt, wt = xt.to(tl.float32), wt.to(tl.float32)
-            acc = tl.dot(xt, wt, acc, input_precision=INPUT_PRECISION)
+        xt = tl.load(x_ptr + rows[:, None] * stride_xm + offs_k[None, :] * stride_xk, mask=x_ok, other=0.0)
+        wt = tl.load(
+            w_ptr + cols[None, :] * stride_wn + offs_k[:, None] * stride_wk,
+            mask=col_ok[None, :] & k_ok[:, None],
+            other=0.0,
+        )
+        if UPCAST:
+            xt, wt = xt.to(tl.float32), wt.to(tl.float32)
+        acc = tl.dot(xt, wt, acc, input_precision=INPUT_PRECISION)
     if HAS_BIAS:
         acc += tl.load(bias_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
     y_ptrs = y_ptr + rows[:, None] * stride_ym + cols[None, :] * stride_yn
@@ -105,25 +106,46 @@ def grouped_linear(
 ) -> torch.Tensor:
     """Launcher; arguments already validated by block_sparse_linear."""
     check_triton_block_size(block_size)
+    batch, out_features = x.shape[0], weight.shape[0]
+    # Rows whose output block is off are never stored to: zero-filling y first covers them.
+    y = out.zero_() if out is not None else torch.zeros(batch, out_features, dtype=x.dtype, device=x.device)
+    launch = plan_launch(x, weight, bias, in_mask, out_mask, block_size, y)
+    if launch is not None:
+        launch.run()
+    return y
+
+
+def plan_launch(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    in_mask: torch.Tensor | None,
+    out_mask: torch.Tensor | None,
+    block_size: int,
+    y: torch.Tensor,
+) -> KernelLaunch | None:
+    """The kernel launch that writes y's active blocks, or None when no row has an active block."""
     batch, in_features = x.shape
     out_features = weight.shape[0]
     if out_mask is None:
         out_mask = torch.ones(batch, triton.cdiv(out_features, block_size), dtype=torch.bool, device=x.device)
     groups = group_rows_by_block(out_mask)
-    # Rows whose output block is off are never stored to: zero-filling y first covers them.
-    y = out.zero_() if out is not None else torch.zeros(batch, out_features, dtype=x.dtype, device=x.device)
     block_m = rows_per_tile(batch, out_mask.shape[1], len(groups.rows))
     tiles = row_tiles(groups, block_m)
     if len(tiles) == 0:
-        return y
+        return None
     in_bytes = mask_as_bytes(in_mask, groups.rows)
-    grid = lambda meta: (len(tiles), triton.cdiv(block_size, meta["BLOCK_N"]))  # noqa: E731
-    _grouped_kernel[grid](
-        x, weight, bias if bias is not None else y, y, groups.rows, groups.offsets, tiles, in_bytes,
-        in_features, out_features,
-        x.stride(0), x.stride(1), weight.stride(0), weight.stride(1), y.stride(0), y.stride(1),
-        in_bytes.stride(0) if in_mask is not None else 0,
-        BLOCK_SIZE=block_size, HAS_BIAS=bias is not None, HAS_IN_MASK=in_mask is not None,
-        INPUT_PRECISION=dot_precision(x.dtype), UPCAST=needs_upcast(x.dtype), BLOCK_M=block_m,
+    return KernelLaunch(
+        _grouped_kernel,
+        lambda meta: (len(tiles), triton.cdiv(block_size, meta["BLOCK_N"])),
+        (
+            x, weight, bias if bias is not None else y, y, groups.rows, groups.offsets, tiles, in_bytes,
+            in_features, out_features,
+            x.stride(0), x.stride(1), weight.stride(0), weight.stride(1), y.stride(0), y.stride(1),
+            in_bytes.stride(0) if in_mask is not None else 0,
+        ),
+        dict(
+            BLOCK_SIZE=block_size, HAS_BIAS=bias is not None, HAS_IN_MASK=in_mask is not None,
+            INPUT_PRECISION=dot_precision(x.dtype), UPCAST=needs_upcast(x.dtype), BLOCK_M=block_m,
+        ),
     )
-    return y

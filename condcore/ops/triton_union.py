@@ -1,8 +1,8 @@
 """Small-batch (decode) Triton kernel: read only the weight tiles some example of the batch needs.
 
 One program per BLOCK_N output columns holds the whole batch (padded to BLOCK_B rows for tl.dot) and
-walks the input blocks of its output block, loading a weight tile only when the (out-block, in-block)
-pair is active for at least one example. The cost is the active weight bytes, which is what bounds
+walks the list of input blocks its output block needs (those of the (out-block, in-block) weight tiles
+active for at least one example), so no other weight tile is read. The cost is the active weight bytes, which is what bounds
 a decode step.
 """
 
@@ -12,8 +12,9 @@ import torch
 import triton
 import triton.language as tl
 
-from condcore.ops.routing import active_tile_pairs
+from condcore.ops.routing import active_tile_pairs, needed_in_blocks
 from condcore.ops.triton_common import (
+    KernelLaunch,
     check_triton_block_size,
     dot_precision,
     fitting_configs,
@@ -23,8 +24,8 @@ from condcore.ops.triton_common import (
 )
 
 
-def _configs() -> list[triton.Config]:
-    if interpreting():
+def configs(for_interpreter: bool) -> list[triton.Config]:
+    if for_interpreter:
         return [triton.Config({"BLOCK_N": 16, "BLOCK_K": 16}, num_warps=4, num_stages=1)]
     # Kept short: every config compiles once per autotune key. Narrow BLOCK_N gives more programs
     # (decode has few output tiles per SM); wide BLOCK_K gives longer contiguous weight reads.
@@ -37,15 +38,15 @@ def _configs() -> list[triton.Config]:
 
 
 @triton.autotune(
-    configs=_configs(),
+    configs=configs(interpreting()),
     key=["K", "N", "BLOCK_SIZE", "BLOCK_B", "HAS_IN_MASK", "HAS_OUT_MASK"],
     prune_configs_by={"early_config_prune": fitting_configs},
 )
 @triton.jit
 def _union_kernel(
-    x_ptr, w_ptr, bias_ptr, y_ptr, pairs_ptr, in_mask_ptr, out_mask_ptr,
+    x_ptr, w_ptr, bias_ptr, y_ptr, needed_ptr, n_needed_ptr, in_mask_ptr, out_mask_ptr,
     B, K, N,
-    stride_xm, stride_xk, stride_wn, stride_wk, stride_ym, stride_yn, stride_im, stride_om,
+    stride_xm, stride_xk, stride_wn, stride_wk, stride_ym, stride_yn, stride_im, stride_om, stride_needed,
     BLOCK_SIZE: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_IN_MASK: tl.constexpr, HAS_OUT_MASK: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
@@ -54,24 +55,26 @@ def _union_kernel(
     n_ok = offs_n < N
     offs_b = tl.arange(0, BLOCK_B)
     b_ok = offs_b < B
-    in_blocks = tl.cdiv(K, BLOCK_SIZE)  # an unmasked input may end in a partial block
+    chunks: tl.constexpr = BLOCK_SIZE // BLOCK_K
 
     acc = tl.zeros((BLOCK_B, BLOCK_N), dtype=tl.float32)
-    for in_block in range(0, in_blocks):
-        if tl.load(pairs_ptr + out_block * in_blocks + in_block) != 0:
-            x_ok = b_ok
-            if HAS_IN_MASK:
-                x_ok = x_ok & (tl.load(in_mask_ptr + offs_b * stride_im + in_block, mask=b_ok, other=0) != 0)
-            for k0 in range(0, BLOCK_SIZE, BLOCK_K):
-                offs_k = in_block * BLOCK_SIZE + k0 + tl.arange(0, BLOCK_K)
-                k_ok = offs_k < K
-                xt = tl.load(x_ptr + offs_b[:, None] * stride_xm + offs_k[None, :] * stride_xk,
-                             mask=x_ok[:, None] & k_ok[None, :], other=0.0)
-                wt = tl.load(w_ptr + offs_n[None, :].to(tl.int64) * stride_wn + offs_k[:, None] * stride_wk,
-                             mask=n_ok[None, :] & k_ok[:, None], other=0.0)
-                if UPCAST:
-                    xt, wt = xt.to(tl.float32), wt.to(tl.float32)
-                acc = tl.dot(xt, wt, acc, input_precision=INPUT_PRECISION)
+    # One flat loop over (needed input block, chunk of it), with no branch inside: Triton pipelines
+    # it, so several weight tiles are in flight at once (cp.async in the sm_90 SASS), which is what
+    # a weight-bytes-bound decode step needs.
+    for step in range(0, tl.load(n_needed_ptr + out_block) * chunks):
+        in_block = tl.load(needed_ptr + out_block * stride_needed + step // chunks)
+        x_ok = b_ok
+        if HAS_IN_MASK:
+            x_ok = x_ok & (tl.load(in_mask_ptr + offs_b * stride_im + in_block, mask=b_ok, other=0) != 0)
+        offs_k = in_block * BLOCK_SIZE + (step % chunks) * BLOCK_K + tl.arange(0, BLOCK_K)
+        k_ok = offs_k < K  # an unmasked input may end in a partial block
+        xt = tl.load(x_ptr + offs_b[:, None] * stride_xm + offs_k[None, :] * stride_xk,
+                     mask=x_ok[:, None] & k_ok[None, :], other=0.0)
+        wt = tl.load(w_ptr + offs_n[None, :].to(tl.int64) * stride_wn + offs_k[:, None] * stride_wk,
+                     mask=n_ok[None, :] & k_ok[:, None], other=0.0)
+        if UPCAST:
+            xt, wt = xt.to(tl.float32), wt.to(tl.float32)
+        acc = tl.dot(xt, wt, acc, input_precision=INPUT_PRECISION)
     if HAS_BIAS:
         acc += tl.load(bias_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
     if HAS_OUT_MASK:
@@ -97,33 +100,41 @@ def union_linear(
     """Launcher; arguments already validated by block_sparse_linear. Batches above MAX_BATCH rows run
     as several launches, each reading the weight tiles of its own chunk's union."""
     check_triton_block_size(block_size)
-    batch, in_features = x.shape
-    out_features = weight.shape[0]
+    batch, out_features = x.shape[0], weight.shape[0]
     y = out if out is not None else torch.empty(batch, out_features, dtype=x.dtype, device=x.device)
     for start in range(0, batch, MAX_BATCH):
         rows = slice(start, min(start + MAX_BATCH, batch))
-        _launch(
+        plan_launch(
             x[rows], weight, bias,
             None if in_mask is None else in_mask[rows], None if out_mask is None else out_mask[rows],
             block_size, y[rows],
-        )
+        ).run()
     return y
 
 
-def _launch(x, weight, bias, in_mask, out_mask, block_size: int, y: torch.Tensor) -> None:
+def plan_launch(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, in_mask: torch.Tensor | None,
+                out_mask: torch.Tensor | None, block_size: int, y: torch.Tensor) -> KernelLaunch:
+    """The kernel launch for one chunk of at most MAX_BATCH rows, writing all of y."""
     batch, in_features = x.shape
     out_features = weight.shape[0]
     in_blocks, out_blocks = triton.cdiv(in_features, block_size), triton.cdiv(out_features, block_size)
-    pairs = active_tile_pairs(in_mask, out_mask, batch, in_blocks, out_blocks, x.device).contiguous().view(torch.uint8)
-    in_bytes = mask_as_bytes(in_mask, pairs)
-    out_bytes = mask_as_bytes(out_mask, pairs)
-    grid = lambda meta: (triton.cdiv(out_features, meta["BLOCK_N"]),)  # noqa: E731
-    _union_kernel[grid](
-        x, weight, bias if bias is not None else y, y, pairs, in_bytes, out_bytes,
-        batch, in_features, out_features,
-        x.stride(0), x.stride(1), weight.stride(0), weight.stride(1), y.stride(0), y.stride(1),
-        in_bytes.stride(0) if in_mask is not None else 0, out_bytes.stride(0) if out_mask is not None else 0,
-        BLOCK_SIZE=block_size, HAS_BIAS=bias is not None, HAS_IN_MASK=in_mask is not None,
-        HAS_OUT_MASK=out_mask is not None, INPUT_PRECISION=dot_precision(x.dtype), UPCAST=needs_upcast(x.dtype),
-        BLOCK_B=max(16, triton.next_power_of_2(batch)),
+    pairs = active_tile_pairs(in_mask, out_mask, batch, in_blocks, out_blocks, x.device)
+    needed, n_needed = needed_in_blocks(pairs)
+    in_bytes = mask_as_bytes(in_mask, n_needed)
+    out_bytes = mask_as_bytes(out_mask, n_needed)
+    return KernelLaunch(
+        _union_kernel,
+        lambda meta: (triton.cdiv(out_features, meta["BLOCK_N"]),),
+        (
+            x, weight, bias if bias is not None else y, y, needed, n_needed, in_bytes, out_bytes,
+            batch, in_features, out_features,
+            x.stride(0), x.stride(1), weight.stride(0), weight.stride(1), y.stride(0), y.stride(1),
+            in_bytes.stride(0) if in_mask is not None else 0, out_bytes.stride(0) if out_mask is not None else 0,
+            needed.stride(0),
+        ),
+        dict(
+            BLOCK_SIZE=block_size, HAS_BIAS=bias is not None, HAS_IN_MASK=in_mask is not None,
+            HAS_OUT_MASK=out_mask is not None, INPUT_PRECISION=dot_precision(x.dtype), UPCAST=needs_upcast(x.dtype),
+            BLOCK_B=max(16, triton.next_power_of_2(batch)),
+        ),
     )

@@ -1,0 +1,217 @@
+"""Compile the Triton kernels for a GPU that is not here (default: H100, sm_90) and read their machine code.
+
+    python -m condcore.ops.triton_compile_check            # every autotune config, the suites' shapes
+    python -m condcore.ops.triton_compile_check --arch 90 --json out.json
+
+Why: development and CI machines have no GPU. The interpreter proves the kernels compute the right
+numbers, but not that they compile for the chip, nor how: whether the accumulator stays in registers
+(no spills to local memory), whether tl.dot reaches Hopper's warpgroup tensor-core instructions (HGMMA
+in SASS; HMMA or FFMA is a slower path) and whether loads are software-pipelined through shared memory
+(LDGSTS, cp.async). Triton's compiler and ptxas ship inside the triton wheel, so all of that can be
+read from the cubin without a GPU.
+
+Each launch is planned by the kernels' own launchers on CPU tensors (KernelLaunch), then specialized
+the way Triton's JIT would specialize it on a GPU (argument types, 16-byte divisibility, strides of 1
+as constants) and compiled once per autotune config that fits. Uses Triton internals
+(create_function_from_signature, JITFunction._pack_args): a Triton version without them raises a
+clear RuntimeError instead of compiling something else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import asdict, dataclass
+
+import torch
+import triton
+
+from condcore.ops.problems import make_problem
+from condcore.ops.triton_common import KernelLaunch, fitting_configs
+
+# SASS opcodes worth counting: tensor-core MMAs, async copies into shared memory, spill traffic.
+OPCODES = ("HGMMA", "HMMA", "LDGSTS", "UTMALDG", "LDL", "STL")
+# Largest shared memory a block may opt in to (bytes), by compute capability; Triton's autotuner skips a
+# config over it at run time, so it is reported, not an error.
+SHARED_LIMIT = {80: 166912, 86: 101376, 89: 101376, 90: 232448}
+
+
+@dataclass(frozen=True)
+class LaunchCase:
+    """A launch to compile: the layer shape and masks it is planned for."""
+
+    regime: str  # "grouped" or "union"
+    batch: int
+    in_features: int
+    out_features: int
+    block_size: int
+    dtype: str  # "float32", "bfloat16", "float16"
+    masks: str  # "out" or "both"
+    bias: bool = True
+
+
+@dataclass
+class CompiledConfig:
+    case: LaunchCase
+    config: str  # BLOCK_N, BLOCK_K, warps, stages
+    ok: bool
+    error: str = ""
+    registers: int = 0
+    stack_bytes: int = 0  # per-thread stack frame: spilled registers live there
+    shared_bytes: int = 0
+    opcodes: dict[str, int] | None = None
+
+    @property
+    def spills(self) -> bool:
+        return self.stack_bytes > 0 or bool(self.opcodes and (self.opcodes["LDL"] or self.opcodes["STL"]))
+
+
+def plan(case: LaunchCase) -> KernelLaunch:
+    """The first launch the case's launcher would make, planned on CPU tensors (nothing runs)."""
+    from condcore.ops import triton_grouped, triton_union
+
+    p = make_problem(
+        case.batch, case.in_features, case.out_features, case.block_size,
+        in_density=0.5 if case.masks == "both" else None, out_density=0.5, bias=case.bias,
+        dtype=getattr(torch, case.dtype), generator=torch.Generator().manual_seed(0),
+    )
+    if case.regime == "union":
+        rows = slice(0, min(case.batch, triton_union.MAX_BATCH))
+        in_mask = None if p.in_mask is None else p.in_mask[rows]
+        y = torch.empty(rows.stop, case.out_features, dtype=p.x.dtype)
+        return triton_union.plan_launch(p.x[rows], p.weight, p.bias, in_mask, p.out_mask[rows], case.block_size, y)
+    y = torch.empty(case.batch, case.out_features, dtype=p.x.dtype)
+    launch = triton_grouped.plan_launch(p.x, p.weight, p.bias, p.in_mask, p.out_mask, case.block_size, y)
+    assert launch is not None  # half the blocks are on
+    return launch
+
+
+def gpu_configs(case: LaunchCase) -> list[triton.Config]:
+    from condcore.ops import triton_grouped, triton_union
+
+    module = triton_union if case.regime == "union" else triton_grouped
+    return module.configs(for_interpreter=False)
+
+
+def _jit_function(launch: KernelLaunch) -> triton.JITFunction:
+    """A compilable JITFunction of the launch's kernel, also when the module was imported under the
+    interpreter (there the autotuner wraps an InterpretedFunction holding the same Python function)."""
+    return triton.JITFunction(launch.kernel.fn.fn)
+
+
+def compile_launch(launch: KernelLaunch, config: triton.Config, target) -> object:
+    """Compile one launch with one autotune config for `target`, specialized as Triton's JIT would."""
+    from triton.compiler import ASTSource, make_backend
+
+    try:
+        from triton.runtime.jit import create_function_from_signature
+    except ImportError as exc:
+        raise RuntimeError(f"triton {triton.__version__} lacks the JIT internals this check uses: {exc}") from exc
+    jit = _jit_function(launch)
+    kwargs = {**launch.constexprs, **config.all_kwargs()}
+    backend = make_backend(target)
+    binder = create_function_from_signature(jit.signature, jit.params, backend)
+    bound_args, specialization, options = binder(*launch.args, **kwargs)
+    options, signature, constexprs, attrs = jit._pack_args(backend, kwargs, bound_args, specialization, options)
+    return triton.compile(ASTSource(jit, signature, constexprs, attrs), target=target, options=options.__dict__)
+
+
+def _cuobjdump(flag: str, cubin: bytes) -> str:
+    from triton import knobs
+
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        return subprocess.run([knobs.nvidia.cuobjdump.path, flag, f.name], capture_output=True, text=True,
+                              check=True).stdout
+
+
+def inspect_cubin(cubin: bytes) -> tuple[int, int, int, dict[str, int]]:
+    """(registers, stack bytes, static shared bytes, opcode counts) of the kernel in a cubin."""
+    usage = re.search(r"REG:(\d+) STACK:(\d+) SHARED:(\d+)", _cuobjdump("-res-usage", cubin))
+    if usage is None:
+        raise RuntimeError("cuobjdump -res-usage printed no resource line")
+    counts = Counter(re.findall(r"\b(" + "|".join(OPCODES) + r")\b", _cuobjdump("-sass", cubin)))
+    registers, stack, static_shared = (int(g) for g in usage.groups())
+    return registers, stack, static_shared, {op: counts.get(op, 0) for op in OPCODES}
+
+
+def describe(config: triton.Config) -> str:
+    tiles = " ".join(f"{k}={v}" for k, v in config.kwargs.items())
+    return f"{tiles} warps={config.num_warps} stages={config.num_stages}"
+
+
+def check_case(case: LaunchCase, arch: int = 90, configs: list[triton.Config] | None = None) -> list[CompiledConfig]:
+    """Compile the case's launch with each fitting GPU config (or the given ones); a failure is a row."""
+    from triton.backends.compiler import GPUTarget
+
+    launch = plan(case)
+    target = GPUTarget("cuda", arch, 32)
+    candidates = fitting_configs(configs or gpu_configs(case), {}, **launch.constexprs)
+    rows = []
+    for config in candidates:
+        try:
+            compiled = compile_launch(launch, config, target)
+            registers, stack, static_shared, opcodes = inspect_cubin(compiled.asm["cubin"])
+        except Exception as exc:  # a config that does not compile is a failed row, not a failed check
+            rows.append(CompiledConfig(case, describe(config), ok=False, error=f"{type(exc).__name__}: {exc}"[:300]))
+            continue
+        shared = static_shared + compiled.metadata.shared
+        rows.append(CompiledConfig(case, describe(config), ok=True, registers=registers, stack_bytes=stack,
+                                   shared_bytes=shared, opcodes=opcodes))
+    return rows
+
+
+def default_cases() -> list[LaunchCase]:
+    """The shapes of the GPU goals (suites/gpu.yaml, bench_kernels --device cuda) in each dtype."""
+    cases = []
+    for dtype in ("bfloat16", "float16", "float32"):
+        cases += [LaunchCase("grouped", 8192, 4096, 4096, 128, dtype, masks) for masks in ("out", "both")]
+        cases += [LaunchCase("union", 16, 4096, 14336, 128, dtype, "both"), LaunchCase("union", 1, 4096, 14336, 128, dtype, "both")]
+    return cases
+
+
+def render(rows: list[CompiledConfig], arch: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Triton kernels compiled for sm_{arch} (no GPU needed): resources and SASS opcode counts")
+    for col in ("regime", "B", "K", "N", "k", "dtype", "masks", "config", "regs", "stack B", "shared KB", *OPCODES):
+        table.add_column(col, justify="right")
+    limit = SHARED_LIMIT.get(arch)
+    for r in rows:
+        c = r.case
+        head = [c.regime, str(c.batch), str(c.in_features), str(c.out_features), str(c.block_size), c.dtype, c.masks, r.config]
+        if not r.ok:
+            table.add_row(*head, f"[red]FAILED: {r.error}[/red]", *[""] * (len(OPCODES) + 2))
+            continue
+        stack = f"[red]{r.stack_bytes}[/red]" if r.spills else "0"
+        shared = f"{r.shared_bytes / 1024:.1f}" + (" [red](over)[/red]" if limit and r.shared_bytes > limit else "")
+        table.add_row(*head, str(r.registers), stack, shared, *(str(r.opcodes[op]) for op in OPCODES))
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m condcore.ops.triton_compile_check", description=__doc__.split("\n")[0])
+    parser.add_argument("--arch", type=int, default=90, help="CUDA compute capability to compile for (90: H100/H200)")
+    parser.add_argument("--regime", choices=("grouped", "union"), help="only this kernel")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="only this dtype")
+    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    args = parser.parse_args(argv)
+    cases = [c for c in default_cases()
+             if args.regime in (None, c.regime) and args.dtype in (None, c.dtype)]
+    rows = [row for case in cases for row in check_case(case, args.arch)]
+    render(rows, args.arch)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"arch": args.arch, "triton": triton.__version__, "rows": [asdict(r) for r in rows]}, f, indent=2)
+    return 0 if all(r.ok for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
