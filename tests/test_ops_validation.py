@@ -90,3 +90,18 @@ def test_autotune_pruning_keeps_only_tiles_inside_a_block(block_size):
     assert kept and all(block_size % c.kwargs["BLOCK_N"] == 0 and block_size % c.kwargs["BLOCK_K"] == 0 for c in kept)
     with pytest.raises(ValueError, match="no Triton tile configuration"):
         fitting_configs([triton.Config({"BLOCK_N": 32, "BLOCK_K": 32})], {}, BLOCK_SIZE=16)
+
+
+@pytest.mark.triton
+def test_autotune_pruning_drops_fp32_fma_tiles_that_spill():
+    import triton
+
+    from condcore.ops.triton_common import FFMA_ACCUMULATORS_PER_THREAD, accumulators_per_thread, fitting_configs
+
+    configs = [triton.Config({"BLOCK_N": n, "BLOCK_K": 32}, num_warps=w) for n in (32, 64, 128) for w in (4, 8)]
+    kept = fitting_configs(configs, {}, BLOCK_SIZE=128, BLOCK_M=64, INPUT_PRECISION="ieee")
+    assert kept and all(accumulators_per_thread(c, 64) <= FFMA_ACCUMULATORS_PER_THREAD for c in kept)
+    assert len(kept) < len(configs)
+    # Tensor-core precisions keep everything; a list where nothing is small enough keeps one config.
+    assert fitting_configs(configs, {}, BLOCK_SIZE=128, BLOCK_M=64, INPUT_PRECISION="tf32") == configs
+    assert len(fitting_configs(configs[-1:], {}, BLOCK_SIZE=128, BLOCK_M=128, INPUT_PRECISION="ieee")) == 1

@@ -38,6 +38,15 @@ def mask_as_bytes(mask: torch.Tensor | None, fallback: torch.Tensor) -> torch.Te
     return mask.contiguous().view(torch.uint8) if mask is not None else fallback
 
 
+# Measured with triton_compile_check (sm_90, triton 3.9): fp32 "ieee" configs with up to 16 accumulator
+# elements per thread compiled without spills; at 32, all but one spilled (up to 13 KB of stack).
+FFMA_ACCUMULATORS_PER_THREAD = 16
+
+
+def accumulators_per_thread(config: triton.Config, rows: int) -> float:
+    return rows * config.kwargs["BLOCK_N"] / (32 * config.num_warps)
+
+
 def fitting_configs(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
     """Autotune pruning: a tile must lie inside one block, so BLOCK_N and BLOCK_K must divide the block size.
     Every config list holds a 16 x 16 tile, which fits any block size the launchers accept."""
@@ -46,6 +55,11 @@ def fitting_configs(configs: list[triton.Config], named_args: dict, **kwargs) ->
     roomy = [c for c in fits if max(c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"]) > 16]
     if roomy:  # 16 x 16 tiles are the fallback for 16- and 48-wide blocks, too slow to be worth timing
         fits = roomy
+    if kwargs.get("INPUT_PRECISION", named_args.get("INPUT_PRECISION")) == "ieee":
+        # Full-precision fp32 dots run on FMA units, with the accumulator and operands in registers.
+        rows = kwargs.get("BLOCK_M", kwargs.get("BLOCK_B", 16))
+        small = [c for c in fits if accumulators_per_thread(c, rows) <= FFMA_ACCUMULATORS_PER_THREAD]
+        fits = small or fits[:1]
     if not fits:
         raise ValueError(f"no Triton tile configuration fits block_size {block_size}")
     return fits

@@ -12,7 +12,7 @@ read from the cubin without a GPU.
 
 Each launch is planned by the kernels' own launchers on CPU tensors (KernelLaunch), then specialized
 the way Triton's JIT would specialize it on a GPU (argument types, 16-byte divisibility, strides of 1
-as constants) and compiled once per autotune config that fits. Uses Triton internals
+as constants) and compiled once per autotune config that fits, in worker processes. Uses Triton internals
 (create_function_from_signature, JITFunction._pack_args): a Triton version without them raises a
 clear RuntimeError instead of compiling something else.
 """
@@ -20,12 +20,16 @@ clear RuntimeError instead of compiling something else.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import re
+import multiprocessing
 import subprocess
 import sys
 import tempfile
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 
 import torch
@@ -53,6 +57,7 @@ class LaunchCase:
     dtype: str  # "float32", "bfloat16", "float16"
     masks: str  # "out" or "both"
     bias: bool = True
+    tiles: tuple[int, int] | None = None  # only the first config with this (BLOCK_N, BLOCK_K); None: all
 
 
 @dataclass
@@ -71,8 +76,26 @@ class CompiledConfig:
         return self.stack_bytes > 0 or bool(self.opcodes and (self.opcodes["LDL"] or self.opcodes["STL"]))
 
 
+@contextlib.contextmanager
+def _for_the_gpu():
+    """TRITON_INTERPRET=1 (as under the test suite) makes launchers pick interpreter-only settings (short
+    row tiles, bf16 widened to fp32) and Triton build interpreter functions: planning for the GPU and
+    the compiling workers' start run with it unset."""
+    saved = os.environ.pop("TRITON_INTERPRET", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["TRITON_INTERPRET"] = saved
+
+
 def plan(case: LaunchCase) -> KernelLaunch:
-    """The first launch the case's launcher would make, planned on CPU tensors (nothing runs)."""
+    """The first launch the case's launcher would make on a GPU, planned on CPU tensors (nothing runs)."""
+    with _for_the_gpu():
+        return _plan(case)
+
+
+def _plan(case: LaunchCase) -> KernelLaunch:
     from condcore.ops import triton_grouped, triton_union
 
     p = make_problem(
@@ -98,12 +121,6 @@ def gpu_configs(case: LaunchCase) -> list[triton.Config]:
     return module.configs(for_interpreter=False)
 
 
-def _jit_function(launch: KernelLaunch) -> triton.JITFunction:
-    """A compilable JITFunction of the launch's kernel, also when the module was imported under the
-    interpreter (there the autotuner wraps an InterpretedFunction holding the same Python function)."""
-    return triton.JITFunction(launch.kernel.fn.fn)
-
-
 def compile_launch(launch: KernelLaunch, config: triton.Config, target) -> object:
     """Compile one launch with one autotune config for `target`, specialized as Triton's JIT would."""
     from triton.compiler import ASTSource, make_backend
@@ -112,7 +129,7 @@ def compile_launch(launch: KernelLaunch, config: triton.Config, target) -> objec
         from triton.runtime.jit import create_function_from_signature
     except ImportError as exc:
         raise RuntimeError(f"triton {triton.__version__} lacks the JIT internals this check uses: {exc}") from exc
-    jit = _jit_function(launch)
+    jit = triton.JITFunction(launch.kernel.fn.fn)
     kwargs = {**launch.constexprs, **config.all_kwargs()}
     backend = make_backend(target)
     binder = create_function_from_signature(jit.signature, jit.params, backend)
@@ -146,13 +163,28 @@ def describe(config: triton.Config) -> str:
     return f"{tiles} warps={config.num_warps} stages={config.num_stages}"
 
 
-def check_case(case: LaunchCase, arch: int = 90, configs: list[triton.Config] | None = None) -> list[CompiledConfig]:
-    """Compile the case's launch with each fitting GPU config (or the given ones); a failure is a row."""
+def check_cases(cases: list[LaunchCase], arch: int = 90, workers: int | None = None) -> list[CompiledConfig]:
+    """Compile each case's launch with each GPU config that fits it; a failure is a row, not an error.
+
+    Runs in fresh worker processes started without TRITON_INTERPRET: a process that imported Triton
+    under the interpreter holds interpreter versions of triton.language's own jit functions, which the
+    GPU code generator cannot use. One case per task, so the cores share the compiling."""
+    context = multiprocessing.get_context("spawn")
+    with _for_the_gpu(), ProcessPoolExecutor(workers or os.cpu_count() or 1, mp_context=context) as pool:
+        futures = [pool.submit(_check_case, case, arch) for case in cases]
+        return [row for future in futures for row in future.result()]
+
+
+def _check_case(case: LaunchCase, arch: int) -> list[CompiledConfig]:
     from triton.backends.compiler import GPUTarget
 
     launch = plan(case)
     target = GPUTarget("cuda", arch, 32)
-    candidates = fitting_configs(configs or gpu_configs(case), {}, **launch.constexprs)
+    candidates = fitting_configs(gpu_configs(case), {}, **launch.constexprs)
+    if case.tiles is not None:
+        candidates = [c for c in candidates if (c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"]) == case.tiles][:1]
+        if not candidates:
+            return [CompiledConfig(case, f"tiles {case.tiles}", ok=False, error="no kept GPU config has these tiles")]
     rows = []
     for config in candidates:
         try:
@@ -201,11 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", type=int, default=90, help="CUDA compute capability to compile for (90: H100/H200)")
     parser.add_argument("--regime", choices=("grouped", "union"), help="only this kernel")
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="only this dtype")
+    parser.add_argument("--workers", type=int, help="compiling processes (default: one per core)")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     args = parser.parse_args(argv)
     cases = [c for c in default_cases()
              if args.regime in (None, c.regime) and args.dtype in (None, c.dtype)]
-    rows = [row for case in cases for row in check_case(case, args.arch)]
+    rows = check_cases(cases, args.arch, args.workers)
     render(rows, args.arch)
     if args.json:
         with open(args.json, "w") as f:

@@ -1,0 +1,99 @@
+"""The Triton kernels compile for an H100 (sm_90) and keep the properties their speed rests on.
+
+No GPU is needed: Triton's compiler and ptxas ship in the wheel (condcore.ops.triton_compile_check).
+The interpreter tests prove the numbers; these prove what the chip would run: the accumulator in
+registers (no spills), loads pipelined through shared memory (cp.async, LDGSTS), and tensor-core
+instructions (HGMMA, Hopper's warpgroup MMA, for the large-batch kernel; HMMA for the 16-row decode
+tiles, too short for a warpgroup MMA). Everything is compiled once, in one pool of worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from condcore.ops.triton_compile_check import LaunchCase, check_cases, main, plan
+
+pytestmark = [pytest.mark.triton, pytest.mark.slow]
+
+
+def grouped(dtype: str, masks: str, tiles=None) -> LaunchCase:
+    return LaunchCase("grouped", 8192, 4096, 4096, 128, dtype, masks, tiles=tiles)
+
+
+def decode(batch: int, tiles=None) -> LaunchCase:
+    return LaunchCase("union", batch, 4096, 14336, 128, "bfloat16", "both", tiles=tiles)
+
+
+ONE_CONFIG = [grouped(d, m, (128, 64)) for d in ("bfloat16", "float16") for m in ("out", "both")]
+ONE_CONFIG += [decode(1, (32, 128)), decode(16, (32, 128)), grouped("float32", "out", (32, 64))]
+ALL_CONFIGS = [grouped("bfloat16", "both"), decode(16), grouped("float32", "both")]
+
+
+@pytest.fixture(scope="module")
+def compiled() -> dict[LaunchCase, list]:
+    rows = check_cases(ONE_CONFIG + ALL_CONFIGS, arch=90)
+    by_case: dict[LaunchCase, list] = {}
+    for row in rows:
+        by_case.setdefault(row.case, []).append(row)
+    return by_case
+
+
+def test_plan_is_for_the_gpu_even_under_the_interpreter(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    launch = plan(grouped("bfloat16", "both"))
+    assert launch.constexprs["UPCAST"] is False  # the interpreter-only bf16 widening is off
+    assert launch.constexprs["BLOCK_M"] == 128  # the GPU's row tile for ~4096 rows per block, not 16
+    assert os.environ["TRITON_INTERPRET"] == "1"  # restored
+
+
+@pytest.mark.parametrize("case", ONE_CONFIG[:4], ids=lambda c: f"{c.dtype}-{c.masks}")
+def test_grouped_kernel_uses_warpgroup_mma_pipelined_without_spills(compiled, case):
+    (row,) = compiled[case]
+    assert row.ok, row.error
+    assert row.opcodes["HGMMA"] > 0, row.opcodes
+    assert row.opcodes["LDGSTS"] > 0, f"loads not pipelined: {row.opcodes}"
+    assert not row.spills, (row.stack_bytes, row.opcodes)
+
+
+@pytest.mark.parametrize("case", ONE_CONFIG[4:6], ids=lambda c: f"B{c.batch}")
+def test_decode_kernel_pipelines_weight_tiles_without_spills(compiled, case):
+    (row,) = compiled[case]
+    assert row.ok, row.error
+    assert row.opcodes["HMMA"] > 0, row.opcodes
+    assert row.opcodes["LDGSTS"] > 0, f"weight loads not pipelined: {row.opcodes}"
+    assert not row.spills, (row.stack_bytes, row.opcodes)
+
+
+def test_fp32_follows_torch_and_stays_off_tf32_by_default(compiled):
+    """torch.matmul computes fp32 in full precision unless allow_tf32 is set, and so does the kernel:
+    no tensor-core instruction, still no spills."""
+    (row,) = compiled[ONE_CONFIG[6]]
+    assert row.ok, row.error
+    assert row.opcodes["HGMMA"] == 0 and row.opcodes["HMMA"] == 0, row.opcodes
+    assert not row.spills
+
+
+@pytest.mark.parametrize("case", ALL_CONFIGS, ids=["grouped", "decode", "fp32-grouped"])
+def test_every_kept_gpu_config_compiles_within_the_h100_shared_memory_without_spills(compiled, case):
+    rows = compiled[case]
+    assert rows
+    for row in rows:
+        assert row.ok, f"{row.config}: {row.error}"
+        assert row.shared_bytes <= 232448, row.config
+        assert not row.spills, f"{row.config} spills: {row.stack_bytes} B of stack"
+
+
+def test_unknown_tiles_are_a_failed_row_not_an_error(compiled):
+    (row,) = check_cases([decode(16, (48, 48))], workers=1)
+    assert not row.ok and "no kept GPU config" in row.error
+
+
+def test_cli_writes_a_table_and_json(tmp_path, capsys):
+    out = tmp_path / "check.json"
+    assert main(["--regime", "union", "--dtype", "float16", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["arch"] == 90 and report["rows"] and all(r["ok"] for r in report["rows"])
+    assert "sm_90" in capsys.readouterr().out
