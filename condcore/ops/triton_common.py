@@ -49,7 +49,8 @@ def accumulators_per_thread(config: triton.Config, rows: int) -> float:
 
 def fitting_configs(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
     """Autotune pruning: a tile must lie inside one block, so BLOCK_N and BLOCK_K must divide the block size.
-    Every config list holds a 16 x 16 tile, which fits any block size the launchers accept."""
+    Every config list holds a 16 x 16 tile, which fits any block size the launchers accept. For
+    full-precision fp32 ("ieee"), tiles whose accumulator would spill are dropped too."""
     block_size = kwargs.get("BLOCK_SIZE", named_args.get("BLOCK_SIZE"))
     fits = [c for c in configs if block_size % c.kwargs["BLOCK_N"] == 0 and block_size % c.kwargs["BLOCK_K"] == 0]
     roomy = [c for c in fits if max(c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"]) > 16]

@@ -22,9 +22,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
 import os
 import re
-import multiprocessing
 import subprocess
 import sys
 import tempfile
@@ -190,7 +190,7 @@ def _check_case(case: LaunchCase, arch: int) -> list[CompiledConfig]:
         try:
             compiled = compile_launch(launch, config, target)
             registers, stack, static_shared, opcodes = inspect_cubin(compiled.asm["cubin"])
-        except Exception as exc:  # a config that does not compile is a failed row, not a failed check
+        except Exception as exc:  # noqa: BLE001 (a config that does not compile is a failed row)
             rows.append(CompiledConfig(case, describe(config), ok=False, error=f"{type(exc).__name__}: {exc}"[:300]))
             continue
         shared = static_shared + compiled.metadata.shared

@@ -144,8 +144,8 @@ def plan_launch(
             x.stride(0), x.stride(1), weight.stride(0), weight.stride(1), y.stride(0), y.stride(1),
             in_bytes.stride(0) if in_mask is not None else 0,
         ),
-        dict(
-            BLOCK_SIZE=block_size, HAS_BIAS=bias is not None, HAS_IN_MASK=in_mask is not None,
-            INPUT_PRECISION=dot_precision(x.dtype), UPCAST=needs_upcast(x.dtype), BLOCK_M=block_m,
-        ),
+        {
+            "BLOCK_SIZE": block_size, "HAS_BIAS": bias is not None, "HAS_IN_MASK": in_mask is not None,
+            "INPUT_PRECISION": dot_precision(x.dtype), "UPCAST": needs_upcast(x.dtype), "BLOCK_M": block_m,
+        },
     )

@@ -2,8 +2,8 @@
 
 One program per BLOCK_N output columns holds the whole batch (padded to BLOCK_B rows for tl.dot) and
 walks the list of input blocks its output block needs (those of the (out-block, in-block) weight tiles
-active for at least one example), so no other weight tile is read. The cost is the active weight bytes, which is what bounds
-a decode step.
+active for at least one example), so no other weight tile is read. The cost is the active weight
+bytes, which is what bounds a decode step.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def _union_kernel(
     # One flat loop over (needed input block, chunk of it), with no branch inside: Triton pipelines
     # it, so several weight tiles are in flight at once (cp.async in the sm_90 SASS), which is what
     # a weight-bytes-bound decode step needs.
-    for step in range(0, tl.load(n_needed_ptr + out_block) * chunks):
+    for step in range(tl.load(n_needed_ptr + out_block) * chunks):
         in_block = tl.load(needed_ptr + out_block * stride_needed + step // chunks)
         x_ok = b_ok
         if HAS_IN_MASK:
@@ -132,9 +132,9 @@ def plan_launch(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
             in_bytes.stride(0) if in_mask is not None else 0, out_bytes.stride(0) if out_mask is not None else 0,
             needed.stride(0),
         ),
-        dict(
-            BLOCK_SIZE=block_size, HAS_BIAS=bias is not None, HAS_IN_MASK=in_mask is not None,
-            HAS_OUT_MASK=out_mask is not None, INPUT_PRECISION=dot_precision(x.dtype), UPCAST=needs_upcast(x.dtype),
-            BLOCK_B=max(16, triton.next_power_of_2(batch)),
-        ),
+        {
+            "BLOCK_SIZE": block_size, "HAS_BIAS": bias is not None, "HAS_IN_MASK": in_mask is not None,
+            "HAS_OUT_MASK": out_mask is not None, "INPUT_PRECISION": dot_precision(x.dtype), "UPCAST": needs_upcast(x.dtype),
+            "BLOCK_B": max(16, triton.next_power_of_2(batch)),
+        },
     )
