@@ -37,7 +37,8 @@ def configs(for_interpreter: bool) -> list[triton.Config]:
 
 @triton.autotune(
     configs=configs(interpreting()),
-    key=["K", "N", "BLOCK_SIZE", "BLOCK_M", "HAS_IN_MASK"],
+    # Every value the pruning reads is in the key (Triton adds the tensors' dtypes itself).
+    key=["K", "N", "BLOCK_SIZE", "BLOCK_M", "HAS_IN_MASK", "INPUT_PRECISION"],
     prune_configs_by={"early_config_prune": fitting_configs},
 )
 @triton.jit

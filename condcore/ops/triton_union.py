@@ -39,7 +39,7 @@ def configs(for_interpreter: bool) -> list[triton.Config]:
 
 @triton.autotune(
     configs=configs(interpreting()),
-    key=["K", "N", "BLOCK_SIZE", "BLOCK_B", "HAS_IN_MASK", "HAS_OUT_MASK"],
+    key=["K", "N", "BLOCK_SIZE", "BLOCK_B", "HAS_IN_MASK", "HAS_OUT_MASK", "INPUT_PRECISION"],
     prune_configs_by={"early_config_prune": fitting_configs},
 )
 @triton.jit
