@@ -11,6 +11,8 @@ from pathlib import Path
 import psutil
 import torch
 
+from condcore.ops import cpu_native
+
 
 def _cpu_model() -> str:
     try:
@@ -47,6 +49,7 @@ def fingerprint(threads: int) -> dict:
         "torch": torch.__version__,
         "git_commit": _git_commit(),
         "triton_interpret": os.environ.get("TRITON_INTERPRET", ""),
+        "cpu_grouped_kernel": cpu_native.status(),  # the C++ kernel, or why the torch-ops one runs
         "gpu": None,
     }
     try:

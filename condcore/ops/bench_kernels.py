@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from condcore.masks import weight_tile_density, work_density
-from condcore.ops import block_sparse_linear
+from condcore.ops import block_sparse_linear, cpu_native
 from condcore.ops.packed_weights import ONEDNN_DTYPES, ONEDNN_LINEAR, frozen_weights
 from condcore.ops.problems import LinearProblem, check_output, make_problem
 from condcore.timing import copy_bandwidth, median, time_interleaved
@@ -184,10 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     results = [run_case(c, dtype=dtype, device=args.device, rounds=args.rounds, seed=args.seed) for c in cases]
     bandwidth = copy_bandwidth(args.device)
     env = {"device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu", "dtype": str(dtype),
-           "threads": torch.get_num_threads(), "torch": torch.__version__, "copy_bandwidth_Bps": bandwidth}
+           "threads": torch.get_num_threads(), "torch": torch.__version__, "copy_bandwidth_Bps": bandwidth,
+           "cpu_grouped_kernel": cpu_native.status()}
     element_size = torch.empty((), dtype=dtype).element_size()
     render(results, f"block-sparse linear, {env['device']}, {dtype}, {env['threads']} threads, "
-           f"measured copy bandwidth {bandwidth / 1e9:.1f} GB/s (the roofline)", element_size, bandwidth)
+           f"measured copy bandwidth {bandwidth / 1e9:.1f} GB/s (the roofline), "
+           f"CPU grouped kernel: {env['cpu_grouped_kernel']}", element_size, bandwidth)
     if args.json:
         rows = [{**asdict(r.case), "realized_density": r.realized_density, "ok": r.ok, "error": r.error,
                  **{f"{p}_median_s": s for p, s in r.median_s.items()}} for r in results]

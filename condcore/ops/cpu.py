@@ -2,7 +2,8 @@
 
 Two regimes, as the work is shaped differently:
 - grouped_linear (large batch): for each output block, gather its active rows and run one dense GEMM
-  over them, so the FLOPs are out-density x dense. Dropped input blocks are zeroed, not skipped: with
+  over them, so the FLOPs are out-density x dense. On CPU the same algorithm runs in C++ (cpu_native:
+  whole blocks per thread) where it could be built; the torch-ops version below is its fallback. Dropped input blocks are zeroed, not skipped: with
   per-row input masks inside one GEMM there is nothing to skip without shrinking the GEMMs to k x k.
 - union_linear (small batch, decode): the cost is reading weights, so only the weight tiles in the
   union over the batch of active (out-block, in-block) pairs are read.
@@ -15,6 +16,7 @@ import threading
 
 import torch
 
+from condcore.ops import cpu_native
 from condcore.ops.block_masks import zero_inactive_blocks
 from condcore.ops.packed_weights import ONEDNN_DTYPES, ONEDNN_LINEAR, packed_blocks
 from condcore.ops.reference import accumulation_dtype
@@ -76,8 +78,11 @@ def grouped_linear(
     if out_mask is None:
         # Mixed precision without blocks to skip: round the whole weight once.
         return _dense(x, weight.to(x.dtype), None if bias is None else bias.to(x.dtype), out)
-    out_blocks = out_features // block_size
     groups = group_rows_by_block(out_mask)
+    native = cpu_native.grouped_linear(x, weight, bias, groups, block_size, out)
+    if native is not None:
+        return native
+    out_blocks = out_features // block_size
     nnz = len(groups.rows)
     # One reused gather buffer, block after block, so it stays in cache (and a fresh multi-MB tensor
     # per call would page-fault).

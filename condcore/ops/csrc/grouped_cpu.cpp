@@ -1,0 +1,75 @@
+// Large-batch block-sparse linear on the CPU: whole output blocks per thread, in one parallel region.
+//
+// Why C++: the torch-ops version runs each block's gather, GEMM and scatter as separate multi-threaded
+// ops, about 50 fork/join points per call. On a 2-vCPU VM each one pays a thread wake-up, and in the
+// host's busy periods those wake-ups cost more than the work (measured: 9.2 ms against 5.8 ms for this
+// kernel at d = 0.1, B = 1024, K = N = 2048). Here each thread gathers the rows of its own blocks into
+// its own buffer, runs their GEMMs single-threaded and writes their columns of y: one fork, one join,
+// and one thread's memory traffic overlaps the other's arithmetic.
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+
+namespace {
+
+at::Tensor onednn_linear(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const c10::optional<at::Tensor>&,
+                                         c10::string_view, c10::List<c10::optional<at::Scalar>>,
+                                         c10::optional<c10::string_view>)>();
+  return op.call(x, w, b, "none", c10::List<c10::optional<at::Scalar>>(), c10::optional<c10::string_view>(""));
+}
+
+}  // namespace
+
+// y[:, block j] = x[rows of j] @ blocks[j].T + bias[block j] on the rows of j, 0 on the others.
+// rows/offsets: the row groups (rows of block j are rows[offsets[j]:offsets[j+1]]); bins: the blocks
+// each thread takes. blocks[j] is the plain (k, K) weight block or, with onednn, oneDNN's packed copy.
+void grouped_forward(const at::Tensor& x, const std::vector<at::Tensor>& blocks, const c10::optional<at::Tensor>& bias,
+                     const at::Tensor& rows, const std::vector<int64_t>& offsets,
+                     const std::vector<std::vector<int64_t>>& bins, int64_t block_size, bool onednn, at::Tensor& y) {
+  TORCH_CHECK(x.is_contiguous() && rows.is_contiguous(), "x and rows must be contiguous");
+  TORCH_CHECK(offsets.size() == blocks.size() + 1, "one offset per block, plus the end");
+  int64_t max_rows = 0;
+  for (size_t j = 0; j + 1 < offsets.size(); ++j) max_rows = std::max(max_rows, offsets[j + 1] - offsets[j]);
+  const int64_t in_features = x.size(1);
+  at::parallel_for(0, static_cast<int64_t>(bins.size()), 1, [&](int64_t begin, int64_t end) {
+    // Below autograd, on every thread: grad mode is thread-local, so without this guard the worker
+    // threads would record these ops for autograd (and deadlock on y's history). The autograd of
+    // block_sparse_linear wraps this kernel from outside.
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    // Ops below run single-threaded: ATen and oneDNN see that they are inside a parallel region.
+    at::Tensor gathered = at::empty({max_rows, in_features}, x.options());
+    at::Tensor product = at::empty({max_rows, block_size}, x.options());
+    for (int64_t bin = begin; bin < end; ++bin) {
+      for (int64_t j : bins[bin]) {
+        const int64_t lo = offsets[j], count = offsets[j + 1] - offsets[j];
+        at::Tensor y_block = y.narrow(1, j * block_size, block_size);
+        y_block.zero_();
+        if (count == 0) continue;
+        at::Tensor block_rows = rows.narrow(0, lo, count);
+        at::Tensor xg = gathered.narrow(0, 0, count);
+        at::index_select_out(xg, x, 0, block_rows);
+        c10::optional<at::Tensor> b;
+        if (bias.has_value()) b = bias->narrow(0, j * block_size, block_size).to(x.scalar_type());
+        at::Tensor result;
+        if (onednn) {
+          result = onednn_linear(xg, blocks[j], b);
+        } else {
+          // Mixed precision: the block is rounded to x's dtype as it is used.
+          at::Tensor w = blocks[j].to(x.scalar_type());
+          result = product.narrow(0, 0, count);
+          if (b.has_value()) at::addmm_out(result, *b, xg, w.t());
+          else at::mm_out(result, xg, w.t());
+        }
+        y_block.index_copy_(0, block_rows, result);
+      }
+    }
+  });
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("grouped_forward", &grouped_forward, "block-sparse linear, whole output blocks per thread");
+}

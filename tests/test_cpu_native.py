@@ -1,0 +1,109 @@
+"""The C++ large-batch CPU kernel: built here, used by the torch backend, equal to its torch-ops twin."""
+
+from __future__ import annotations
+
+import contextlib
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from condcore.ops import block_sparse_linear, cpu_native, frozen_weights
+from condcore.ops.problems import check_output, make_problem
+from condcore.ops.routing import group_rows_by_block
+
+
+def test_it_builds_on_this_machine():
+    # CI machines have g++ and ninja: a failed build must show, not fall back unnoticed.
+    assert cpu_native.status() == "native"
+
+
+def test_off_switch(monkeypatch):
+    monkeypatch.setenv("CONDBENCH_NATIVE", "0")
+    assert cpu_native.status().startswith("off")
+    p = make_problem(8, 64, 64, 16)
+    assert cpu_native.grouped_linear(p.x, p.weight, p.bias, group_rows_by_block(p.out_mask), 16, None) is None
+
+
+@pytest.mark.parametrize("counts", [[5, 1, 9, 3, 3, 0, 7], [4] * 16, [0, 0, 0], [100, 1, 1, 1, 1]])
+@pytest.mark.parametrize("n_bins", [1, 2, 3])
+def test_balanced_bins_deal_every_block_once_within_one_block_of_even(counts, n_bins):
+    bins = cpu_native.balanced_bins(counts, n_bins)
+    assert len(bins) == n_bins
+    assert sorted(j for b in bins for j in b) == list(range(len(counts)))
+    loads = [sum(counts[j] for j in b) for b in bins]
+    assert max(loads) - min(loads) <= max(counts)
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Counts calls into the C++ kernel, so a test knows it ran (and not the fallback)."""
+    module = cpu_native._load()
+    assert module is not None, cpu_native.status()
+    calls = []
+
+    def grouped_forward(*args):
+        calls.append(args)
+        return module.grouped_forward(*args)
+
+    monkeypatch.setattr(cpu_native, "_load", lambda: SimpleNamespace(grouped_forward=grouped_forward))
+    return calls
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+@pytest.mark.parametrize("frozen", [False, True], ids=["plain", "packed"])
+def test_native_kernel_runs_and_matches_the_reference(spy, threads, dtype, frozen):
+    p = make_problem(70, 256, 384, 32, in_density=0.5, out_density=0.3, dtype=dtype,
+                     generator=torch.Generator().manual_seed(threads))
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with frozen_weights() if frozen else contextlib.nullcontext():
+            out = torch.full((70, 384), float("nan"), dtype=dtype)
+            y = block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend="torch", regime="grouped", out=out)
+    finally:
+        torch.set_num_threads(saved)
+    assert len(spy) == 1 and len(spy[0][5]) == threads  # one bin of blocks per thread
+    assert y.data_ptr() == out.data_ptr()
+    _, error = check_output(p, y)
+    assert not error
+
+
+def test_mixed_precision_and_edge_masks(spy):
+    gen = torch.Generator().manual_seed(0)
+    p = make_problem(33, 128, 128, 32, out_density=0.5, dtype=torch.bfloat16, generator=gen)
+    weight, bias = p.weight.float(), p.bias.float()  # fp32 weight with bf16 x, as under autocast
+    for out_mask in (p.out_mask, torch.zeros_like(p.out_mask), torch.ones_like(p.out_mask)):
+        y = block_sparse_linear(p.x, weight, bias, in_mask=p.in_mask, out_mask=out_mask, block_size=32,
+                                backend="torch", regime="grouped")
+        want = block_sparse_linear(p.x, weight, bias, in_mask=p.in_mask, out_mask=out_mask, block_size=32,
+                                   backend="reference")
+        torch.testing.assert_close(y, want, rtol=2e-2, atol=2e-2)
+    assert len(spy) == 3
+    assert torch.count_nonzero(block_sparse_linear(p.x, weight, bias, out_mask=torch.zeros_like(p.out_mask),
+                                                   block_size=32, backend="torch", regime="grouped")) == 0
+
+
+def test_native_and_torch_ops_agree_at_benchmark_shape(monkeypatch):
+    p = make_problem(1024, 2048, 2048, 128, in_density=None, out_density=0.1, generator=torch.Generator().manual_seed(0))
+    native = block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend="torch", regime="grouped")
+    monkeypatch.setenv("CONDBENCH_NATIVE", "0")
+    ops = block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend="torch", regime="grouped")
+    torch.testing.assert_close(native, ops, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("grad", ["enabled", "no_grad", "inference_mode"])
+def test_native_kernel_under_every_grad_mode_and_through_autograd(spy, grad):
+    """Grad mode is thread-local: the kernel's worker threads must not record autograd history (they
+    once deadlocked on it when called with grad enabled on the main thread)."""
+    p = make_problem(48, 128, 128, 32, out_density=0.5, generator=torch.Generator().manual_seed(0))
+    weight = p.weight.clone().requires_grad_(grad == "enabled")
+    context = {"enabled": contextlib.nullcontext(), "no_grad": torch.no_grad(), "inference_mode": torch.inference_mode()}
+    with context[grad]:
+        y = block_sparse_linear(p.x, weight, p.bias, **p.kwargs(), backend="torch", regime="grouped")
+    torch.testing.assert_close(y.detach().double(), p.reference(), rtol=1e-4, atol=1e-4)
+    if grad == "enabled":
+        y.sum().backward()
+        assert weight.grad is not None and torch.isfinite(weight.grad).all()
+    assert spy
