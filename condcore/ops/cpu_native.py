@@ -84,8 +84,10 @@ def grouped_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     if module is None:
         return None
     out_blocks = weight.shape[0] // block_size
-    onednn = ONEDNN_LINEAR and x.dtype in ONEDNN_DTYPES and weight.dtype == x.dtype and weight.is_contiguous()
-    blocks = packed_blocks(weight, block_size) if onednn else None
+    # oneDNN for every dtype it takes, also under mixed precision (the kernel rounds each fp32 block
+    # first); packed blocks only where the weight already has x's dtype.
+    onednn = ONEDNN_LINEAR and x.dtype in ONEDNN_DTYPES and weight.is_contiguous()
+    blocks = packed_blocks(weight, block_size) if onednn and weight.dtype == x.dtype else None
     if blocks is None:
         blocks = [weight[j * block_size : (j + 1) * block_size] for j in range(out_blocks)]
     y = out if out is not None else torch.empty(x.shape[0], weight.shape[0], dtype=x.dtype, device=x.device)

@@ -26,7 +26,8 @@ at::Tensor onednn_linear(const at::Tensor& x, const at::Tensor& w, const c10::op
 
 // y[:, block j] = x[rows of j] @ blocks[j].T + bias[block j] on the rows of j, 0 on the others.
 // rows/offsets: the row groups (rows of block j are rows[offsets[j]:offsets[j+1]]); bins: the blocks
-// each thread takes. blocks[j] is the plain (k, K) weight block or, with onednn, oneDNN's packed copy.
+// each thread takes. blocks[j] is the plain (k, K) weight block or oneDNN's packed copy of it; onednn
+// says whether oneDNN runs the GEMMs (it takes both), else ATen's addmm does.
 void grouped_forward(const at::Tensor& x, const std::vector<at::Tensor>& blocks, const c10::optional<at::Tensor>& bias,
                      const at::Tensor& rows, const std::vector<int64_t>& offsets,
                      const std::vector<std::vector<int64_t>>& bins, int64_t block_size, bool onednn, at::Tensor& y) {
@@ -54,12 +55,13 @@ void grouped_forward(const at::Tensor& x, const std::vector<at::Tensor>& blocks,
         at::index_select_out(xg, x, 0, block_rows);
         c10::optional<at::Tensor> b;
         if (bias.has_value()) b = bias->narrow(0, j * block_size, block_size).to(x.scalar_type());
+        // Mixed precision: a plain fp32 block is rounded to x's dtype as it is used (packed blocks
+        // always have x's dtype already).
+        at::Tensor w = blocks[j].to(x.scalar_type());
         at::Tensor result;
         if (onednn) {
-          result = onednn_linear(xg, blocks[j], b);
+          result = onednn_linear(xg, w, b);
         } else {
-          // Mixed precision: the block is rounded to x's dtype as it is used.
-          at::Tensor w = blocks[j].to(x.scalar_type());
           result = product.narrow(0, 0, count);
           if (b.has_value()) at::addmm_out(result, *b, xg, w.t());
           else at::mm_out(result, xg, w.t());
