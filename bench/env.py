@@ -49,7 +49,8 @@ def fingerprint(threads: int) -> dict:
         "torch": torch.__version__,
         "git_commit": _git_commit(),
         "triton_interpret": os.environ.get("TRITON_INTERPRET", ""),
-        "cpu_grouped_kernel": cpu_native.status(),  # the C++ kernel, or why the torch-ops one runs
+        # The C++ kernel, or why the torch-ops one runs (not built just to say so on GPU machines).
+        "cpu_grouped_kernel": cpu_native.status(build=not torch.cuda.is_available()),
         "gpu": None,
     }
     try:

@@ -107,3 +107,10 @@ def test_native_kernel_under_every_grad_mode_and_through_autograd(spy, grad):
         y.sum().backward()
         assert weight.grad is not None and torch.isfinite(weight.grad).all()
     assert spy
+
+
+def test_status_without_building(monkeypatch):
+    monkeypatch.setattr(cpu_native, "_module", None)
+    monkeypatch.setattr(cpu_native, "_error", None)
+    assert cpu_native.status(build=False).startswith("not built")
+    assert cpu_native._module is None  # asking did not build or load it

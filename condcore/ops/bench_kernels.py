@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     bandwidth = copy_bandwidth(args.device)
     env = {"device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu", "dtype": str(dtype),
            "threads": torch.get_num_threads(), "torch": torch.__version__, "copy_bandwidth_Bps": bandwidth,
-           "cpu_grouped_kernel": cpu_native.status()}
+           "cpu_grouped_kernel": cpu_native.status(build=args.device == "cpu")}
     element_size = torch.empty((), dtype=dtype).element_size()
     render(results, f"block-sparse linear, {env['device']}, {dtype}, {env['threads']} threads, "
            f"measured copy bandwidth {bandwidth / 1e9:.1f} GB/s (the roofline), "

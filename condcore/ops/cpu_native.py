@@ -56,10 +56,13 @@ def _first_error_line(exc: Exception) -> str:
     return f"{type(exc).__name__}: {(errors or lines or [''])[0 if errors else -1]}"
 
 
-def status() -> str:
-    """'native' when the C++ kernel is in use, else why not (for run environments and reports)."""
+def status(build: bool = True) -> str:
+    """'native' when the C++ kernel is in use, else why not (for run environments and reports). With
+    build=False it does not build the kernel just to answer (GPU runs never use it)."""
     if not enabled():
         return "off (CONDBENCH_NATIVE=0)"
+    if not build and _module is None and _error is None:
+        return "not built (no CPU grouped kernel ran)"
     return "native" if _load() is not None else f"unavailable ({_error})"
 
 
