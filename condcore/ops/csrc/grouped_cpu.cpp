@@ -73,5 +73,8 @@ void grouped_forward(const at::Tensor& x, const std::vector<at::Tensor>& blocks,
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("grouped_forward", &grouped_forward, "block-sparse linear, whole output blocks per thread");
+  // The GIL is released while the kernel runs: it touches no Python object, and a progress bar or
+  // another Python thread may run meanwhile.
+  m.def("grouped_forward", &grouped_forward, "block-sparse linear, whole output blocks per thread",
+        py::call_guard<py::gil_scoped_release>());
 }
