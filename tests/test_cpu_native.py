@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -114,3 +115,22 @@ def test_status_without_building(monkeypatch):
     monkeypatch.setattr(cpu_native, "_error", None)
     assert cpu_native.status(build=False).startswith("not built")
     assert cpu_native._module is None  # asking did not build or load it
+
+
+def test_a_failed_build_warns_once_and_falls_back_to_torch_ops(monkeypatch):
+    import torch.utils.cpp_extension
+
+    def broken_build(*args, **kwargs):
+        raise RuntimeError("Error building extension:\nfoo.cpp:1:1: error: no compiler here\nninja: build stopped")
+
+    monkeypatch.setattr(cpu_native, "_module", None)
+    monkeypatch.setattr(cpu_native, "_error", None)
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", broken_build)
+    p = make_problem(40, 128, 128, 32, out_density=0.5, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(RuntimeWarning, match="error: no compiler here"):
+        y = block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend="torch", regime="grouped")
+    assert not check_output(p, y)[1]
+    assert cpu_native.status() == "unavailable (RuntimeError: foo.cpp:1:1: error: no compiler here)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second warning: the failure is remembered
+        block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend="torch", regime="grouped")
