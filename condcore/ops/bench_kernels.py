@@ -23,7 +23,7 @@ import torch
 
 from condcore.masks import weight_tile_density, work_density
 from condcore.ops import block_sparse_linear, cpu_native
-from condcore.ops.packed_weights import ONEDNN_DTYPES, ONEDNN_LINEAR, frozen_weights
+from condcore.ops.packed_weights import frozen_weights, onednn_takes
 from condcore.ops.problems import LinearProblem, check_output, make_problem
 from condcore.timing import copy_bandwidth, median, time_interleaved
 
@@ -95,7 +95,7 @@ def providers(p: LinearProblem, regime: str) -> dict[str, Callable[[], torch.Ten
         # Other dense paths torch offers on CPU, so a sparse win is not just a better GEMM orientation
         # or library: W @ x.T (faster for few rows under MKL) and oneDNN's inner product.
         fns["dense_wxt"] = lambda: outs["dense_wxt"].copy_(torch.addmm(p.bias.unsqueeze(1), p.weight, p.x.t()).t())
-        if ONEDNN_LINEAR and p.x.dtype in ONEDNN_DTYPES:
+        if onednn_takes(p.x.dtype):
             fns["dense_onednn"] = lambda: torch.ops.mkldnn._linear_pointwise(p.x, p.weight, p.bias, "none", [], "")
             # Ours packs weights once they are seen unchanged (condcore.ops.packed_weights): the same
             # for dense, so "ours x best" never credits the packing to sparsity.

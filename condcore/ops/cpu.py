@@ -3,8 +3,9 @@
 Two regimes, as the work is shaped differently:
 - grouped_linear (large batch): for each output block, gather its active rows and run one dense GEMM
   over them, so the FLOPs are out-density x dense. On CPU the same algorithm runs in C++ (cpu_native:
-  whole blocks per thread) where it could be built; the torch-ops version below is its fallback. Dropped input blocks are zeroed, not skipped: with
-  per-row input masks inside one GEMM there is nothing to skip without shrinking the GEMMs to k x k.
+  whole blocks per thread) where it could be built; the torch-ops version below is its fallback.
+  Dropped input blocks are zeroed, not skipped: with per-row input masks inside one GEMM there is
+  nothing to skip without shrinking the GEMMs to k x k.
 - union_linear (small batch, decode): the cost is reading weights, so only the weight tiles in the
   union over the batch of active (out-block, in-block) pairs are read.
 - grouped_linear_backward: the gradients of grouped_linear over the same row groups (training).
@@ -18,7 +19,7 @@ import torch
 
 from condcore.ops import cpu_native
 from condcore.ops.block_masks import zero_inactive_blocks
-from condcore.ops.packed_weights import ONEDNN_DTYPES, ONEDNN_LINEAR, packed_blocks
+from condcore.ops.packed_weights import onednn_takes, packed_blocks
 from condcore.ops.reference import accumulation_dtype
 from condcore.ops.routing import active_tile_pairs, group_rows_by_block
 
@@ -44,9 +45,8 @@ def linear_rows(x: torch.Tensor, weight_rows: torch.Tensor, bias: torch.Tensor |
     K=2048, 128 outputs) it ran 0.97 of dense-GEMM efficiency at 102 rows where MKL's addmm ran 0.80,
     and the narrow GEMMs of a sparse layer are exactly that shape."""
     if (
-        ONEDNN_LINEAR
+        onednn_takes(x.dtype)
         and x.device.type == "cpu"
-        and x.dtype in ONEDNN_DTYPES
         and x.dtype == weight_rows.dtype
         and x.is_contiguous()
         and weight_rows.is_contiguous()

@@ -16,7 +16,7 @@ from types import ModuleType
 
 import torch
 
-from condcore.ops.packed_weights import ONEDNN_DTYPES, ONEDNN_LINEAR, packed_blocks
+from condcore.ops.packed_weights import onednn_takes, packed_blocks
 from condcore.ops.routing import RowGroups
 
 SOURCE = Path(__file__).parent / "csrc" / "grouped_cpu.cpp"
@@ -89,7 +89,7 @@ def grouped_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     out_blocks = weight.shape[0] // block_size
     # oneDNN for every dtype it takes, also under mixed precision (the kernel rounds each fp32 block
     # first); packed blocks only where the weight already has x's dtype.
-    onednn = ONEDNN_LINEAR and x.dtype in ONEDNN_DTYPES and weight.is_contiguous()
+    onednn = onednn_takes(x.dtype) and weight.is_contiguous()
     blocks = packed_blocks(weight, block_size) if onednn and weight.dtype == x.dtype else None
     if blocks is None:
         blocks = [weight[j * block_size : (j + 1) * block_size] for j in range(out_blocks)]

@@ -29,6 +29,11 @@ ONEDNN_LINEAR = onednn_linear_available()
 ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
 
 
+def onednn_takes(dtype: torch.dtype) -> bool:
+    """Whether oneDNN's inner product (torch.ops.mkldnn._linear_pointwise) runs here for this dtype."""
+    return ONEDNN_LINEAR and dtype in ONEDNN_DTYPES
+
+
 @dataclass
 class _Entry:
     ref: weakref.ref
@@ -60,7 +65,7 @@ def frozen_weights() -> Iterator[None]:
 def packed_blocks(weight: torch.Tensor, block_size: int) -> list[torch.Tensor] | None:
     """weight's row blocks [j*k, (j+1)*k) in oneDNN's layout, or None outside `frozen_weights()` or
     where packing does not apply (then the caller uses the plain weight)."""
-    if not (_frozen_depth and ONEDNN_LINEAR and weight.device.type == "cpu" and weight.dtype in ONEDNN_DTYPES
+    if not (_frozen_depth and onednn_takes(weight.dtype) and weight.device.type == "cpu"
             and weight.is_contiguous() and weight.shape[0] % block_size == 0):
         return None
     # Still checked, as a cheap guard: a new storage, shape or version is a new weight.
