@@ -88,9 +88,10 @@ def block_sparse_linear(
     regime: "grouped" (rows grouped per output block; large batch), "union" (only the weight tiles
     some example needs; small batch), "auto" (union for B <= UNION_MAX_BATCH).
     out: optional preallocated (B, N) contiguous result; every element of it is written.
-    Result in x's dtype with fp32 (fp64 for fp64) accumulation. weight and bias may be fp32 with fp16/bf16
-    x (mixed precision, as under autocast): they are rounded to x's dtype, and their gradients are fp32. Gradients flow to x, weight and bias; the
-    backward pass is the dense masked math (see condcore.ops.autograd).
+    Result in x's dtype with fp32 (fp64 for fp64) accumulation. weight and bias may be fp32 with
+    fp16/bf16 x (mixed precision, as under autocast): they are rounded to x's dtype, and their gradients
+    are fp32. Gradients flow to x, weight and bias: sparse after the torch grouped kernel with an output
+    mask, the dense masked math otherwise (see condcore.ops.autograd).
     """
     shape = validate_linear_args(x, weight, bias, in_mask, out_mask, block_size)
     chosen = _pick_backend(backend, x)
