@@ -177,3 +177,97 @@ def test_mixed_precision_fp32_weight(backend, regime, dtype, batch, out_density,
                             p.out_mask, p.block_size)
     rtol, atol = TOLERANCES[dtype]
     torch.testing.assert_close(y.double().cpu(), want.cpu(), rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("backend,regime", KERNELS)
+@pytest.mark.parametrize("batch", [1, 6, 40])
+def test_strided_and_non_contiguous_bias_masks_x_and_weight(backend, regime, batch, rng):
+    """Every input as a strided view: oneDNN's linear once read a stride-2 bias as if it were dense."""
+    p = make_problem(batch, 64, 96, 16, generator=rng, device=DEVICE)
+    p.bias = torch.stack([p.bias, torch.full_like(p.bias, 1e6)], dim=1)[:, 0]  # stride 2, poison between
+    p.x = torch.stack([p.x, torch.full_like(p.x, 1e6)], dim=2)[:, :, 0]
+    p.weight = p.weight.t().contiguous().t()
+    p.in_mask = torch.stack([p.in_mask, ~p.in_mask], dim=2)[:, :, 0]
+    p.out_mask = torch.stack([p.out_mask, ~p.out_mask], dim=2)[:, :, 0]
+    assert p.bias.stride() == (2,) and not p.x.is_contiguous() and not p.weight.is_contiguous()
+    assert not p.in_mask.is_contiguous() and not p.out_mask.is_contiguous()
+    check(p, backend, regime)
+    p.weight = p.weight.contiguous()  # the fast paths (oneDNN, the C++ kernel) take a dense weight only
+    check(p, backend, regime)
+
+
+def test_reference_skips_dropped_blocks_whatever_they_hold(rng):
+    """The spec: a dropped input block adds nothing to its example's outputs, even inf or NaN weights."""
+    p = make_problem(5, 48, 32, 16, generator=rng)
+    p.in_mask[:, 1] = False
+    p.in_mask[0, 1] = True  # row 0 uses block 1, the others drop it
+    zeroed = p.weight.clone()
+    zeroed[:, 16:32] = 0
+    p.weight[:, 20] = float("nan")
+    p.weight[3, 17] = float("inf")
+    y = p.reference()
+    assert torch.isnan(y[0][p.out_mask[0].repeat_interleave(16)]).all()  # row 0's active outputs see the NaN
+    want = reference_linear(p.x[1:].double(), zeroed.double(), p.bias.double(), p.in_mask[1:], p.out_mask[1:], 16)
+    torch.testing.assert_close(y[1:], want)
+
+
+@pytest.mark.parametrize("backend,regime", KERNELS)
+@pytest.mark.parametrize("poison", [float("nan"), float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("dropped_by", ["every-row", "some-rows"])
+@pytest.mark.parametrize("batch", [1, 7, 40])
+def test_nonfinite_weight_in_dropped_block_follows_the_spec(backend, regime, poison, dropped_by, batch, rng):
+    """Every path agrees with the spec: skipped, not 0 * inf = NaN (the union path at batch 1 was the only
+    one that skipped; every other path returned NaN for the rows that drop the block)."""
+    p = make_problem(batch, 64, 48, 16, generator=rng, device=DEVICE)
+    p.in_mask[:, 2] = False
+    if dropped_by == "some-rows":
+        p.in_mask[0, 2] = True
+    p.weight[:, 2 * 16 + 3] = poison
+    want = p.reference()
+    out = torch.full((batch, 48), 7.0, dtype=p.x.dtype, device=DEVICE)
+    y = block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend=backend, regime=regime, out=out)
+    torch.testing.assert_close(y.double().cpu(), want.cpu(), rtol=1e-4, atol=1e-4, equal_nan=True)
+    users = p.in_mask[:, 2]
+    assert torch.isfinite(y[~users]).all()
+    active_of_users = p.out_mask[users].repeat_interleave(16, dim=1)
+    assert (~torch.isfinite(y[users][active_of_users])).all()
+
+
+@pytest.mark.parametrize("backend,regime", KERNELS)
+@pytest.mark.parametrize(
+    "alias",
+    ["x", "weight-rows", "bias", "partial-x", "in_mask", "out_mask"],
+)
+def test_out_sharing_memory_with_an_input_is_refused(backend, regime, alias, rng):
+    """Kernels write y while they still read x and the weight: an aliased out= gave relative errors up to
+    1.31. Refused like torch's own ops refuse it."""
+    batch, features = 8, 64
+    buf = torch.randn(batch * features + 48, device=DEVICE)
+    p = make_problem(batch, features, features, 16, generator=rng, device=DEVICE)
+    p.x = buf[: batch * features].view(batch, features)
+    if alias == "bias":
+        store = torch.zeros(batch * features, device=DEVICE)
+        p.bias, out = store[:features], store.view(batch, features)
+    elif alias in ("in_mask", "out_mask"):
+        store = torch.zeros(batch * features, device=DEVICE)
+        masks = store.view(torch.uint8)[: batch * 4].view(torch.bool).view(batch, 4)
+        masks.copy_(getattr(p, alias))
+        setattr(p, alias, masks)
+        out = store.view(batch, features)
+    else:
+        out = {"x": p.x, "weight-rows": p.weight[:batch], "partial-x": buf[48:].view(batch, features)}[alias]
+    with pytest.raises(ValueError, match="out shares memory with"):
+        block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend=backend, regime=regime, out=out)
+
+
+@pytest.mark.parametrize("backend,regime", KERNELS)
+def test_out_beside_its_inputs_in_one_buffer_is_fine(backend, regime, rng):
+    """Views of one buffer that do not overlap are not aliasing: x and out side by side."""
+    batch, features = 6, 64
+    buf = torch.full((2 * batch * features,), float("nan"), device=DEVICE)
+    p = make_problem(batch, features, features, 16, generator=rng, device=DEVICE)
+    buf[: batch * features].copy_(p.x.flatten())
+    p.x = buf[: batch * features].view(batch, features)
+    y = block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend=backend, regime=regime,
+                            out=buf[batch * features :].view(batch, features))
+    torch.testing.assert_close(y.double().cpu(), p.reference().cpu(), rtol=1e-4, atol=1e-4)

@@ -32,8 +32,9 @@ def call(p, **changes):
         (lambda p: {"x": p.x.bfloat16(), "bias": p.bias.bfloat16()}, "bias dtype"),  # fp32 weight
         (lambda p: {"x": p.x.long(), "weight": p.weight.long(), "bias": None}, "floating"),
         (lambda p: {"x": p.x[:0], "in_mask": p.in_mask[:0], "out_mask": p.out_mask[:0]}, "empty batch"),
-        (lambda p: {"block_size": 5}, "must divide in_features 32 when in_mask"),
-        (lambda p: {"block_size": 5, "in_mask": None}, "must divide out_features 48 when out_mask"),
+        (lambda p: {"block_size": 24}, "must divide in_features 32 when in_mask"),
+        (lambda p: {"block_size": 32, "in_mask": None}, "must divide out_features 48 when out_mask"),
+        (lambda p: {"block_size": 5}, "divides neither in_features 32 nor out_features 48"),
         (lambda p: {"block_size": 0}, "positive int"),
         (lambda p: {"block_size": 16.0}, "positive int"),
         (lambda p: {"bias": p.bias[:10]}, "bias must have shape"),
@@ -105,3 +106,10 @@ def test_autotune_pruning_drops_fp32_fma_tiles_that_spill():
     # Tensor-core precisions keep everything; a list where nothing is small enough keeps one config.
     assert fitting_configs(configs, {}, BLOCK_SIZE=128, BLOCK_M=64, INPUT_PRECISION="tf32") == configs
     assert len(fitting_configs(configs[-1:], {}, BLOCK_SIZE=128, BLOCK_M=128, INPUT_PRECISION="ieee")) == 1
+
+
+@pytest.mark.parametrize("masks", [{}, {"in_mask": None}, {"out_mask": None}, {"in_mask": None, "out_mask": None}])
+def test_block_size_dividing_neither_side_is_refused_with_or_without_masks(rng, masks):
+    p = make_problem(4, 64, 64, 16, generator=rng)
+    with pytest.raises(ValueError, match="divides neither"):
+        call(p, block_size=48, **masks)

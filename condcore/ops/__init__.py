@@ -100,7 +100,10 @@ def block_sparse_linear(
         t is not None and t.requires_grad for t in (x, weight, bias)
     )
     if out is not None:
-        validate_out(out, x, shape)
+        validate_out(out, x, shape, {"x": x, "weight": weight, "bias": bias, "in_mask": in_mask, "out_mask": out_mask})
+    if bias is not None:
+        # The kernels index the bias as a dense vector (oneDNN ignores a bias's stride): N elements, cheap.
+        bias = bias.contiguous()
     if weight.dtype != x.dtype and kernel is not cpu.grouped_linear:
         # Mixed precision: only the torch grouped kernel rounds the weight itself (block by block); for
         # the others the whole weight is rounded here (autograd carries the gradient back to fp32).

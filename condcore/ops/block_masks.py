@@ -1,8 +1,10 @@
-"""Applying a per-example block mask to a dense tensor: what the torch kernels and the autograd share."""
+"""Applying a per-example block mask to a dense tensor: what the kernels and the autograd share."""
 
 from __future__ import annotations
 
 import torch
+
+from condcore.ops.reference import accumulation_dtype, reference_linear
 
 
 def zero_inactive_blocks(t: torch.Tensor, mask: torch.Tensor | None, block_size: int) -> torch.Tensor:
@@ -16,3 +18,23 @@ def zero_inactive_blocks(t: torch.Tensor, mask: torch.Tensor | None, block_size:
     blocks = t.reshape(batch, features // block_size, block_size)
     zero = torch.zeros((), dtype=t.dtype, device=t.device)
     return torch.where(mask.unsqueeze(-1), blocks, zero).reshape(batch, features)
+
+
+def recompute_leaked_rows(y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                          in_mask: torch.Tensor | None, out_mask: torch.Tensor | None, block_size: int) -> torch.Tensor:
+    """y with the rows a kernel got wrong by multiplying a dropped input block by zero recomputed by the spec.
+
+    Kernels that run one GEMM over the whole of K for many rows zero the dropped blocks of x instead of
+    skipping their weight tiles, so an inf or NaN weight in a tile that an example drops gives 0 * inf =
+    NaN in that example's outputs, where the spec (reference_linear) skips the tile. Such a value can
+    only show up as a non-finite output, so one sum over y finds it (a false alarm from an overflowing
+    sum costs only the per-row check); the rows with non-finite outputs are then recomputed by the
+    spec. Nothing is recomputed when every output is finite, which is when zeroing equals skipping.
+    """
+    if in_mask is None or bool(torch.isfinite(y.sum(dtype=accumulation_dtype(y.dtype)))):
+        return y
+    bad = (~torch.isfinite(y)).any(dim=1).nonzero().squeeze(1)
+    if len(bad):
+        y[bad] = reference_linear(x[bad], weight, bias, in_mask[bad], None if out_mask is None else out_mask[bad],
+                                  block_size)
+    return y

@@ -18,7 +18,7 @@ import threading
 import torch
 
 from condcore.ops import cpu_native
-from condcore.ops.block_masks import zero_inactive_blocks
+from condcore.ops.block_masks import recompute_leaked_rows, zero_inactive_blocks
 from condcore.ops.packed_weights import onednn_takes, packed_blocks
 from condcore.ops.reference import accumulation_dtype
 from condcore.ops.routing import active_tile_pairs, group_rows_by_block
@@ -72,6 +72,19 @@ def grouped_linear(
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Large-batch path: one GEMM per active output block over its gathered rows."""
+    y = _grouped_linear(x, weight, bias, in_mask, out_mask, block_size, out)
+    return recompute_leaked_rows(y, x, weight, bias, in_mask, out_mask, block_size)
+
+
+def _grouped_linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    in_mask: torch.Tensor | None,
+    out_mask: torch.Tensor | None,
+    block_size: int,
+    out: torch.Tensor | None,
+) -> torch.Tensor:
     x = zero_inactive_blocks(x, in_mask, block_size).contiguous()
     batch, in_features = x.shape
     out_features = weight.shape[0]
@@ -190,7 +203,8 @@ def union_linear(
             y[:, cols] = bias[cols]
     if out_mask is not None and not exact:
         y.masked_fill_(~out_mask.repeat_interleave(k, dim=1), 0)
-    return y
+    # The exact path reads no tile its example drops; the others read tiles some rows drop.
+    return y if exact else recompute_leaked_rows(y, x, weight, bias, in_mask, out_mask, k)
 
 
 def grouped_linear_backward(

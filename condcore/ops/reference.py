@@ -2,6 +2,12 @@
 
 Every other backend is tested against this function. It computes in at least float32 (float64 stays
 float64) and casts once at the end, which is the accumulation contract the fast kernels must match.
+
+Masked blocks are skipped, not multiplied by zero: a dropped input block of an example adds nothing to
+its outputs, even where x or the weight holds inf or NaN there, and an inactive output block is exactly
+0. That is what a kernel that never reads those tiles computes, and it makes each example's result
+depend on its own masks only (with "multiply by zero", 0 * NaN would let a NaN weight that no example
+uses poison every row, and whether a kernel saw it would depend on the other rows of the batch).
 """
 
 from __future__ import annotations
@@ -27,15 +33,25 @@ def reference_linear(
     block_size: int,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """((x * expand(in_mask)) @ weight.T + bias) * expand(out_mask), accumulated in fp32 or wider."""
+    """y[b] = sum over b's active input blocks i of x[b, i] @ weight[:, i].T, + bias, then 0 in b's inactive
+    output blocks; accumulated in fp32 or wider."""
     acc = accumulation_dtype(x.dtype)
     xa = x.to(acc)
-    zero = torch.zeros((), dtype=acc, device=x.device)
-    if in_mask is not None:
-        # "Same result as zeroing the block": a NaN in a dropped block must not leak through 0 * NaN.
-        xa = torch.where(expand_block_mask(in_mask, block_size), xa, zero)
     # .to(x.dtype) first: an fp32 weight with fp16/bf16 x is rounded to x's dtype (mixed precision).
-    y = xa @ weight.to(x.dtype).to(acc).t()
+    w = weight.to(x.dtype).to(acc)
+    zero = torch.zeros((), dtype=acc, device=x.device)
+    if in_mask is None:
+        y = xa @ w.t()
+    else:
+        # torch.where, not a product: a NaN of x in a dropped block must not leak through 0 * NaN.
+        xa = torch.where(expand_block_mask(in_mask, block_size), xa, zero)
+        if bool(torch.isfinite(w).all()):
+            y = xa @ w.t()  # the dropped blocks add exact zeros: one GEMM is the same sum
+        else:
+            y = torch.zeros(x.shape[0], weight.shape[0], dtype=acc, device=x.device)
+            for i in range(in_mask.shape[1]):
+                cols = slice(i * block_size, (i + 1) * block_size)
+                y += torch.where(in_mask[:, i : i + 1], xa[:, cols] @ w[:, cols].t(), zero)
     if bias is not None:
         y = y + bias.to(x.dtype).to(acc)
     if out_mask is not None:

@@ -11,6 +11,7 @@ import torch
 import triton
 import triton.language as tl
 
+from condcore.ops.block_masks import recompute_leaked_rows
 from condcore.ops.routing import group_rows_by_block, row_tiles
 from condcore.ops.triton_common import (
     KernelLaunch,
@@ -113,7 +114,8 @@ def grouped_linear(
     launch = plan_launch(x, weight, bias, in_mask, out_mask, block_size, y)
     if launch is not None:
         launch.run()
-    return y
+    # x's dropped blocks are masked in the loads, but the weight tile is shared by all rows of a tile.
+    return recompute_leaked_rows(y, x, weight, bias, in_mask, out_mask, block_size)
 
 
 def plan_launch(

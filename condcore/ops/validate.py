@@ -76,6 +76,10 @@ def validate_linear_args(
         raise ValueError("x has an empty batch")
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size <= 0:
         raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+    if in_features % block_size and out_features % block_size:
+        # Only an unmasked side may end in a partial block, and a layer has at least one blocked side.
+        raise ValueError(f"block_size {block_size} divides neither in_features {in_features} "
+                         f"nor out_features {out_features}")
     if in_mask is not None and in_features % block_size:
         raise ValueError(f"block_size {block_size} must divide in_features {in_features} when in_mask is given")
     if out_mask is not None and out_features % block_size:
@@ -94,7 +98,24 @@ def validate_linear_args(
     return shape
 
 
-def validate_out(out: torch.Tensor, x: torch.Tensor, shape: LinearShape) -> None:
+def _byte_span(t: torch.Tensor) -> tuple[int, int]:
+    """[first, last) byte addresses a tensor can touch (torch strides are never negative)."""
+    start = t.data_ptr()
+    return start, start + (sum((n - 1) * s for n, s in zip(t.shape, t.stride())) + 1) * t.element_size()
+
+
+def shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether the byte ranges of a and b intersect: conservative for interleaved views, never wrong the
+    other way, which is what refusing an aliased out= needs."""
+    if a.numel() == 0 or b.numel() == 0 or a.device != b.device:
+        return False
+    (a0, a1), (b0, b1) = _byte_span(a), _byte_span(b)
+    return a0 < b1 and b0 < a1
+
+
+def validate_out(out: torch.Tensor, x: torch.Tensor, shape: LinearShape, inputs: dict[str, torch.Tensor | None]) -> None:
+    """out's shape, dtype, device and layout, and that it shares no memory with any input: every kernel
+    writes y while it still reads x and the weight (torch's own ops refuse such overlaps too)."""
     if not isinstance(out, torch.Tensor):
         raise ValueError(f"out must be a torch.Tensor or None, got {type(out).__name__}")
     if tuple(out.shape) != (shape.batch, shape.out_features):
@@ -103,3 +124,6 @@ def validate_out(out: torch.Tensor, x: torch.Tensor, shape: LinearShape) -> None
         raise ValueError(f"out must be {x.dtype} on {x.device}, got {out.dtype} on {out.device}")
     if not out.is_contiguous():
         raise ValueError("out must be contiguous")
+    for name, tensor in inputs.items():
+        if tensor is not None and shares_memory(out, tensor):
+            raise ValueError(f"out shares memory with {name}; pass a separate output tensor")
