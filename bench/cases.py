@@ -92,8 +92,22 @@ def kernel_cases(suite: Suite) -> list[KernelCase]:
     return sorted(cases.values(), key=lambda c: c.case_id)
 
 
-def check_runnable(cases: list[KernelCase], source: str) -> None:
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def check_threads(threads: int, what: str) -> None:
+    if threads > usable_cpus():
+        # More threads than cores: OpenMP threads then take turns on a core, and the timings measure that.
+        raise UserError(f"{what} {threads} is more than the {usable_cpus()} CPU(s) this process may use")
+
+
+def check_runnable(cases: list[KernelCase], source: str, threads: int = 1) -> None:
     """Impossible requests on this machine stop the run before it starts, in one line."""
+    check_threads(threads, f"{source}: threads")
     if any(c.device == "cuda" for c in cases) and not torch.cuda.is_available():
         raise UserError(f"{source}: asks for device cuda, but CUDA is not available on this machine")
     if any(c.backend == "triton" and c.device == "cpu" for c in cases) and os.environ.get("TRITON_INTERPRET") != "1":

@@ -8,7 +8,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench.cli_common import UserError, positive_int_list
+from bench.cases import check_threads
+from bench.cli_common import UserError, bounded_int, positive_int_list, writable_folder
+from bench.suite import MAX_EPOCHS, MAX_FEATURES, MAX_REPEATS, MAX_SEED, MAX_THREADS
 from bench.models import measure_model, model_grid, train_missing, train_or_reuse
 from condcore.data import DATASETS, DatasetNotFound, load_dataset
 from condcore.data.formats import DataFormatError
@@ -41,27 +43,30 @@ def add_parser(subparsers) -> None:
     p.add_argument("--policies", type=_policies, default=list(POLICIES))
     p.add_argument("--taus", type=_floats, default=[0.5, 0.25, 0.1])
     p.add_argument("--hidden", type=positive_int_list, default=[2048, 2048])
-    p.add_argument("--block-size", type=int, default=128)
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--block-size", type=bounded_int(1, MAX_FEATURES), default=128)
+    p.add_argument("--epochs", type=bounded_int(1, MAX_EPOCHS), default=40)
+    p.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0)
     p.add_argument("--batches", type=positive_int_list, default=[1, 256])
-    p.add_argument("--rounds", type=int, default=30, help="timing rounds per batch size")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=bounded_int(1, MAX_REPEATS), default=30, help="timing rounds per batch size")
+    p.add_argument("--threads", type=bounded_int(1, MAX_THREADS), default=2)
     p.add_argument("--precision", choices=PRECISIONS, default="auto", help="training GEMMs (see bench train)")
-    p.add_argument("--jobs", type=int, default=0, help="models trained side by side, one thread each (0: --threads)")
+    p.add_argument("--jobs", type=bounded_int(0, MAX_THREADS), default=0,
+                   help="models trained side by side, one thread each (0: --threads)")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_threads(args.threads, "--threads")
+    for width in args.hidden:
+        if width % args.block_size:
+            raise UserError(f"hidden width {width} is not a multiple of block size {args.block_size}")
+    writable_folder(args.out, "--out")
     torch.set_num_threads(args.threads)
     try:
         data = load_dataset(args.dataset, args.data_dir, seed=args.seed)
     except (DatasetNotFound, DataFormatError) as exc:
         raise UserError(str(exc)) from None
-    for width in args.hidden:
-        if width % args.block_size:
-            raise UserError(f"hidden width {width} is not a multiple of block size {args.block_size}")
     cases = model_grid(args.dataset, args.policies, args.taus, tuple(args.hidden), args.block_size, args.epochs,
                        args.seed, args.precision)
     checkpoints = args.out / "checkpoints"

@@ -13,6 +13,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from bench.cli_common import writable_folder
 from bench.goals import check_goals
 from bench.results import Run, load_run, write_tables
 
@@ -203,6 +204,6 @@ def run(args: argparse.Namespace) -> int:
     result = load_run(args.run_dir)
     write_tables(result)
     print_report(result)
-    page = write_report(result, args.out or args.run_dir / "report")
+    page = write_report(result, writable_folder(args.out or args.run_dir / "report", "--out"))
     print(f"report: {page}")
     return 0

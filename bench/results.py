@@ -16,9 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.cli_common import UserError
+from bench.cli_common import UserError, writable_folder
+from bench.run_folder import read_env
+from bench.suite import read_text
 
-TABLES = ("kernels", "models")
+TABLE_KEYS = {"kernels": "case_id", "models": "name"}  # each table's row key
+TABLES = tuple(TABLE_KEYS)
 
 
 def append_row(path: Path, row: dict) -> None:
@@ -28,25 +31,44 @@ def append_row(path: Path, row: dict) -> None:
         os.fsync(f.fileno())
 
 
-def drop_partial_tail(path: Path) -> None:
-    """Cuts a last line left unfinished by a kill, so rows appended on resume start on a line of their own."""
+def drop_partial_tail(path: Path) -> str:
+    """Cuts a last line left unfinished by a kill, so its case runs again and rows appended on resume
+    start on a line of their own; returns a note saying so, or "" when there was none."""
     if not path.exists():
-        return
+        return ""
     raw = path.read_bytes()
-    if raw and not raw.endswith(b"\n"):
-        path.write_bytes(raw[: raw.rfind(b"\n") + 1])
+    if not raw or raw.endswith(b"\n"):
+        return ""
+    keep = raw.rfind(b"\n") + 1
+    with open(path, "r+b") as f:
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    return f"{path.name}: dropped an unfinished last row ({len(raw) - keep} bytes, a kill during a write); its case runs again"
 
 
-def read_rows(path: Path) -> list[dict]:
-    """Rows of a .jsonl file; a last line cut short by a kill is ignored (that case reruns on resume)."""
+def read_rows(path: Path, key: str) -> list[dict]:
+    """The rows of a .jsonl table, each a JSON object with `key`. A last line without its newline (a kill
+    during the write) is left out; any other bad line is one error naming it, since guessing past it
+    would drop or duplicate a case."""
     if not path.exists():
         return []
+    raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    complete = lines[:-1]  # the last element is "" after a final newline, else an unfinished row
     rows = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(complete, start=1):
+        where = f"{path}: line {number}"
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+            row = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise UserError(f"{where} is not UTF-8 text; the file is damaged (delete that line to rerun its case)") from None
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{where} is not a JSON row ({exc.msg}); delete that line to rerun its case") from None
+        if not isinstance(row, dict) or not isinstance(row.get(key), str):
+            raise UserError(f"{where} is not a result row (a JSON object with a {key!r} string); "
+                            "delete that line to rerun its case")
+        rows.append(row)
     return rows
 
 
@@ -65,10 +87,10 @@ class Run:
 def load_run(folder: Path) -> Run:
     if not folder.is_dir():
         raise UserError(f"{folder}: no such run folder")
-    if not (folder / "env.json").exists():
+    env = read_env(folder)
+    if env is None:
         raise UserError(f"{folder}: not a condbench run (no env.json)")
-    env = json.loads((folder / "env.json").read_text())
-    tables = {name: pd.DataFrame(read_rows(folder / f"{name}.jsonl")) for name in TABLES}
+    tables = {name: pd.DataFrame(read_rows(folder / f"{name}.jsonl", key)) for name, key in TABLE_KEYS.items()}
     return Run(folder, env, tables["kernels"], tables["models"])
 
 
@@ -86,18 +108,20 @@ def write_tables(run: Run) -> None:
 def merge_runs(folders: list[Path], out: Path) -> Run:
     """Joins shard runs of one suite into one run folder (same suite text; no case twice)."""
     runs = [load_run(f) for f in folders]
-    suites = {(f / "suite.yaml").read_text() for f in folders}
-    if len(suites) != 1:
-        raise UserError("the runs to merge come from different suites")
-    out.mkdir(parents=True, exist_ok=True)
-    if any((out / f"{t}.jsonl").exists() for t in TABLES):
-        raise UserError(f"{out}: already holds results; merge into a new folder")
+    suites = {read_text(f / "suite.yaml", "suite file") if (f / "suite.yaml").is_file() else "" for f in folders}
+    if len(suites) != 1 or "" in suites:
+        raise UserError("the runs to merge come from different suites (or one has no suite.yaml)")
+    if len({f.resolve() for f in folders}) != len(folders):
+        raise UserError("a run is named twice among the runs to merge")
+    writable_folder(out, "--out")
+    if any((out / name).exists() for name in ("env.json", *(f"{t}.jsonl" for t in TABLES))):
+        raise UserError(f"--out {out}: already holds a run; merge into a new folder")
     (out / "suite.yaml").write_text(suites.pop())
     env = dict(runs[0].env)
     env["merged_from"] = [r.run_id for r in runs]
     env["shard_envs"] = [r.env for r in runs]
     (out / "env.json").write_text(json.dumps(env, indent=2))
-    for table, key in (("kernels", "case_id"), ("models", "name")):
+    for table, key in TABLE_KEYS.items():
         seen = set()
         for run in runs:
             for row in getattr(run, table).to_dict("records"):

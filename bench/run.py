@@ -8,8 +8,7 @@ appended to the run folder at once, so Ctrl-C or a kill loses at most the case i
 from __future__ import annotations
 
 import argparse
-import json
-from datetime import datetime
+import contextlib
 from pathlib import Path
 
 import torch
@@ -23,7 +22,8 @@ from bench.measure import run_kernel_case
 from bench.models import measure_model, train_missing, train_or_reuse
 from bench.report import print_report, write_report
 from bench.results import append_row, drop_partial_tail, load_run, read_rows, write_tables
-from bench.suite import Suite, load_suite, parse_suite
+from bench.run_folder import MEASURED_KEY, create_run_folder, owned, resumable, write_json_atomic
+from bench.suite import Suite, parse_suite, read_text
 from condcore.data import DatasetNotFound, load_dataset
 from condcore.data.formats import DataFormatError
 from condcore.timing import copy_bandwidth
@@ -41,50 +41,87 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
-def _open_run(args: argparse.Namespace) -> tuple[Suite, Path, tuple[int, int]]:
+def _open_run(args: argparse.Namespace) -> tuple[Suite, str, Path | None, dict | None, tuple[int, int]]:
+    """(suite, its text, the folder to resume or None for a new run, its env or None, shard)."""
     if args.resume is not None:
-        folder = args.resume
-        if not (folder / "suite.yaml").exists():
-            raise UserError(f"{folder}: not a run folder to resume (no suite.yaml)")
-        suite = parse_suite((folder / "suite.yaml").read_text(), str(folder / "suite.yaml"))
-        meta = json.loads((folder / "env.json").read_text())
-        return suite, folder, tuple(meta.get("shard", [0, 1]))
+        text, env = resumable(args.resume)
+        suite = parse_suite(text, str(args.resume / "suite.yaml"))
+        shard = tuple(env["shard"]) if env is not None else _shard_of(args.resume)
+        return suite, text, args.resume, env, shard
     if args.suite is None:
         raise UserError("name a suite file (e.g. suites/cpu.yaml) or --resume RUN_DIR")
-    suite = load_suite(args.suite)
-    index, count = parse_shard(args.shard)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    folder = args.results / "runs" / (f"{suite.name}-{stamp}" + (f"-shard{index}of{count}" if count > 1 else ""))
-    folder.mkdir(parents=True, exist_ok=False)
-    (folder / "suite.yaml").write_text(args.suite.read_text())
-    return suite, folder, (index, count)
+    if args.suite.is_dir():
+        raise UserError(f"{args.suite}: is a folder, not a suite file")
+    if not args.suite.exists():
+        raise UserError(f"{args.suite}: no such suite file")
+    text = read_text(args.suite, "suite file")
+    return parse_suite(text, str(args.suite)), text, None, None, parse_shard(args.shard)
+
+
+def _shard_of(folder: Path) -> tuple[int, int]:
+    """A folder killed before its env.json was written: its name says the shard (see create_run_folder)."""
+    parts = folder.name.split("-shard")
+    if len(parts) > 1:
+        with contextlib.suppress(UserError):
+            return parse_shard(parts[-1].split("-")[0].replace("of", "/"))
+    return 0, 1
+
+
+def _measure_env(suite: Suite, kernels: list, shard: tuple[int, int]) -> dict:
+    env = fingerprint(suite.threads)
+    env.update(suite=suite.name, shard=list(shard),
+               copy_bandwidth_Bps={d: copy_bandwidth(d) for d in sorted({c.device for c in kernels})})
+    return env
 
 
 def run(args: argparse.Namespace) -> int:
-    suite, folder, (index, count) = _open_run(args)
-    kernels = shard(kernel_cases(suite), index, count)
-    models = shard(model_cases(suite), index, count)
-    check_runnable(kernels, str(args.suite or folder))
+    suite, text, folder, env, (index, count) = _open_run(args)
+    source = str(args.suite or folder)
+    all_kernels, all_models = kernel_cases(suite), model_cases(suite)
+    kernels, models = shard(all_kernels, index, count), shard(all_models, index, count)
+    if not all_kernels and not all_models:
+        raise UserError(f"{source}: the suite has no case to run (no models section, and its sweeps' "
+                        "exclude rules remove every kernel case)" if suite.kernels else f"{source}: the suite has no case to run")
+    if not kernels and not models:
+        raise UserError(f"{source}: shard {index}/{count} gets no case: the suite has "
+                        f"{len(all_kernels) + len(all_models)}; use at most that many shards")
+    check_runnable(kernels, source, suite.threads)
+    # Everything that can refuse the run is checked before a folder is made: a refused run leaves none.
+    data = _load_data(suite)
+    if folder is None:
+        folder = create_run_folder(args.results, suite.name, text, (index, count))
+    with owned(folder):
+        return _run_owned(args, suite, folder, env, kernels, models, data)
+
+
+def _load_data(suite: Suite):
+    if suite.models is None:
+        return None
+    try:
+        return load_dataset(suite.models.dataset, suite.models.data_dir, seed=suite.seed)
+    except (DatasetNotFound, DataFormatError) as exc:
+        raise UserError(str(exc)) from None
+
+
+def _run_owned(args: argparse.Namespace, suite: Suite, folder: Path, env: dict | None, kernels: list,
+               models: list, data) -> int:
     torch.set_num_threads(suite.threads)
-    if not (folder / "env.json").exists():
-        env = fingerprint(suite.threads)
-        env.update(suite=suite.name, shard=[index, count],
-                   copy_bandwidth_Bps={d: copy_bandwidth(d) for d in sorted({c.device for c in kernels})})
-        (folder / "env.json").write_text(json.dumps(env, indent=2))
-    env = json.loads((folder / "env.json").read_text())
-    for table in ("models", "kernels"):
-        drop_partial_tail(folder / f"{table}.jsonl")
-    done_models = {r["name"] for r in read_rows(folder / "models.jsonl")}
-    done_kernels = {r["case_id"] for r in read_rows(folder / "kernels.jsonl")}
-    checkpoints = args.results / "checkpoints"
     console = Console(stderr=True)
+    notes = [note for table in ("models", "kernels") if (note := drop_partial_tail(folder / f"{table}.jsonl"))]
+    # Rows are read (and refused if corrupt) before anything is measured, so a bad folder costs no time.
+    done_models = {r["name"] for r in read_rows(folder / "models.jsonl", "name")}
+    done_kernels = {r["case_id"] for r in read_rows(folder / "kernels.jsonl", "case_id")}
+    for note in notes:
+        console.print(f"[yellow]note[/yellow]: {note}")
+    if env is None or MEASURED_KEY not in env:
+        shard_of = tuple(env["shard"]) if env else _shard_of(folder)
+        if env is None and args.resume is not None:
+            console.print(f"[yellow]note[/yellow]: {folder} has no environment (killed before it was written); "
+                          "measuring it now")
+        env = _measure_env(suite, kernels, shard_of)
+        write_json_atomic(folder / "env.json", env)
+    checkpoints = args.results / "checkpoints"
     console.print(f"[bold]{suite.name}[/bold]: {len(models)} models, {len(kernels)} kernel cases -> {folder}")
-    data = None
-    if suite.models is not None:
-        try:
-            data = load_dataset(suite.models.dataset, suite.models.data_dir, seed=suite.seed)
-        except (DatasetNotFound, DataFormatError) as exc:
-            raise UserError(str(exc)) from None
     needed = {c.model for c in kernels if c.model}
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=console, disable=args.quiet)

@@ -3,11 +3,12 @@ file and the place in it (bench.cli_common.UserError)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, field_validator, model_validator
 
 from bench.cli_common import UserError
 
@@ -20,51 +21,56 @@ MaskSource = Literal["iid", "clustered", "trained"]
 Policy = Literal["dense", "random", "reinforce", "straight-through", "topk"]
 Dataset = Literal["digits", "mnist", "cifar10", "svhn"]
 
-def _each_positive(values: list[int], name: str = "") -> list[int]:
-    for v in values:
-        if v <= 0:
-            raise ValueError(f"{name} must be positive, got {v}".lstrip())
-    return values
+# Upper bounds: a count past them is a typo or a runaway script, and would otherwise end in an
+# allocation traceback or a run that never finishes.
+MAX_BATCH = 1 << 20
+MAX_FEATURES = 1 << 20
+MAX_REPEATS = 10_000
+MAX_THREADS = 1024
+MAX_EPOCHS = 10_000
+MAX_CASES = 100_000  # kernel cases a suite may expand to
+MAX_YAML_NODES = 100_000  # values in the parsed suite, aliases expanded (a YAML alias bomb stops here)
+MAX_SEED = 2**63 - 1
 
+# Names become folder names and case-id parts: no separators, no dot-dot, bounded length.
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+Batch = Annotated[int, Field(gt=0, le=MAX_BATCH)]
+Features = Annotated[int, Field(gt=0, le=MAX_FEATURES)]
 
 def _each_fraction(values: list[float], name: str) -> list[float]:
     for v in values:
-        if not 0.0 < v <= 1.0:
+        if not (math.isfinite(v) and 0.0 < v <= 1.0):
             raise ValueError(f"{name} must be in (0, 1], got {v}")
     return values
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: YAML's true is not the number 1, nor '4' or 2.0 a batch size.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Shape(Strict):
-    in_features: int = Field(gt=0)
-    out_features: int = Field(gt=0)
+    in_features: Features
+    out_features: Features
 
 
 class KernelSweep(Strict):
     """One sweep of the block-sparse layer: the product of every list, then include/exclude."""
 
-    name: str
+    name: Name
     device: list[Device] = ["cpu"]
     dtype: list[DType] = ["float32"]
     backend: list[Backend] = ["auto"]
     regime: list[Regime] = ["auto"]
-    batch: list[int] = Field(min_length=1)
+    batch: list[Batch] = Field(min_length=1)
     shape: list[Shape] = Field(min_length=1)
-    block_size: list[int] = Field(min_length=1)
+    block_size: list[Features] = Field(min_length=1)
     density: list[float] = Field(min_length=1)
     masks: list[MaskSide] = ["out"]
     mask_source: list[MaskSource] = ["iid"]
     # Extra points, each a full assignment of the swept keys; and partial assignments to drop.
     include: list[dict] = []
     exclude: list[dict] = []
-
-    @field_validator("batch", "block_size")
-    @classmethod
-    def _positive(cls, values: list[int]) -> list[int]:
-        return _each_positive(values)
 
     @field_validator("density")
     @classmethod
@@ -80,14 +86,34 @@ class KernelSweep(Strict):
                         f"block_size {k} does not divide layer {s.in_features}x{s.out_features}"
                     )
         keys = set(SWEPT_KEYS)
-        for rule in [*self.include, *self.exclude]:
-            unknown = set(rule) - keys
-            if unknown:
-                raise ValueError(f"include/exclude rule has unknown key(s) {sorted(unknown)}; known: {sorted(keys)}")
+        for kind, rules in (("include", self.include), ("exclude", self.exclude)):
+            for i, rule in enumerate(rules):
+                unknown = set(rule) - keys
+                if unknown:
+                    raise ValueError(f"{kind}[{i}] has unknown key(s) {sorted(unknown)}; known: {sorted(keys)}")
+                for key, value in rule.items():
+                    _check_value(f"{kind}[{i}].{key}", _FIELD_TYPES[key], value)
+        for i, extra in enumerate(self.include):
+            # An included point is validated exactly like a swept one: as a sweep of that one point.
+            point = {key: [extra[key] if key in extra else getattr(self, key)[0]] for key in SWEPT_KEYS}
+            try:
+                KernelSweep.model_validate({"name": self.name, **point})
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                raise ValueError(f"include[{i}]: {first['msg'].removeprefix('Value error, ')}") from None
         return self
 
 
+def _check_value(where: str, adapter: TypeAdapter, value) -> None:
+    try:
+        adapter.validate_python(value, strict=True)
+    except ValidationError as exc:
+        raise ValueError(f"{where}: {exc.errors()[0]['msg']}") from None
+
+
 SWEPT_KEYS = ("device", "dtype", "backend", "regime", "batch", "shape", "block_size", "density", "masks", "mask_source")
+# One value of each swept key, for include and exclude rules (density's range is checked per include).
+_FIELD_TYPES = {key: TypeAdapter(KernelSweep.model_fields[key].annotation.__args__[0]) for key in SWEPT_KEYS}
 
 
 class ModelSweep(Strict):
@@ -95,14 +121,14 @@ class ModelSweep(Strict):
 
     dataset: Dataset = "digits"
     data_dir: Optional[str] = None
-    policies: list[Policy] = ["dense", "random", "reinforce", "straight-through", "topk"]
-    taus: list[float] = [0.5, 0.25, 0.1]
-    hidden: list[int] = [1024, 1024]
-    block_size: int = Field(default=64, gt=0)
-    epochs: int = Field(default=30, gt=0)
+    policies: list[Policy] = Field(default=["dense", "random", "reinforce", "straight-through", "topk"], min_length=1)
+    taus: list[float] = Field(default=[0.5, 0.25, 0.1], min_length=1)
+    hidden: list[Features] = Field(default=[1024, 1024], min_length=1, max_length=16)
+    block_size: Features = 64
+    epochs: int = Field(default=30, gt=0, le=MAX_EPOCHS)
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # training GEMMs; auto: bf16 where the CPU has it
-    train_jobs: int = Field(default=0, ge=0)  # models trained side by side, one thread each; 0: `threads`
-    batches: list[int] = [1, 256]
+    train_jobs: int = Field(default=0, ge=0, le=MAX_THREADS)  # models trained side by side, one thread each; 0: `threads`
+    batches: list[Batch] = Field(default=[1, 256], min_length=1)
     trained_masks_policy: Policy = "reinforce"  # whose masks `mask_source: trained` kernel cases time
 
     @field_validator("taus")
@@ -113,19 +139,18 @@ class ModelSweep(Strict):
     @model_validator(mode="after")
     def _blocks_divide_hidden(self) -> "ModelSweep":
         for width in self.hidden:
-            if width <= 0 or width % self.block_size:
+            if width % self.block_size:
                 raise ValueError(f"block_size {self.block_size} does not divide hidden width {width}")
-        _each_positive(self.batches, "batch")
         return self
 
 
 class Suite(Strict):
-    name: str
-    seed: int = 0
-    repeats: int = Field(default=15, gt=0)  # CPU timing rounds, interleaved
-    threads: int = Field(default=2, gt=0)
+    name: Name
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
+    repeats: int = Field(default=15, gt=0, le=MAX_REPEATS)  # CPU timing rounds, interleaved
+    threads: int = Field(default=2, gt=0, le=MAX_THREADS)
     # On CUDA, kernel cases with a batch up to this are timed by CUDA-graph replay (0: never).
-    cuda_graph_max_batch: int = Field(default=0, ge=0)
+    cuda_graph_max_batch: int = Field(default=0, ge=0, le=MAX_BATCH)
     kernels: list[KernelSweep] = []
     models: Optional[ModelSweep] = None
 
@@ -137,6 +162,9 @@ class Suite(Strict):
         names = [s.name for s in self.kernels]
         if len(names) != len(set(names)):
             raise ValueError("sweep names must be unique")
+        points = sum(math.prod(len(getattr(s, key)) for key in SWEPT_KEYS) + len(s.include) for s in self.kernels)
+        if points > MAX_CASES:
+            raise ValueError(f"the kernel sweeps expand to {points} cases, more than {MAX_CASES}; split the suite")
         return self
 
 
@@ -147,7 +175,24 @@ def _where(error: dict) -> str:
     return where or "(top level)"
 
 
+def _count_nodes(value, budget: int) -> int:
+    """Values in a parsed YAML document, shared (aliased) ones counted each time they are reached, up to
+    budget: past it the document stands for more than any suite needs."""
+    seen, stack = 0, [value]
+    while stack and seen <= budget:
+        item = stack.pop()
+        seen += 1
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return seen
+
+
 def parse_suite(text: str, source: str = "<suite>") -> Suite:
+    if "\0" in text:
+        raise UserError(f"{source}: holds a NUL character; a suite is a YAML text file")
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -157,6 +202,9 @@ def parse_suite(text: str, source: str = "<suite>") -> Suite:
         raise UserError(f"{source}:{where}: bad YAML: {problem}") from None
     if not isinstance(raw, dict):
         raise UserError(f"{source}: a suite is a YAML mapping with at least `name:`")
+    if _count_nodes(raw, MAX_YAML_NODES) > MAX_YAML_NODES:
+        raise UserError(f"{source}: expands to more than {MAX_YAML_NODES} values (YAML aliases included); "
+                        "a suite needs far fewer")
     try:
         return Suite.model_validate(raw)
     except ValidationError as exc:
@@ -171,4 +219,14 @@ def load_suite(path: Path) -> Suite:
         raise UserError(f"{path}: no such suite file")
     if path.is_dir():
         raise UserError(f"{path}: is a folder, not a suite file")
-    return parse_suite(path.read_text(), str(path))
+    return parse_suite(read_text(path, "suite file"), str(path))
+
+
+def read_text(path: Path, what: str) -> str:
+    """A UTF-8 text file's contents, or one line saying why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not a UTF-8 text {what} (byte {exc.start} is 0x{exc.object[exc.start]:02x})") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None

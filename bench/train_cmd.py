@@ -7,7 +7,9 @@ from pathlib import Path
 
 import torch
 
-from bench.cli_common import UserError, positive_int_list
+from bench.cases import check_threads
+from bench.cli_common import UserError, bounded_int, positive_int_list, writable_folder
+from bench.suite import MAX_BATCH, MAX_FEATURES, MAX_SEED, MAX_THREADS
 from condcore.data import DATASETS, DatasetNotFound, load_dataset
 from condcore.data.formats import DataFormatError
 from condcore.mask_export import export_masks
@@ -24,9 +26,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--policy", choices=list(POLICIES), default="reinforce")
     p.add_argument("--tau", type=float, default=0.25, help="target fraction of active blocks")
     p.add_argument("--hidden", type=positive_int_list, default=[512, 512], help="hidden widths, e.g. 512,512")
-    p.add_argument("--block-size", type=int, default=32)
+    p.add_argument("--block-size", type=bounded_int(1, MAX_FEATURES), default=32)
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
-    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--batch-size", type=bounded_int(1, MAX_BATCH), default=TrainConfig.batch_size)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=TrainConfig.optimizer)
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
     p.add_argument("--policy-lr-mult", type=float, default=TrainConfig.policy_lr_mult)
@@ -35,18 +37,17 @@ def add_parser(subparsers) -> None:
     p.add_argument("--l2", type=float, default=TrainConfig.l2)
     p.add_argument("--baseline", choices=Baseline.KINDS, default=TrainConfig.baseline, help="REINFORCE baseline")
     p.add_argument("--inference-mode", choices=INFERENCE_MODES, default=TrainConfig.inference_mode)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0)
     p.add_argument("--precision", choices=PRECISIONS, default=TrainConfig.precision,
                    help="training GEMMs: bf16 under autocast (fp32 weights), fp32, or auto (bf16 where native)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=bounded_int(1, MAX_THREADS), default=2)
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads < 1:
-        raise UserError(f"--threads must be at least 1, got {args.threads}")
+    check_threads(args.threads, "--threads")
     torch.set_num_threads(args.threads)
     try:
         data = load_dataset(args.dataset, args.data_dir, seed=args.seed)
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         train_cfg.validate()
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    writable_folder(args.out, "--out")
     torch.manual_seed(args.seed)
     result = train(CondNet(model_cfg), data, train_cfg, progress=not args.quiet)
     metrics = save_checkpoint(result, data, train_cfg, args.out)

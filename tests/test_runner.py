@@ -95,7 +95,7 @@ def test_resume_finishes_an_interrupted_run(tiny_run, tmp_path):
     (copy / "kernels.jsonl").write_text("\n".join(lines[:3]) + "\n" + lines[3][:40])
     proc = bench("run", "--resume", copy, "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    rows = read_rows(copy / "kernels.jsonl")
+    rows = read_rows(copy / "kernels.jsonl", "case_id")
     assert sorted(r["case_id"] for r in rows) == sorted(json.loads(l)["case_id"] for l in lines)
     assert [r["speedup"] for r in rows[:3]] == [json.loads(l)["speedup"] for l in lines[:3]]  # kept, not rerun
 
@@ -111,7 +111,7 @@ def test_shards_merge_into_the_whole(tiny_run, tmp_path):
     merged = load_run(tmp_path / "merged")
     assert sorted(merged.kernels["case_id"]) == sorted(load_run(tiny_run[1]).kernels["case_id"])
     again = bench("merge", *shards, "--out", tmp_path / "merged", cwd=tmp_path)
-    assert again.returncode == 2 and "already holds results" in again.stderr
+    assert again.returncode == 2 and "already holds a run" in again.stderr
 
 
 def test_report_writes_plots_and_html(tiny_run):

@@ -45,7 +45,7 @@ def test_cpu_suite_shape():
         ("name: t\nwhatever: 1", "whatever: Extra inputs are not permitted"),
         (sweep(density="[0.5, 1.5]"), "kernels[0].density: density must be in (0, 1], got 1.5"),
         (sweep(density="[0]"), "density must be in (0, 1]"),
-        (sweep(batch="[0]"), "kernels[0].batch: must be positive, got 0"),
+        (sweep(batch="[0]"), "kernels[0].batch[0]: Input should be greater than 0"),
         (sweep(block_size="[48]"), "block_size 48 does not divide layer 64x64"),
         (sweep(device="[gpu]"), "kernels[0].device[0]: Input should be 'cpu' or 'cuda'"),
         (sweep(dtype="[float8]"), "kernels[0].dtype[0]"),
