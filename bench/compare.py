@@ -22,14 +22,44 @@ from bench.results import load_run
 NOISE_SIGMAS = 2.0
 
 
+REQUIRED_COLUMNS = ("case_id", "status", "speedup", "speedup_iqr")
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, encoding="utf-8")
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path}: is empty, not a results CSV") from None
+    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc).splitlines()[0]
+        raise UserError(f"{path}: not a results CSV ({reason})") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+
+
 def _speedups(path: Path) -> pd.DataFrame:
-    """A run folder or a baseline CSV (as committed under results/baselines/)."""
-    if path.is_file():
-        table = pd.read_csv(path)
-    else:
-        table = load_run(path).kernels
-    if table.empty or "case_id" not in table:
+    """A run folder or a baseline CSV (as committed under results/baselines/), checked: one row per case,
+    a status per row and a numeric speedup and spread for every ok row."""
+    table = _read_csv(path) if path.is_file() else load_run(path).kernels
+    if table.empty:
         raise UserError(f"{path}: holds no kernel cases")
+    missing = [c for c in REQUIRED_COLUMNS if c not in table]
+    if missing:
+        raise UserError(f"{path}: lacks the column(s) {', '.join(missing)} of a results table")
+    duplicated = table["case_id"][table["case_id"].duplicated()]
+    if len(duplicated):
+        raise UserError(f"{path}: case {duplicated.iloc[0]} appears more than once")
+    table = table.assign(status=table["status"].astype(str))
+    ok = table["status"] == "ok"
+    for column in ("speedup", "speedup_iqr"):
+        values = pd.to_numeric(table[column], errors="coerce")
+        bad = ok & ~(values.notna() & (values >= 0) & values.abs().lt(float("inf")))
+        if bad.any():
+            raise UserError(f"{path}: case {table['case_id'][bad].iloc[0]} has {column} "
+                            f"{table[column][bad].iloc[0]!r}, not a finite number >= 0")
+        table[column] = values
+    if (ok & (table["speedup"] == 0)).any():
+        raise UserError(f"{path}: case {table['case_id'][ok & (table['speedup'] == 0)].iloc[0]} has speedup 0")
     return table.set_index("case_id")
 
 

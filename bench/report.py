@@ -202,8 +202,9 @@ def write_report(run: Run, out: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     result = load_run(args.run_dir)
+    out = writable_folder(args.out or args.run_dir / "report", "--out")
     write_tables(result)
     print_report(result)
-    page = write_report(result, writable_folder(args.out or args.run_dir / "report", "--out"))
+    page = write_report(result, out)
     print(f"report: {page}")
     return 0

@@ -50,7 +50,7 @@ def write_json_atomic(path: Path, value: object) -> None:
 def create_run_folder(results: Path, suite_name: str, suite_text: str, shard: tuple[int, int]) -> Path:
     """A new run folder results/runs/<suite>-<time>[-shard..][-n] holding the suite and a provisional
     env.json (suite, shard); its name is unique even for runs started in the same second."""
-    runs = writable_folder(results / "runs", "--results")
+    runs = writable_folder(writable_folder(results, "--results") / "runs", "--results")
     index, count = shard
     stem = f"{suite_name}-{datetime.now():%Y%m%d-%H%M%S}" + (f"-shard{index}of{count}" if count > 1 else "")
     staging = Path(tempfile.mkdtemp(dir=runs, prefix=".new-"))

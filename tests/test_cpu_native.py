@@ -16,7 +16,7 @@ from condcore.ops.routing import group_rows_by_block
 
 def test_it_builds_on_this_machine():
     # CI machines have g++ and ninja: a failed build must show, not fall back unnoticed.
-    assert cpu_native.status() == "native"
+    assert cpu_native.status() == f"native (source {cpu_native.source_key()})"
 
 
 def test_off_switch(monkeypatch):
@@ -118,14 +118,13 @@ def test_status_without_building(monkeypatch):
 
 
 def test_a_failed_build_warns_once_and_falls_back_to_torch_ops(monkeypatch):
-    import torch.utils.cpp_extension
-
-    def broken_build(*args, **kwargs):
+    def broken_build(folder):
         raise RuntimeError("Error building extension:\nfoo.cpp:1:1: error: no compiler here\nninja: build stopped")
 
     monkeypatch.setattr(cpu_native, "_module", None)
     monkeypatch.setattr(cpu_native, "_error", None)
-    monkeypatch.setattr(torch.utils.cpp_extension, "load", broken_build)
+    monkeypatch.setattr(cpu_native, "_built", lambda folder: False)
+    monkeypatch.setattr(cpu_native, "_build", broken_build)
     p = make_problem(40, 128, 128, 32, out_density=0.5, generator=torch.Generator().manual_seed(0))
     with pytest.warns(RuntimeWarning, match="error: no compiler here"):
         y = block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend="torch", regime="grouped")
@@ -134,3 +133,85 @@ def test_a_failed_build_warns_once_and_falls_back_to_torch_ops(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no second warning: the failure is remembered
         block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend="torch", regime="grouped")
+
+
+def test_builds_are_keyed_by_source_version():
+    """Two checkouts of different versions never share a build folder (one loaded the other's build)."""
+    assert cpu_native.source_key() in str(cpu_native.build_directory())
+    assert cpu_native._load() is not None
+    assert cpu_native.source_key() in cpu_native._module.__file__
+
+
+def test_a_stale_torch_lock_left_by_a_killed_build_does_not_hang(monkeypatch):
+    assert cpu_native._load() is not None
+    (cpu_native.build_directory() / "lock").write_text("")  # as a build killed midway leaves it
+    monkeypatch.setattr(cpu_native, "_module", None)
+    monkeypatch.setattr(cpu_native, "_error", None)
+    assert cpu_native._load() is not None
+    assert not (cpu_native.build_directory() / "lock").exists()
+
+
+def test_a_live_builder_is_waited_for_then_given_up_on_with_one_line(monkeypatch):
+    import fcntl
+
+    folder = cpu_native.build_directory()
+    folder.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setattr(cpu_native, "_module", None)
+    monkeypatch.setattr(cpu_native, "_error", None)
+    monkeypatch.setattr(cpu_native, "BUILD_WAIT_S", 1.0)
+    with open(folder.with_name(folder.name + ".flock"), "a") as other:  # its own open file: a second holder
+        fcntl.flock(other, fcntl.LOCK_EX)
+        with pytest.warns(RuntimeWarning, match="another process has been building it"):
+            assert cpu_native._load() is None
+    assert cpu_native.status().startswith("unavailable (TimeoutError")
+
+
+BUILD_THAT_SPAWNS = """
+import subprocess, sys, time
+p = subprocess.Popen(["sleep", "300"])
+open(PID_FILE, "w").write(str(p.pid))
+time.sleep(300)
+"""
+
+INTERRUPTED_BUILDER = """
+import sys
+from condcore.ops import cpu_native
+cpu_native._BUILD_SCRIPT = sys.argv[2].replace("PID_FILE", repr(sys.argv[1]))
+try:
+    cpu_native._build(cpu_native.build_directory())
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_during_the_build_leaves_no_compiler_running(tmp_path):
+    """The build's child and everything it started (ninja, g++: here a `sleep`) die with it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "grandchild.pid"
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED_BUILDER, str(pid_file), BUILD_THAT_SPAWNS],
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    grandchild = int(pid_file.read_text())
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    deadline = time.monotonic() + 10
+    while alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(grandchild)
+
+
+def alive(pid: int) -> bool:
+    """Running, not gone nor a zombie (killed, not yet reaped: in a container PID 1 may never reap it)."""
+    from pathlib import Path
+
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return False
+    return fields[0] != "Z"

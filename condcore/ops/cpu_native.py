@@ -4,12 +4,25 @@ Built by torch.utils.cpp_extension (g++ and ninja; about 25 s once per machine a
 loaded from torch's extension cache). Where it cannot be built, `grouped_linear` returns None and the
 torch-ops kernel in cpu.py runs instead; `status()` says which and why. CONDBENCH_NATIVE=0 turns it
 off, so the torch-ops kernel can be tested and timed too.
+
+The cache is shared by every checkout on the machine, so each source version (with torch's version
+and the flags) builds into a folder of its own, named by their hash: two checkouts never load or
+overwrite each other's build. Builders take an OS lock (flock) on that folder first, which dies with
+its holder, so torch's own lock file found under it is stale and removed instead of waited on forever;
+a live builder is waited for at most BUILD_WAIT_S. The build runs in a child process in a session of
+its own, killed with everything it started (ninja, g++) on Ctrl-C or when this process dies.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -29,6 +42,93 @@ def enabled() -> bool:
     return os.environ.get("CONDBENCH_NATIVE", "1") != "0"
 
 
+# -fopenmp makes at::parallel_for a real parallel region; the extension then shares torch's libgomp
+# (same soname), so there is one OpenMP runtime in the process.
+CFLAGS = ("-O3", "-fopenmp")
+LDFLAGS = ("-fopenmp",)
+BUILD_WAIT_S = 600.0  # a live build takes 25-100 s here; past this, another builder is taken to be stuck
+
+
+def source_key() -> str:
+    """Hash of what the built module depends on: the source, torch's version, the flags."""
+    digest = hashlib.sha256(SOURCE.read_bytes())
+    digest.update(f"{torch.__version__}|{sys.version_info[:2]}|{CFLAGS}|{LDFLAGS}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _name() -> str:
+    return f"condbench_grouped_cpu_{source_key()}"
+
+
+def build_directory() -> Path:
+    from torch.utils.cpp_extension import get_default_build_root
+
+    return Path(get_default_build_root()) / _name()
+
+
+# Run by the child process that builds: it dies, with everything it started, when its parent does.
+_BUILD_SCRIPT = """
+import ctypes, os, signal, sys
+signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))
+try:
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+except (AttributeError, OSError):
+    pass
+if os.getppid() != int(sys.argv[1]):
+    os.killpg(0, signal.SIGKILL)
+from torch.utils.cpp_extension import load
+load(sys.argv[2], sources=[sys.argv[3]], extra_cflags=sys.argv[4].split(), extra_ldflags=sys.argv[5].split(),
+     build_directory=sys.argv[6], verbose=False)
+"""
+
+
+def _build(folder: Path) -> None:
+    """Builds the module into folder in a child process; raises RuntimeError with its output if it fails."""
+    print(f"condbench: building the C++ CPU kernel into {folder} (about 25 s, once per machine and "
+          "source version)", file=sys.stderr, flush=True)
+    child = subprocess.Popen([sys.executable, "-c", _BUILD_SCRIPT, str(os.getpid()), _name(), str(SOURCE),
+                              " ".join(CFLAGS), " ".join(LDFLAGS), str(folder)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                             start_new_session=True)
+    try:
+        output, _ = child.communicate()
+    except BaseException:  # Ctrl-C, a timeout: the build and all it started go with it
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        raise
+    if child.returncode != 0:
+        raise RuntimeError(f"Error building extension:\n{output}")
+
+
+def _built(folder: Path) -> bool:
+    return (folder / f"{_name()}.so").exists()
+
+
+def _load_or_build() -> ModuleType:
+    from torch.utils.cpp_extension import load
+
+    folder = build_directory()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(folder.name + ".flock"), "a") as guard:
+        deadline = time.monotonic() + BUILD_WAIT_S
+        while True:
+            try:
+                fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"another process has been building it in {folder} for over "
+                                       f"{BUILD_WAIT_S:.0f} s") from None
+                time.sleep(0.5)
+        # Every builder holds the flock above, so a lock file of torch's found now was left by a kill.
+        (folder / "lock").unlink(missing_ok=True)
+        if not _built(folder):
+            _build(folder)
+        # Copies: torch appends its own flags to the lists it is given.
+        return load(_name(), sources=[str(SOURCE)], extra_cflags=list(CFLAGS), extra_ldflags=list(LDFLAGS),
+                    build_directory=str(folder), verbose=False)
+
+
 def _load() -> ModuleType | None:
     global _module, _error
     if not enabled():
@@ -36,12 +136,7 @@ def _load() -> ModuleType | None:
     with _lock:
         if _module is None and _error is None:
             try:
-                from torch.utils.cpp_extension import load
-
-                # -fopenmp makes at::parallel_for a real parallel region; the extension then shares
-                # torch's libgomp (same soname), so there is one OpenMP runtime in the process.
-                _module = load("condbench_grouped_cpu", sources=[str(SOURCE)], extra_cflags=["-O3", "-fopenmp"],
-                               extra_ldflags=["-fopenmp"], verbose=False)
+                _module = _load_or_build()
             except Exception as exc:  # noqa: BLE001 (any build failure means: use the torch-ops kernel)
                 _error = _first_error_line(exc)
                 warnings.warn(f"condbench: the C++ CPU kernel could not be built ({_error}); "
@@ -63,7 +158,7 @@ def status(build: bool = True) -> str:
         return "off (CONDBENCH_NATIVE=0)"
     if not build and _module is None and _error is None:
         return "not built (no CPU grouped kernel ran)"
-    return "native" if _load() is not None else f"unavailable ({_error})"
+    return f"native (source {source_key()})" if _load() is not None else f"unavailable ({_error})"
 
 
 def balanced_bins(counts: list[int], n_bins: int) -> list[list[int]]:

@@ -1,0 +1,158 @@
+"""The corpus of user mistakes, faults and damaged files the CLI must answer with one line and exit code 2.
+
+One entry per line: an id, the command line (run in a fresh folder holding `files`), and a piece of the
+one-line message. tests/test_bad_inputs.py runs every entry as a subprocess and checks the property
+(exit 2, at most 3 lines on stderr, no traceback, no file created or changed), so a new entry is one
+more line here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import yaml
+
+SWEEP = {"name": "k", "batch": [4], "shape": [{"in_features": 64, "out_features": 64}], "block_size": [16],
+         "density": [0.5]}
+
+
+def suite(top: dict | None = None, **sweep) -> str:
+    """A valid tiny suite with one sweep, changed by `sweep` keys and `top` (top-level keys)."""
+    return yaml.safe_dump({"name": "t", "repeats": 2, "threads": 1, "kernels": [{**SWEEP, **sweep}], **(top or {})})
+
+
+ALIAS_BOMB = "name: t\nkernels:\n  - name: k\n    batch: [4]\n    shape: [{in_features: 64, out_features: 64}]\n" \
+    "    block_size: [16]\n    density: [0.5]\n    include: [&a [1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a], " \
+    "&c [*b,*b,*b,*b,*b,*b,*b,*b,*b], &d [*c,*c,*c,*c,*c,*c,*c,*c,*c], &e [*d,*d,*d,*d,*d,*d,*d,*d,*d], " \
+    "&f [*e,*e,*e,*e,*e,*e,*e,*e,*e], &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]]\n"
+
+RUN = "res/runs/t-1"  # a run folder to resume, report or merge
+GOOD_ROW = json.dumps({"case_id": "k/cpu/float32/auto/auto/B4/64x64/k16/d0.5/out/iid", "status": "ok",
+                       "speedup": 1.5, "speedup_iqr": 0.1})
+ENV = json.dumps({"suite": "t", "shard": [0, 1], "cpu_model": "x", "torch_threads": 1})
+CSV_HEAD = "case_id,status,speedup,speedup_iqr\n"
+
+
+def run_folder(env: str | bytes = ENV, rows: str | bytes = GOOD_ROW + "\n") -> dict:
+    return {f"{RUN}/suite.yaml": suite(), f"{RUN}/env.json": env, f"{RUN}/kernels.jsonl": rows}
+
+
+@dataclass(frozen=True)
+class Bad:
+    id: str
+    argv: list[str]
+    message: str
+    files: dict[str, str | bytes] = field(default_factory=dict)
+    without_cuda: bool = False  # only a mistake where CUDA is missing
+
+
+def run_suite(text: str | bytes, *extra: str) -> tuple[list[str], dict]:
+    return ["run", "s.yaml", "--results", "res", *extra], {"s.yaml": text}
+
+
+def bad_suite(id: str, text: str | bytes, message: str, *extra: str, **kw) -> Bad:
+    argv, files = run_suite(text, *extra)
+    return Bad(id, argv, message, files, **kw)
+
+
+CORPUS = [
+    # include entries are validated like swept points
+    bad_suite("include-negative-batch", suite(include=[{"batch": -5}]), "include[0].batch"),
+    bad_suite("include-block-size-0", suite(include=[{"block_size": 0}]), "include[0].block_size"),
+    bad_suite("include-block-size-96-on-256", suite(shape=[{"in_features": 256, "out_features": 256}],
+                                                    include=[{"block_size": 96}]), "does not divide layer 256x256"),
+    bad_suite("include-density-5", suite(include=[{"density": 5}]), "density must be in (0, 1]"),
+    bad_suite("include-density-nan", suite(include=[{"density": float("nan")}]), "density must be in (0, 1]"),
+    bad_suite("include-dtype-int8", suite(include=[{"dtype": "int8"}]), "include[0].dtype"),
+    bad_suite("include-mask-source-bogus", suite(include=[{"mask_source": "bogus"}]), "include[0].mask_source"),
+    bad_suite("include-device-tpu", suite(include=[{"device": "tpu"}]), "include[0].device"),
+    bad_suite("include-shape-string", suite(include=[{"shape": "big"}]), "include[0].shape"),
+    bad_suite("include-shape-zero", suite(include=[{"shape": {"in_features": 0, "out_features": 64}}]),
+              "include[0].shape"),
+    bad_suite("include-unknown-key", suite(include=[{"colour": "red"}]), "unknown key(s) ['colour']"),
+    bad_suite("exclude-bad-value", suite(exclude=[{"batch": "four"}]), "exclude[0].batch"),
+    bad_suite("include-alias-bomb", ALIAS_BOMB, "YAML aliases included"),
+    # types and bounds
+    bad_suite("batch-true", suite(batch=[True]), "kernels[0].batch[0]: Input should be a valid integer"),
+    bad_suite("block-size-true", suite(block_size=[True]), "kernels[0].block_size[0]"),
+    bad_suite("density-true", suite(density=[True]), "kernels[0].density[0]"),
+    bad_suite("repeats-true", suite(top={"repeats": True}), "repeats: Input should be a valid integer"),
+    bad_suite("batch-quoted", suite(batch=["4"]), "kernels[0].batch[0]"),
+    bad_suite("batch-float", suite(batch=[2.0]), "kernels[0].batch[0]"),
+    bad_suite("batch-10e30", suite(batch=[10**30]), "kernels[0].batch[0]"),
+    bad_suite("batch-huge", suite(batch=[10**9]), "less than or equal to 1048576"),
+    bad_suite("repeats-10e12", suite(top={"repeats": 10**12}), "repeats: Input should be less than or equal to 10000"),
+    bad_suite("threads-100000", suite(top={"threads": 100000}), "threads: Input should be less than or equal to 1024"),
+    bad_suite("threads-over-cpus", suite(top={"threads": 1024}), "CPU(s) this process may use"),
+    bad_suite("seed-negative", suite(top={"seed": -1}), "seed"),
+    bad_suite("too-many-cases", suite(batch=list(range(1, 1001)), density=[i / 200 for i in range(1, 201)]),
+              "more than 100000"),
+    bad_suite("density-list-empty", suite(density=[]), "kernels[0].density"),
+    bad_suite("misspelled-key", suite(batches=[4]), "batches: Extra inputs are not permitted"),
+    # names never become paths
+    bad_suite("name-dotdot", suite(top={"name": "../evil"}), "name: String should match pattern"),
+    bad_suite("name-slash", suite(top={"name": "a/b"}), "name: String should match pattern"),
+    bad_suite("name-empty", suite(top={"name": ""}), "name: String should match pattern"),
+    bad_suite("name-nul", suite().replace("name: t\n", 'name: "a\\0b"\n'), "name: String should match pattern"),
+    bad_suite("name-300", suite(top={"name": "a" * 300}), "name: String should match pattern"),
+    bad_suite("sweep-name-slash", suite(name="x/y"), "kernels[0].name"),
+    # files and folders
+    bad_suite("suite-not-utf8", b"name: t\xff\xfe\n", "not a UTF-8 text suite file"),
+    bad_suite("suite-nul-byte", "name: t\x00\n", "NUL"),
+    bad_suite("suite-yaml-error", "name: [unclosed", "bad YAML"),
+    bad_suite("suite-a-list", "- a\n- b\n", "a suite is a YAML mapping"),
+    Bad("suite-is-a-folder", ["run", "d", "--results", "res"], "is a folder", {"d/x": ""}),
+    Bad("suite-missing", ["run", "nope.yaml", "--results", "res"], "no such suite file"),
+    Bad("results-is-a-file", ["run", "s.yaml", "--results", "r"], "is a file, not a folder", {"s.yaml": suite(), "r": ""}),
+    Bad("results-unwritable", ["run", "s.yaml", "--results", "/proc/condbench"], "cannot write there", {"s.yaml": suite()}),
+    bad_suite("cuda-on-cpu", suite(device=["cuda"]), "CUDA is not available", without_cuda=True),
+    Bad("report-out-is-a-file", ["report", RUN, "--out", "f"], "is a file", {**run_folder(), "f": ""}),
+    Bad("report-not-a-run", ["report", "res"], "not a condbench run", {"res/x": ""}),
+    Bad("merge-out-is-a-file", ["merge", RUN, "--out", "f"], "is a file", {**run_folder(), "f": ""}),
+    Bad("merge-same-run-twice", ["merge", RUN, RUN, "--out", "m"], "named twice", run_folder()),
+    # resume of damaged run folders
+    Bad("resume-garbage-env", ["run", "--resume", RUN], "env.json: not valid JSON", run_folder(env="{garbage")),
+    Bad("resume-empty-env", ["run", "--resume", RUN], "env.json: not valid JSON", run_folder(env="")),
+    Bad("resume-list-env", ["run", "--resume", RUN], "holds a JSON list", run_folder(env="[]")),
+    Bad("resume-bad-shard-env", ["run", "--resume", RUN], "shard must be", run_folder(env='{"shard": [3, 2]}')),
+    Bad("resume-env-not-utf8", ["run", "--resume", RUN], "not a UTF-8 text", run_folder(env=b'{"a": "\xff"}')),
+    Bad("resume-row-without-case-id", ["run", "--resume", RUN], "line 2 is not a result row",
+        run_folder(rows=GOOD_ROW + '\n{"status": "ok"}\n')),
+    Bad("resume-row-a-list", ["run", "--resume", RUN], "line 1 is not a result row", run_folder(rows="[1, 2]\n")),
+    Bad("resume-row-garbage", ["run", "--resume", RUN], "line 1 is not a JSON row", run_folder(rows="{oops\n")),
+    Bad("resume-row-not-utf8", ["run", "--resume", RUN], "line 2 is not UTF-8",
+        run_folder(rows=GOOD_ROW.encode() + b"\n\xff\xfe\n")),
+    Bad("resume-missing-folder", ["run", "--resume", "nowhere"], "no such run folder"),
+    Bad("resume-no-suite", ["run", "--resume", "d"], "no suite.yaml", {"d/env.json": ENV}),
+    Bad("resume-a-file", ["run", "--resume", "f"], "is a file, not a run folder", {"f": ""}),
+    # compare
+    Bad("compare-empty-csv", ["compare", "a.csv", "b.csv"], "is empty", {"a.csv": "", "b.csv": CSV_HEAD}),
+    Bad("compare-binary-csv", ["compare", "a.csv", "a.csv"], "not a results CSV", {"a.csv": b"\x89PNG\x00\xff\xfe"}),
+    Bad("compare-header-only", ["compare", "a.csv", "a.csv"], "holds no kernel cases", {"a.csv": CSV_HEAD}),
+    Bad("compare-no-status", ["compare", "a.csv", "a.csv"], "lacks the column(s) status",
+        {"a.csv": "case_id,speedup,speedup_iqr\nc,1.0,0.1\n"}),
+    Bad("compare-no-iqr", ["compare", "a.csv", "a.csv"], "lacks the column(s) speedup_iqr",
+        {"a.csv": "case_id,status,speedup\nc,ok,1.0\n"}),
+    Bad("compare-duplicate-ids", ["compare", "a.csv", "a.csv"], "appears more than once",
+        {"a.csv": CSV_HEAD + "c,ok,1.0,0.1\nc,ok,1.1,0.1\n"}),
+    Bad("compare-text-speedup", ["compare", "a.csv", "a.csv"], "not a finite number", {"a.csv": CSV_HEAD + "c,ok,fast,0.1\n"}),
+    Bad("compare-missing-file", ["compare", "a.csv", "nope.csv"], "no such run folder or file", {"a.csv": CSV_HEAD}),
+    Bad("compare-threshold", ["compare", "a.csv", "a.csv", "--threshold", "2"], "--threshold", {"a.csv": CSV_HEAD}),
+    # models and train
+    Bad("models-block-size-0", ["models", "--block-size", "0", "--out", "o"], "--block-size: must be between"),
+    Bad("models-epochs-0", ["models", "--epochs", "0", "--out", "o"], "--epochs: must be between"),
+    Bad("models-rounds-0", ["models", "--rounds", "0", "--out", "o"], "--rounds: must be between"),
+    Bad("models-threads-0", ["models", "--threads", "0", "--out", "o"], "--threads: must be between"),
+    Bad("models-jobs-negative", ["models", "--jobs", "-1", "--out", "o"], "--jobs: must be between"),
+    Bad("models-threads-over-cpus", ["models", "--threads", "1000", "--out", "o"], "CPU(s) this process may use"),
+    Bad("models-out-is-a-file", ["models", "--hidden", "64", "--block-size", "16", "--out", "o"], "is a file", {"o": ""}),
+    Bad("train-threads-100000", ["train", "--threads", "100000", "--out", "o"], "--threads: must be between"),
+    Bad("train-block-size-0", ["train", "--block-size", "0", "--out", "o"], "--block-size: must be between"),
+    Bad("train-out-is-a-file", ["train", "--hidden", "64", "--block-size", "16", "--out", "o"], "is a file", {"o": ""}),
+    # shards and empty suites
+    bad_suite("shard-gets-nothing", suite(), "shard 7/10 gets no case", "--shard", "7/10"),
+    bad_suite("shard-garbage", suite(), "--shard must look like i/n", "--shard", "x"),
+    bad_suite("exclude-removes-all", suite(exclude=[{"batch": 4}]), "no case to run"),
+    bad_suite("no-sweeps-no-models", "name: t\n", "no case to run"),
+]
