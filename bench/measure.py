@@ -6,6 +6,7 @@ from __future__ import annotations
 import traceback
 from pathlib import Path
 
+import psutil
 import torch
 
 from bench.cases import KernelCase
@@ -42,10 +43,37 @@ def build_problem(case: KernelCase, checkpoints: Path, seed: int) -> LinearProbl
                         dtype=dtype, device=case.device, generator=gen, mask_kind=case.mask_source)
 
 
+def case_memory_bytes(case: KernelCase) -> int:
+    """Peak bytes a case allocates, an upper estimate: the problem in float64 as generated, its inputs in
+    the case's dtype, the dense and sparse outputs, the kernel's gather scratch, and the float64 check
+    (x and the weight widened, the reference, its masked copy, and the error's temporaries)."""
+    element = torch.empty((), dtype=getattr(torch, case.dtype)).element_size()
+    b, n = case.batch, case.out_features
+    k = case.in_features or n  # a trained model's first layer: its raw features, far fewer than n
+    inputs = b * k + n * k + n
+    return inputs * (8 + element) + 3 * b * n * element + b * k * element + (2 * b * k + n * k + 4 * b * n) * 8
+
+
+def available_memory_bytes(device: str) -> int:
+    if device == "cuda":
+        return torch.cuda.mem_get_info()[0]
+    return psutil.virtual_memory().available
+
+
+# Memory kept free for the runner, the allocator's slack and whatever else the machine runs.
+MEMORY_HEADROOM = 0.8
+
+
 def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: int, bandwidth: float,
                     cuda_graph: bool = False) -> dict:
     row = {**case.to_dict(), "regime_used": pick_regime(case.regime, case.batch), "status": "ok", "error": "",
            "cuda_graph": cuda_graph}
+    needed, available = case_memory_bytes(case), available_memory_bytes(case.device)
+    if needed > MEMORY_HEADROOM * available:
+        # Refused before allocating anything: running out of memory would kill the whole run.
+        row.update(status="failed", error=f"not run: needs about {needed / 2**30:.1f} GiB of {case.device} memory, "
+                                          f"{available / 2**30:.1f} GiB is available")
+        return row
     try:
         p = build_problem(case, checkpoints, seed)
         wd = work_density(p.in_mask, p.out_mask)

@@ -36,6 +36,7 @@ def write_json_atomic(path: Path, value: object) -> None:
     """Written to a temporary file beside it, then renamed over it: a kill leaves the old file or the new one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes it private; results are for everyone who may read the folder
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps(value, indent=2))
             f.flush()
@@ -55,6 +56,7 @@ def create_run_folder(results: Path, suite_name: str, suite_text: str, shard: tu
     stem = f"{suite_name}-{datetime.now():%Y%m%d-%H%M%S}" + (f"-shard{index}of{count}" if count > 1 else "")
     staging = Path(tempfile.mkdtemp(dir=runs, prefix=".new-"))
     try:
+        staging.chmod(0o755)  # mkdtemp makes it private
         (staging / SUITE_FILE).write_text(suite_text, encoding="utf-8")
         write_json_atomic(staging / ENV_FILE, {"suite": suite_name, "shard": [index, count]})
         for n in itertools.count(1):

@@ -217,3 +217,20 @@ def test_models_trained_side_by_side_match_their_checkpoints(tmp_path):
     again = bench("run", "m.yaml", "--results", "res", "--quiet", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert stamps == {f: (f / "metrics.json").stat().st_mtime_ns for f in folders}  # reused, not retrained
+
+
+def test_a_case_too_big_for_memory_is_a_failed_row_not_a_dead_run(tmp_path):
+    """Batch 100000 on a 16384^2 fp32 layer grew the process to 23 GiB until the kernel killed it."""
+    import psutil
+
+    from bench.cases import KernelCase
+    from bench.measure import case_memory_bytes, run_kernel_case
+
+    huge = KernelCase("s", "cpu", "float32", "auto", "auto", 100_000, 16384, 16384, 128, 0.25, "out", "iid")
+    assert case_memory_bytes(huge) > psutil.virtual_memory().total
+    before = psutil.Process().memory_info().rss
+    row = run_kernel_case(huge, checkpoints=tmp_path, seed=0, rounds=3, bandwidth=1e10)
+    assert row["status"] == "failed" and "GiB" in row["error"] and "not run" in row["error"]
+    assert psutil.Process().memory_info().rss - before < 2**30
+    small = KernelCase("s", "cpu", "float32", "auto", "auto", 8, 64, 64, 16, 0.5, "out", "iid")
+    assert run_kernel_case(small, checkpoints=tmp_path, seed=0, rounds=3, bandwidth=1e10)["status"] == "ok"

@@ -63,7 +63,8 @@ def _name() -> str:
 def build_directory() -> Path:
     from torch.utils.cpp_extension import get_default_build_root
 
-    return Path(get_default_build_root()) / _name()
+    # torch's own loader honours TORCH_EXTENSIONS_DIR, but get_default_build_root does not.
+    return Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()) / _name()
 
 
 # Run by the child process that builds: it dies, with everything it started, when its parent does.
