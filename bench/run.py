@@ -44,6 +44,8 @@ def add_parser(subparsers) -> None:
 def _open_run(args: argparse.Namespace) -> tuple[Suite, str, Path | None, dict | None, tuple[int, int]]:
     """(suite, its text, the folder to resume or None for a new run, its env or None, shard)."""
     if args.resume is not None:
+        if args.suite is not None:
+            raise UserError("name a suite file to start a run, or --resume RUN_DIR to finish one, not both")
         text, env = resumable(args.resume)
         suite = parse_suite(text, str(args.resume / "suite.yaml"))
         shard = tuple(env["shard"]) if env is not None else _shard_of(args.resume)

@@ -125,6 +125,7 @@ CORPUS = [
         run_folder(rows=GOOD_ROW.encode() + b"\n\xff\xfe\n")),
     Bad("resume-missing-folder", ["run", "--resume", "nowhere"], "no such run folder"),
     Bad("resume-no-suite", ["run", "--resume", "d"], "no suite.yaml", {"d/env.json": ENV}),
+    Bad("resume-and-a-suite", ["run", "s.yaml", "--resume", RUN], "not both", {**run_folder(), "s.yaml": suite()}),
     Bad("resume-a-file", ["run", "--resume", "f"], "is a file, not a run folder", {"f": ""}),
     # compare
     Bad("compare-empty-csv", ["compare", "a.csv", "b.csv"], "is empty", {"a.csv": "", "b.csv": CSV_HEAD}),
