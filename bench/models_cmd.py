@@ -10,8 +10,8 @@ import torch
 
 from bench.cases import check_threads
 from bench.cli_common import UserError, bounded_int, positive_int_list, writable_folder
-from bench.suite import MAX_EPOCHS, MAX_FEATURES, MAX_REPEATS, MAX_SEED, MAX_THREADS
 from bench.models import measure_model, model_grid, train_missing, train_or_reuse
+from bench.suite import MAX_EPOCHS, MAX_FEATURES, MAX_REPEATS, MAX_SEED, MAX_THREADS
 from condcore.data import DATASETS, DatasetNotFound, load_dataset
 from condcore.data.formats import DataFormatError
 from condcore.policies import POLICIES

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from bad_inputs import CORPUS, Bad
 
 

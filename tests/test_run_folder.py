@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.cli_common import UserError
 from bench.results import read_rows
 from bench.run_folder import create_run_folder, owned
-from bench.cli_common import UserError
 
 # 24 quick cases: long enough to be killed midway, short enough for CI.
 SUITE = """
@@ -46,6 +46,11 @@ def wait_for(condition, timeout: float = 120.0) -> None:
         time.sleep(0.05)
 
 
+def wait_for_rows(results: Path, count: int) -> None:
+    runs = results / "runs"
+    wait_for(lambda: runs.exists() and any(rows_in(p) >= count for p in runs.iterdir()))
+
+
 def rows_in(folder: Path) -> int:
     path = folder / "kernels.jsonl"
     return path.read_bytes().count(b"\n") if path.exists() else 0
@@ -64,8 +69,7 @@ def case_ids(folder: Path) -> list[str]:
 def test_sigkill_midway_then_resume_runs_every_case_exactly_once(tmp_path):
     (tmp_path / "s.yaml").write_text(SUITE)
     proc = start("run", "s.yaml", "--results", "res", "--quiet", cwd=tmp_path)
-    wait_for(lambda: (tmp_path / "res" / "runs").exists() and any(
-        rows_in(p) >= 3 for p in (tmp_path / "res" / "runs").iterdir()))
+    wait_for_rows(tmp_path / "res", 3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     folder = run_folder_of(tmp_path / "res")
@@ -76,7 +80,7 @@ def test_sigkill_midway_then_resume_runs_every_case_exactly_once(tmp_path):
     last_start = raw.rstrip(b"\n").rfind(b"\n") + 1
     (folder / "kernels.jsonl").write_bytes(raw[: last_start + (len(raw) - last_start) // 2])
     resumed = start("run", "--resume", folder, "--results", "res", "--quiet", cwd=tmp_path)
-    out, err = resumed.communicate(timeout=600)
+    _, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err
     assert "dropped an unfinished last row" in err
     ids = case_ids(folder)
@@ -100,7 +104,7 @@ def test_killed_before_its_environment_was_measured_the_run_resumes(tmp_path):
     # The build died with its parent: nothing compiles into the cache any more.
     wait_for(lambda: not _processes_mentioning(str(cache)), timeout=30)
     resumed = start("run", "--resume", folder, "--results", "res", "--quiet", cwd=tmp_path)
-    out, err = resumed.communicate(timeout=600)
+    _, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err
     ids = case_ids(folder)
     assert len(ids) == CASES and len(set(ids)) == CASES
@@ -126,8 +130,7 @@ def _processes_mentioning(text: str) -> list[int]:
 def test_a_second_writer_is_refused_and_no_case_runs_twice(tmp_path):
     (tmp_path / "s.yaml").write_text(SUITE)
     first = start("run", "s.yaml", "--results", "res", "--quiet", cwd=tmp_path)
-    wait_for(lambda: (tmp_path / "res" / "runs").exists() and any(
-        rows_in(p) >= 1 for p in (tmp_path / "res" / "runs").iterdir()))
+    wait_for_rows(tmp_path / "res", 1)
     folder = run_folder_of(tmp_path / "res")
     first.send_signal(signal.SIGSTOP)  # paused mid-run, holding its lock, however fast the machine is
     try:
@@ -152,10 +155,8 @@ def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path):
 
 def test_the_lock_refuses_a_second_holder_and_dies_with_the_first(tmp_path):
     folder = create_run_folder(tmp_path, "t", "name: t\n", (0, 1))
-    with owned(folder):
-        with pytest.raises(UserError, match=f"pid {os.getpid()} is writing this run"):
-            with owned(folder):
-                pass
+    with owned(folder), pytest.raises(UserError, match=f"pid {os.getpid()} is writing this run"), owned(folder):
+        pass
     with owned(folder):  # released on exit
         pass
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 
 from condcore.ops.reference import accumulation_dtype, reference_linear
@@ -38,3 +41,13 @@ def recompute_leaked_rows(y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor
         y[bad] = reference_linear(x[bad], weight, bias, in_mask[bad], None if out_mask is None else out_mask[bad],
                                   block_size)
     return y
+
+
+def recomputes_leaked_rows(kernel: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """For a kernel that multiplies dropped input blocks by zero: its result, then recompute_leaked_rows."""
+    @functools.wraps(kernel)
+    def honouring_the_spec(x, weight, bias, in_mask, out_mask, block_size, out=None):
+        y = kernel(x, weight, bias, in_mask, out_mask, block_size, out)
+        return recompute_leaked_rows(y, x, weight, bias, in_mask, out_mask, block_size)
+
+    return honouring_the_spec

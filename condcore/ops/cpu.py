@@ -5,7 +5,8 @@ Two regimes, as the work is shaped differently:
   over them, so the FLOPs are out-density x dense. On CPU the same algorithm runs in C++ (cpu_native:
   whole blocks per thread) where it could be built; the torch-ops version below is its fallback.
   Dropped input blocks are zeroed, not skipped: with per-row input masks inside one GEMM there is
-  nothing to skip without shrinking the GEMMs to k x k.
+  nothing to skip without shrinking the GEMMs to k x k. Zeroing equals skipping unless the weight holds
+  inf or NaN there; the rows that then turn non-finite are recomputed by the spec.
 - union_linear (small batch, decode): the cost is reading weights, so only the weight tiles in the
   union over the batch of active (out-block, in-block) pairs are read.
 - grouped_linear_backward: the gradients of grouped_linear over the same row groups (training).
@@ -18,7 +19,7 @@ import threading
 import torch
 
 from condcore.ops import cpu_native
-from condcore.ops.block_masks import recompute_leaked_rows, zero_inactive_blocks
+from condcore.ops.block_masks import recompute_leaked_rows, recomputes_leaked_rows, zero_inactive_blocks
 from condcore.ops.packed_weights import onednn_takes, packed_blocks
 from condcore.ops.reference import accumulation_dtype
 from condcore.ops.routing import active_tile_pairs, group_rows_by_block
@@ -62,6 +63,7 @@ def _dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out
     return torch.addmm(bias, x, weight.t(), out=out)
 
 
+@recomputes_leaked_rows  # dropped input blocks are zeroed, not skipped (see the module docstring)
 def grouped_linear(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -72,19 +74,6 @@ def grouped_linear(
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Large-batch path: one GEMM per active output block over its gathered rows."""
-    y = _grouped_linear(x, weight, bias, in_mask, out_mask, block_size, out)
-    return recompute_leaked_rows(y, x, weight, bias, in_mask, out_mask, block_size)
-
-
-def _grouped_linear(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    in_mask: torch.Tensor | None,
-    out_mask: torch.Tensor | None,
-    block_size: int,
-    out: torch.Tensor | None,
-) -> torch.Tensor:
     x = zero_inactive_blocks(x, in_mask, block_size).contiguous()
     batch, in_features = x.shape
     out_features = weight.shape[0]

@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from condcore.ops.block_masks import recompute_leaked_rows
+from condcore.ops.block_masks import recomputes_leaked_rows
 from condcore.ops.routing import active_tile_pairs, needed_in_blocks
 from condcore.ops.triton_common import (
     KernelLaunch,
@@ -89,6 +89,8 @@ def _union_kernel(
 MAX_BATCH = 64  # rows per launch: the whole chunk of the batch sits in one register tile
 
 
+# x's dropped blocks are masked in the loads, but a weight tile is shared by all the rows of a tile.
+@recomputes_leaked_rows
 def union_linear(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -110,8 +112,7 @@ def union_linear(
             None if in_mask is None else in_mask[rows], None if out_mask is None else out_mask[rows],
             block_size, y[rows],
         ).run()
-    # x's dropped blocks are masked in the loads, but the weight tile is shared by all rows of a tile.
-    return recompute_leaked_rows(y, x, weight, bias, in_mask, out_mask, block_size)
+    return y
 
 
 def plan_launch(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, in_mask: torch.Tensor | None,
