@@ -105,8 +105,11 @@ def _byte_span(t: torch.Tensor) -> tuple[int, int]:
 
 
 def shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Whether the byte ranges of a and b intersect: conservative for interleaved views, never wrong the
-    other way, which is what refusing an aliased out= needs."""
+    """Whether a and b may touch the same bytes: tensors of different allocations never do (torch's own
+    overlap check reasons the same way); views of one allocation do where their byte ranges intersect,
+    which is conservative for interleaved views and never wrong the other way."""
+    if a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr():
+        return False  # the common case, kept cheap: this runs on every call with out=
     if a.numel() == 0 or b.numel() == 0 or a.device != b.device:
         return False
     (a0, a1), (b0, b1) = _byte_span(a), _byte_span(b)
