@@ -38,13 +38,22 @@ def positive_int_list(text: str) -> list[int]:
 
 def bounded_int(low: int, high: int):
     """An argparse type: an integer in [low, high]."""
-    def parse(text: str) -> int:
+    return _bounded(int, "an integer", low, high)
+
+
+def bounded_float(low: float, high: float):
+    """An argparse type: a number in [low, high] (NaN is not)."""
+    return _bounded(float, "a number", low, high)
+
+
+def _bounded(convert, what: str, low, high):
+    def parse(text: str):
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not low <= value <= high:  # written so that NaN fails
+            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, got {text}")
         return value
 
     return parse

@@ -10,11 +10,12 @@ import psutil
 import torch
 
 from bench.cases import KernelCase
+from bench.contention import load_since, snapshot
 from condcore.mask_export import load_masks
 from condcore.masks import weight_tile_density, work_density
 from condcore.ops import block_sparse_linear, frozen_weights, pick_regime
 from condcore.ops.problems import LinearProblem, check_output, make_problem
-from condcore.timing import iqr, median, ratio_samples, time_interleaved
+from condcore.timing import iqr, median, ratio_samples, speedup_interval, time_interleaved
 
 
 def _trained_problem(case: KernelCase, checkpoints: Path, dtype: torch.dtype, gen: torch.Generator) -> LinearProblem:
@@ -97,7 +98,9 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
             if error:
                 row.update(status="failed", error=f"wrong result: {error}")
                 return row
+            before = snapshot()
             samples = time_interleaved({"dense": dense, "sparse": sparse}, case.device, rounds, cuda_graph)
+            load = load_since(before)
     except Exception as exc:  # OOM, an unsupported shape, a kernel bug: a failed row, the sweep goes on
         last = traceback.extract_tb(exc.__traceback__)[-1]
         row.update(status="error", error=f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})")
@@ -111,11 +114,14 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
     needed_bytes = (n_out * k_in * weight_share + batch * (k_in + n_out)) * element
     dense_rate = 2.0 * batch * k_in * n_out / dense_s  # this machine's GEMM rate at this very shape
     roofline_s = max(useful_flops / dense_rate, needed_bytes / bandwidth)
+    flags = load.flags(torch.get_num_threads(), iqr(samples["dense"]) / dense_s if case.device == "cpu" else None)
     row.update(
+        **load.to_dict(), load_flags=",".join(flags), contended=any(f != "noisy" for f in flags),
         rounds=len(samples["sparse"]),
         dense_median_s=dense_s, dense_iqr_s=iqr(samples["dense"]),
         sparse_median_s=sparse_s, sparse_iqr_s=iqr(samples["sparse"]),
         speedup=median(speedups), speedup_iqr=iqr(speedups),
+        **dict(zip(("speedup_ci_low", "speedup_ci_high"), speedup_interval(samples["dense"], samples["sparse"], case.device))),
         fraction_of_ideal=median(speedups) * row["ideal_density"],
         sparse_tflops=useful_flops / sparse_s / 1e12, sparse_gbps=needed_bytes / sparse_s / 1e9,
         dense_tflops=dense_rate / 1e12, fraction_of_roofline=roofline_s / sparse_s,

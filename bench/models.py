@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from bench.contention import load_since, snapshot
 from condcore.data import Dataset, load_dataset
 from condcore.mask_export import export_masks
 from condcore.models import CondNet, CondNetConfig
@@ -145,10 +146,15 @@ def measure_model(model: CondNet, metrics: dict, data: Dataset, batches: tuple[i
         "density": json.dumps([round(d, 4) for d in metrics["density"]]), "train_seconds": metrics["train_seconds"],
         "hidden": "x".join(map(str, model.config.hidden)), "block_size": model.config.block_size,
     }
+    before = snapshot()
     for batch in batches:
         torch.manual_seed(0)
         speed = inference_speedup(model, test_batches(data.test.x, batch), metrics["inference_mode"], rounds=rounds)
         row[f"dense_ms_b{batch}"] = speed.dense_s * 1e3
         row[f"sparse_ms_b{batch}"] = speed.sparse_s * 1e3
         row[f"speedup_b{batch}"] = speed.speedup
+        row[f"ci_low_b{batch}"], row[f"ci_high_b{batch}"] = speed.interval
+    load = load_since(before)
+    flags = load.flags(torch.get_num_threads())
+    row.update(**load.to_dict(), load_flags=",".join(flags), contended=bool(flags))
     return row

@@ -6,14 +6,17 @@ import argparse
 import base64
 import html
 import io
+import math
 import sys
 from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
+from rich.panel import Panel
 from rich.table import Table
 
 from bench.cli_common import writable_folder
+from bench.contention import BUSY_CORES
 from bench.goals import check_goals
 from bench.results import Run, load_run, write_tables
 
@@ -25,9 +28,11 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
-def _speed_cell(speedup: float, ideal: float) -> str:
+def _speed_cell(speedup: float, ideal: float, low: float = float("nan"), high: float = float("nan")) -> str:
+    """'2.44 [2.31, 2.58]': the speedup and its 95% interval (runs older than intervals show none)."""
     color = "red" if speedup < 1.0 else ("bold green" if speedup >= 0.85 * ideal else "green")
-    return f"[{color}]{speedup:.2f}[/{color}]"
+    interval = "" if math.isnan(low) or math.isnan(high) else f" [{low:.2f}, {high:.2f}]"
+    return f"[{color}]{speedup:.2f}[/{color}]{interval}"
 
 
 def break_even(kernels: pd.DataFrame) -> pd.DataFrame:
@@ -47,12 +52,41 @@ def break_even(kernels: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def load_warning(run: Run) -> str:
+    """One sentence when the run shared its CPUs (at the start or during cases), else ""."""
+    flagged = sum(int(t["contended"].fillna(False).astype(bool).sum()) for t in (run.kernels, run.models)
+                  if not t.empty and "contended" in t)
+    total = len(run.kernels) + len(run.models)
+    start = run.env.get("load_at_start") or {}
+    parts = []
+    if start.get("others_cores", 0.0) >= BUSY_CORES:
+        parts.append(f"other processes used {start['others_cores']:.2f} CPU(s) when it started")
+    if flagged:
+        parts.append(f"{flagged} of {total} cases ran while other processes or the hypervisor took CPU time "
+                     "(flagged busy / oversubscribed / steal)")
+    if not parts:
+        return ""
+    return ("This run shared its machine: " + "; ".join(parts) +
+            ". Those timings are slow and noisy; do not trust their speedups. Rerun on a quiet machine "
+            "(`--wait-quiet SECONDS`) or with `--free-cores-only`.")
+
+
+def _status_cell(row) -> str:
+    flags = getattr(row, "load_flags", "")
+    if isinstance(flags, str) and flags:
+        return f"[yellow]ok ! {flags}[/yellow]"
+    return "ok"
+
+
 def print_report(run: Run, console: Console | None = None) -> None:
     # A pipe or CI log has no width of its own; do not let rich squeeze the numbers into ellipses.
     console = console or Console(width=None if sys.stdout.isatty() else 220)
     env = run.env
     where = env.get("gpu", {}).get("name") if env.get("gpu") else env.get("cpu_model")
     console.print(f"[bold]{run.run_id}[/bold] on {where}, torch {env.get('torch')}, {env.get('torch_threads')} threads")
+    warning = load_warning(run)
+    if warning:
+        console.print(Panel(warning, title="busy machine", style="bold red"))
     k = run.kernels
     if not k.empty:
         for sweep, group in k.groupby("sweep", sort=False):
@@ -68,8 +102,10 @@ def print_report(run: Run, console: Console | None = None) -> None:
                     continue
                 ideal = 1.0 / r.ideal_density if r.ideal_density > 0 else float("inf")
                 table.add_row(*head, f"{r.ideal_density:.3f}", f"{r.dense_median_s * 1e3:.3f}",
-                              f"{r.sparse_median_s * 1e3:.3f}", _speed_cell(r.speedup, ideal), f"{ideal:.1f}",
-                              f"{r.fraction_of_ideal:.2f}", f"{r.fraction_of_roofline:.2f}", "ok")
+                              f"{r.sparse_median_s * 1e3:.3f}", _speed_cell(r.speedup, ideal, getattr(r, "speedup_ci_low", float("nan")),
+                                                                   getattr(r, "speedup_ci_high", float("nan"))),
+                              f"{ideal:.1f}",
+                              f"{r.fraction_of_ideal:.2f}", f"{r.fraction_of_roofline:.2f}", _status_cell(r))
             console.print(table)
         goals = check_goals(k)
         if not goals.empty:
@@ -97,8 +133,11 @@ def print_report(run: Run, console: Console | None = None) -> None:
         for col in ["policy", "tau", "mode", "test error %", "density per layer"] + [f"x at B={b}" for b in batches]:
             table.add_column(col, justify="right")
         for r in m.to_dict("records"):
-            table.add_row(r["policy"], f"{r['tau']:g}", r["inference_mode"], f"{100 * r['test_error']:.2f}", r["density"],
-                          *[_speed_cell(r[f"speedup_b{b}"], 1.0) for b in batches])
+            flags = r.get("load_flags")
+            policy = f"[yellow]{r['policy']} ! {flags}[/yellow]" if isinstance(flags, str) and flags else r["policy"]
+            table.add_row(policy, f"{r['tau']:g}", r["inference_mode"], f"{100 * r['test_error']:.2f}", r["density"],
+                          *[_speed_cell(r[f"speedup_b{b}"], 1.0, r.get(f"ci_low_b{b}", float("nan")),
+                                        r.get(f"ci_high_b{b}", float("nan"))) for b in batches])
         console.print(table)
 
 
@@ -110,6 +149,14 @@ def _figure_png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _error_bars(g: pd.DataFrame, value: str = "speedup", low: str = "speedup_ci_low",
+                high: str = "speedup_ci_high"):
+    """matplotlib's asymmetric error bars from a value and its interval's columns (None without them)."""
+    if low not in g or high not in g:
+        return None
+    return [(g[value] - g[low]).clip(lower=0), (g[high] - g[value]).clip(lower=0)]
+
+
 def plot_speedup_vs_density(k: pd.DataFrame):
     import matplotlib.pyplot as plt
 
@@ -117,7 +164,8 @@ def plot_speedup_vs_density(k: pd.DataFrame):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for (bs, batch, masks, source, device), g in ok.groupby(["block_size", "batch", "masks", "mask_source", "device"]):
         g = g.sort_values("ideal_density")
-        ax.plot(g["ideal_density"], g["speedup"], marker="o", label=f"{device} k={bs} B={batch} {masks} {source}")
+        ax.errorbar(g["ideal_density"], g["speedup"], yerr=_error_bars(g), marker="o", capsize=2,
+                    label=f"{device} k={bs} B={batch} {masks} {source}")
     xs = sorted(ok["ideal_density"].unique()) if not ok.empty else [1.0]
     ax.plot(xs, [1 / x for x in xs], "k--", label="ideal (1 / density)")
     ax.axhline(1.0, color="grey", lw=0.8)
@@ -136,7 +184,8 @@ def plot_speedup_vs_batch(k: pd.DataFrame):
         if g["batch"].nunique() < 2:
             continue
         g = g.sort_values("batch")
-        ax.plot(g["batch"], g["speedup"], marker="o", label=f"{device} k={bs} d={density:g} {masks} {source}")
+        ax.errorbar(g["batch"], g["speedup"], yerr=_error_bars(g), marker="o", capsize=2,
+                    label=f"{device} k={bs} d={density:g} {masks} {source}")
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="speedup over dense", title="speedup vs batch size")
     if ax.get_legend_handles_labels()[0]:
@@ -151,7 +200,8 @@ def plot_pareto(m: pd.DataFrame):
     fig, axes = plt.subplots(1, len(batches), figsize=(5.5 * len(batches), 4.5), squeeze=False)
     for ax, b in zip(axes[0], batches):
         for policy, g in m.groupby("policy"):
-            ax.scatter(g[f"speedup_b{b}"], 100 * g["test_error"], label=policy)
+            ax.errorbar(g[f"speedup_b{b}"], 100 * g["test_error"], xerr=_error_bars(g, f"speedup_b{b}", f"ci_low_b{b}",
+                        f"ci_high_b{b}"), fmt="o", capsize=2, label=policy)
             for r in g.itertuples():
                 ax.annotate(f"{r.tau:g}", (getattr(r, f"speedup_b{b}"), 100 * r.test_error), fontsize=7)
         ax.axvline(1.0, color="grey", lw=0.8)
@@ -179,7 +229,9 @@ def write_report(run: Run, out: Path) -> Path:
         images[name] = _figure_png(fig)
         (out / f"{name}.png").write_bytes(images[name])
         plt.close(fig)
+    warning = load_warning(run)
     parts = [f"<h1>condbench run {html.escape(run.run_id)}</h1>",
+             *([f"<div class='busy'><b>Busy machine.</b> {html.escape(warning)}</div>"] if warning else []),
              "<h2>Machine</h2><pre>" + html.escape(pd.Series(run.env).to_string()) + "</pre>"]
     for name, png in images.items():
         parts.append(f"<h2>{name.replace('_', ' ')}</h2><img src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
@@ -195,7 +247,8 @@ def write_report(run: Run, out: Path) -> Path:
         parts.append("<h2>Trained models</h2>" + run.models.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>condbench " + html.escape(run.run_id) +
             "</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
-            "td,th{border:1px solid #ccc;padding:2px 6px}</style></head><body>" + "\n".join(parts) + "</body></html>")
+            "td,th{border:1px solid #ccc;padding:2px 6px}"
+            ".busy{background:#fdd;border:2px solid #c00;padding:0.6em 1em;margin:1em 0}</style></head><body>" + "\n".join(parts) + "</body></html>")
     (out / "index.html").write_text(page)
     return out / "index.html"
 

@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bench.cases import check_runnable, kernel_cases, model_cases, parse_shard, shard
-from bench.cli_common import UserError
+from bench.cli_common import UserError, bounded_float
+from bench.contention import Load, describe, free_cores, measure_load, wait_quiet
 from bench.env import fingerprint
 from bench.measure import run_kernel_case
 from bench.models import measure_model, train_missing, train_or_reuse
@@ -38,6 +39,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish an interrupted run")
     p.add_argument("--shard", default="0/1", help="run only shard i of n (0-based), e.g. 2/8")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no report")
+    p.add_argument("--wait-quiet", type=bounded_float(0.0, 86400.0), metavar="SECONDS", default=0.0,
+                   help="wait up to SECONDS for other processes to leave this run's CPUs, then start")
+    p.add_argument("--free-cores-only", action="store_true",
+                   help="run with no more threads than the cores other processes leave free at the start")
     p.set_defaults(run=run)
 
 
@@ -90,10 +95,35 @@ def run(args: argparse.Namespace) -> int:
     check_runnable(kernels, source, suite.threads)
     # Everything that can refuse the run is checked before a folder is made: a refused run leaves none.
     data = _load_data(suite)
+    load = _machine_load(args, suite.threads)
+    requested = suite.threads
+    if args.free_cores_only and free_cores(load) < suite.threads:
+        suite = suite.model_copy(update={"threads": free_cores(load)})
+        Console(stderr=True).print(f"[yellow]note[/yellow]: {suite.threads} thread(s) instead of {requested}: "
+                                   "--free-cores-only")
+    start = {**load.to_dict(), "threads": suite.threads, "threads_requested": requested}
     if folder is None:
         folder = create_run_folder(args.results, suite.name, text, (index, count))
     with owned(folder):
-        return _run_owned(args, suite, folder, env, kernels, models, data)
+        return _run_owned(args, suite, folder, env, kernels, models, data, start)
+
+
+def _machine_load(args: argparse.Namespace, threads: int) -> Load:
+    """The other processes' load on this run's CPUs, after waiting for quiet if asked; a warning when busy."""
+    console = Console(stderr=True)
+    if args.wait_quiet > 0:
+        def waiting(load: Load, waited: float) -> None:
+            console.print(f"waiting for a quiet machine ({waited:.0f} of {args.wait_quiet:.0f} s): "
+                          f"{describe(load, threads)}", highlight=False)
+
+        load, _ = wait_quiet(args.wait_quiet, waiting)
+    else:
+        load = measure_load(1.0)
+    if load.flags(threads):
+        console.print(f"[bold red]warning[/bold red]: {describe(load, threads)}. Timings will be slow and noisy; "
+                      "each affected case is flagged. --wait-quiet SECONDS waits for a quiet machine, "
+                      "--free-cores-only uses only the free cores.", highlight=False)
+    return load
 
 
 def _load_data(suite: Suite):
@@ -106,7 +136,7 @@ def _load_data(suite: Suite):
 
 
 def _run_owned(args: argparse.Namespace, suite: Suite, folder: Path, env: dict | None, kernels: list,
-               models: list, data) -> int:
+               models: list, data, start: dict) -> int:
     torch.set_num_threads(suite.threads)
     console = Console(stderr=True)
     notes = [note for table in ("models", "kernels") if (note := drop_partial_tail(folder / f"{table}.jsonl"))]
@@ -121,7 +151,10 @@ def _run_owned(args: argparse.Namespace, suite: Suite, folder: Path, env: dict |
             console.print(f"[yellow]note[/yellow]: {folder} has no environment (killed before it was written); "
                           "measuring it now")
         env = _measure_env(suite, kernels, shard_of)
-        write_json_atomic(folder / "env.json", env)
+        env["load_at_start"] = start
+    else:
+        env.setdefault("load_at_resumes", []).append(start)
+    write_json_atomic(folder / "env.json", env)
     checkpoints = args.results / "checkpoints"
     console.print(f"[bold]{suite.name}[/bold]: {len(models)} models, {len(kernels)} kernel cases -> {folder}")
     needed = {c.model for c in kernels if c.model}

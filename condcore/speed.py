@@ -8,18 +8,16 @@ import torch
 
 from condcore.models import CondNet, CondNetConfig
 from condcore.ops import frozen_weights
-from condcore.timing import median, time_interleaved
+from condcore.timing import median, ratio_samples, speedup_interval, time_interleaved
 
 
 @dataclass
 class SpeedResult:
     batch: int
-    dense_s: float
+    dense_s: float  # medians, per batch
     sparse_s: float
-
-    @property
-    def speedup(self) -> float:
-        return self.dense_s / self.sparse_s
+    speedup: float  # the median per-round ratio of interleaved rounds
+    interval: tuple[float, float]  # its 95% interval (condcore.timing.speedup_interval)
 
 
 def dense_twin(model: CondNet) -> CondNet:
@@ -47,4 +45,6 @@ def inference_speedup(model: CondNet, batches: list[torch.Tensor], mode: str, *,
         samples = time_interleaved({"dense": over_all(dense), "sparse": over_all(model)}, device, rounds)
     n = len(batches)
     return SpeedResult(batch=batches[0].shape[0], dense_s=median(samples["dense"]) / n,
-                       sparse_s=median(samples["sparse"]) / n)
+                       sparse_s=median(samples["sparse"]) / n,
+                       speedup=median(ratio_samples(samples["dense"], samples["sparse"])),
+                       interval=speedup_interval(samples["dense"], samples["sparse"], device))

@@ -73,6 +73,33 @@ def iqr(samples: list[float]) -> float:
     return q[2] - q[0]
 
 
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def bootstrap_interval(samples: list[float], level: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the median of samples (e.g. per-round speedups of paired,
+    interleaved rounds), seeded so that a report is reproducible from its rows."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    data = np.asarray(samples, dtype=float)
+    if len(data) < 2 or np.ptp(data) == 0:
+        return float(data.min()), float(data.max())
+    result = bootstrap((data,), np.median, confidence_level=level, n_resamples=BOOTSTRAP_RESAMPLES,
+                       method="percentile", random_state=np.random.default_rng(0))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def speedup_interval(dense: list[float], sparse: list[float], device: str) -> tuple[float, float]:
+    """The speedup's interval: on CPU a 95% bootstrap interval of the median per-round ratio; on CUDA,
+    where do_bench keeps only quantiles, the range from (dense 20% / sparse 80%) to (dense 80% /
+    sparse 20%), wider than a confidence interval."""
+    if device == "cuda":
+        return dense[0] / sparse[-1], dense[-1] / sparse[0]
+    return bootstrap_interval(ratio_samples(dense, sparse))
+
+
 def ratio_samples(numerator: list[float], denominator: list[float]) -> list[float]:
     """Per-round ratios of two interleaved series (on GPU: of matching quantiles)."""
     return [a / b for a, b in zip(numerator, denominator)]

@@ -153,6 +153,8 @@ CORPUS = [
     Bad("train-out-is-a-file", ["train", "--hidden", "64", "--block-size", "16", "--out", "o"], "is a file", {"o": ""}),
     # shards and empty suites
     bad_suite("shard-gets-nothing", suite(), "shard 7/10 gets no case", "--shard", "7/10"),
+    bad_suite("wait-quiet-negative", suite(), "--wait-quiet: must be between 0", "--wait-quiet", "-1"),
+    bad_suite("wait-quiet-nan", suite(), "--wait-quiet: must be between 0", "--wait-quiet", "nan"),
     bad_suite("shard-garbage", suite(), "--shard must look like i/n", "--shard", "x"),
     bad_suite("exclude-removes-all", suite(exclude=[{"batch": 4}]), "no case to run"),
     bad_suite("no-sweeps-no-models", "name: t\n", "no case to run"),

@@ -35,3 +35,4 @@ def test_dense_baseline_speed(benchmark, batch, k_in, n_out):
     out = torch.empty(batch, n_out)
     y = benchmark(lambda: torch.addmm(b, x, w.t(), out=out))
     torch.testing.assert_close(y, torch.addmm(b, x, w.t()))
+

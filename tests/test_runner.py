@@ -74,8 +74,11 @@ def test_run_writes_every_case_with_metrics(tiny_run):
     run = load_run(run_dir)
     assert len(run.kernels) == 8 and (run.kernels["status"] == "ok").all()
     for col in ("dense_median_s", "dense_iqr_s", "sparse_median_s", "speedup", "speedup_iqr", "fraction_of_ideal",
-                "sparse_tflops", "sparse_gbps", "fraction_of_roofline", "max_relative_error", "work_density"):
+                "sparse_tflops", "sparse_gbps", "fraction_of_roofline", "max_relative_error", "work_density",
+                "speedup_ci_low", "speedup_ci_high", "others_cores", "steal_cores"):
         assert run.kernels[col].notna().all(), col
+    k = run.kernels
+    assert ((k["speedup_ci_low"] <= k["speedup"]) & (k["speedup"] <= k["speedup_ci_high"])).all()
     assert (run.kernels["speedup"] > 0).all()
     assert set(run.kernels["regime_used"]) == {"union", "grouped"}
     assert run.env["cpu_logical_cores"] >= 1 and run.env["torch"] and "git_commit" in run.env
@@ -163,8 +166,11 @@ def test_models_and_trained_masks(tmp_path):
     assert proc.returncode == 0, proc.stderr
     run = load_run(only_run(tmp_path / "res"))
     assert sorted(run.models["policy"]) == ["dense", "reinforce"]
-    for col in ("test_error", "density", "speedup_b1", "speedup_b8"):
+    for col in ("test_error", "density", "speedup_b1", "speedup_b8", "ci_low_b1", "ci_high_b8", "others_cores"):
         assert run.models[col].notna().all()
+    for b in (1, 8):
+        assert ((run.models[f"ci_low_b{b}"] <= run.models[f"speedup_b{b}"])
+                & (run.models[f"speedup_b{b}"] <= run.models[f"ci_high_b{b}"])).all()
     (trained,) = run.kernels.to_dict("records")
     assert trained["mask_source"] == "trained" and trained["status"] == "ok" and trained["model"].startswith("digits-reinforce")
     assert "trained models" in proc.stdout

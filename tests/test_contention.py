@@ -1,0 +1,114 @@
+"""Contention detection with a real busy process: measured, flagged in rows, env and reports, waited out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.contention import BUSY_CORES, Load, measure_load, run_cpus
+
+BUSY_LOOP = "import time\nend = time.monotonic() + float(__import__('sys').argv[1])\nwhile time.monotonic() < end: pass"
+
+SUITE = """
+name: busy
+repeats: 5
+threads: 2
+kernels:
+  - name: k
+    batch: [4, 64]
+    shape: [{in_features: 256, out_features: 256}]
+    block_size: [64]
+    density: [0.5]
+"""
+
+
+def busy_process(seconds: float = 600.0) -> subprocess.Popen:
+    """Another process keeping one core busy, as a neighbour on a shared machine would."""
+    return subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(seconds)])
+
+
+def test_flags_follow_the_measured_load():
+    cpus = len(run_cpus())
+    assert Load(0.0, 0.0, 1.0).flags(threads=1) == []
+    assert Load(BUSY_CORES + 0.05, 0.0, 1.0).flags(threads=1) == ["busy"]
+    assert "oversubscribed" in Load(1.0, 0.0, 1.0).flags(threads=cpus)
+    assert "steal" in Load(0.0, 0.5, 1.0).flags(threads=1)
+    assert Load(0.0, 0.0, 1.0).flags(threads=1, dense_spread=0.5) == ["noisy"]
+
+
+def test_a_real_busy_process_is_measured():
+    hog = busy_process()
+    try:
+        time.sleep(0.3)
+        load = measure_load(1.5)
+    finally:
+        hog.kill()
+        hog.wait()
+    assert load.others_cores >= 0.7, load
+    if len(run_cpus()) <= 2:
+        assert "oversubscribed" in load.flags(threads=len(run_cpus()))
+
+
+def bench(*args, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          timeout=600, env={**os.environ, "COLUMNS": "200"})
+
+
+@pytest.mark.skipif(len(run_cpus()) < 2, reason="needs two CPUs for a two-thread run")
+def test_a_run_beside_a_busy_process_warns_flags_its_rows_and_shows_a_banner(tmp_path):
+    (tmp_path / "s.yaml").write_text(SUITE)
+    hog = busy_process()
+    try:
+        proc = bench("run", "s.yaml", "--results", "res", cwd=tmp_path)
+    finally:
+        hog.kill()
+        hog.wait()
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" in proc.stderr and "other processes are using" in proc.stderr
+    (folder,) = (tmp_path / "res" / "runs").iterdir()
+    env = json.loads((folder / "env.json").read_text())
+    assert env["load_at_start"]["others_cores"] >= 0.5
+    rows = [json.loads(line) for line in (folder / "kernels.jsonl").read_text().splitlines()]
+    assert all(r["contended"] and r["others_cores"] > 0.5 for r in rows), rows
+    assert all("oversubscribed" in r["load_flags"] or "busy" in r["load_flags"] for r in rows)
+    assert "busy machine" in proc.stdout and "! " in proc.stdout
+    assert "Busy machine." in (folder / "report" / "index.html").read_text()
+
+
+@pytest.mark.skipif(len(run_cpus()) < 2, reason="needs a second CPU to free")
+def test_free_cores_only_runs_on_the_cores_left_free(tmp_path):
+    (tmp_path / "s.yaml").write_text(SUITE)
+    hog = busy_process()
+    try:
+        proc = bench("run", "s.yaml", "--results", "res", "--quiet", "--free-cores-only", cwd=tmp_path)
+    finally:
+        hog.kill()
+        hog.wait()
+    assert proc.returncode == 0, proc.stderr
+    (folder,) = (tmp_path / "res" / "runs").iterdir()
+    env = json.loads((folder / "env.json").read_text())
+    assert env["load_at_start"]["threads_requested"] == 2
+    assert env["load_at_start"]["threads"] == env["torch_threads"] == len(run_cpus()) - 1
+
+
+def test_wait_quiet_waits_for_the_neighbour_to_leave(tmp_path):
+    (tmp_path / "s.yaml").write_text(SUITE.replace("threads: 2", "threads: 1"))
+    hog = busy_process(seconds=4.0)
+    try:
+        started = time.monotonic()
+        proc = bench("run", "s.yaml", "--results", "res", "--quiet", "--wait-quiet", "60", cwd=tmp_path)
+        waited = time.monotonic() - started
+    finally:
+        hog.kill()
+        hog.wait()
+    assert proc.returncode == 0, proc.stderr
+    assert "waiting for a quiet machine" in proc.stderr
+    (folder,) = (tmp_path / "res" / "runs").iterdir()
+    env = json.loads((folder / "env.json").read_text())
+    assert env["load_at_start"]["others_cores"] < BUSY_CORES or waited >= 60
