@@ -67,12 +67,20 @@ def model_cases(suite: Suite) -> list[ModelCase]:
     m = suite.models
     if m is None:
         return []
-    return model_grid(m.dataset, m.policies, m.taus, tuple(m.hidden), m.block_size, m.epochs, suite.seed, m.precision)
+    return model_grid(m.dataset, m.policies, m.taus, tuple(m.hidden), m.block_size, m.epochs, model_seeds(suite),
+                      m.precision)
+
+
+def model_seeds(suite: Suite) -> list[int]:
+    """The seeds a suite trains each model with: its models section's `seeds`, else the suite's seed."""
+    return list(suite.models.seeds) if suite.models is not None and suite.models.seeds else [suite.seed]
 
 
 def kernel_cases(suite: Suite) -> list[KernelCase]:
     cases: dict[str, KernelCase] = {}
-    trained = [c for c in model_cases(suite) if c.policy == (suite.models.trained_masks_policy if suite.models else "")]
+    # Trained-mask cases time the masks of the first seed's models: one layer per policy x tau is enough.
+    trained = [c for c in model_cases(suite) if c.policy == (suite.models.trained_masks_policy if suite.models else "")
+               and c.seed == model_seeds(suite)[0]]
     for sweep in suite.kernels:
         for p in _assignments(sweep):
             if p["mask_source"] == "trained":

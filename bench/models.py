@@ -43,10 +43,10 @@ class ModelCase:
 
 
 def model_grid(dataset: str, policies: list[str], taus: list[float], hidden: tuple[int, ...], block_size: int,
-               epochs: int, seed: int, precision: str) -> list[ModelCase]:
-    """Every policy x tau, the dense net once (at tau 1)."""
+               epochs: int, seeds: list[int], precision: str) -> list[ModelCase]:
+    """Every policy x tau (the dense net once, at tau 1), once per seed."""
     return [ModelCase(dataset, policy, 1.0 if policy == "dense" else tau, hidden, block_size, epochs, seed, precision)
-            for policy in policies for tau in ([1.0] if policy == "dense" else taus)]
+            for seed in seeds for policy in policies for tau in ([1.0] if policy == "dense" else taus)]
 
 
 def train_or_reuse(case: ModelCase, data: Dataset, root: Path, *, progress: bool = True) -> tuple[CondNet, dict]:
@@ -75,33 +75,46 @@ def is_trained(case: ModelCase, root: Path) -> bool:
     return all((folder / name).exists() for name in ("model.pt", "masks.npz", "metrics.json"))
 
 
-_worker_data: Dataset | None = None
+class Datasets:
+    """One dataset as each seed splits it (a seed draws its own train/test split), loaded on first use."""
+
+    def __init__(self, name: str, data_dir: str | Path | None) -> None:
+        self.name, self.data_dir = name, data_dir
+        self._by_seed: dict[int, Dataset] = {}
+
+    def __call__(self, seed: int) -> Dataset:
+        if seed not in self._by_seed:
+            self._by_seed[seed] = load_dataset(self.name, self.data_dir, seed=seed)
+        return self._by_seed[seed]
 
 
-def _init_worker(dataset: tuple[str, str | None, int]) -> None:
+_worker_data: Datasets | None = None
+
+
+def _init_worker(name: str, data_dir: str | Path | None) -> None:
     global _worker_data
     # Ctrl-C is the parent's to handle: it terminates the pool, and a half-written checkpoint has no
     # metrics.json, so it is trained again on resume.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
-    _worker_data = load_dataset(*dataset)
+    _worker_data = Datasets(name, data_dir)
 
 
 def _train_in_worker(job: tuple[ModelCase, Path]) -> ModelCase:
     case, root = job
-    train_or_reuse(case, _worker_data, root, progress=False)
+    train_or_reuse(case, _worker_data(case.seed), root, progress=False)
     return case
 
 
-def train_missing(cases: list[ModelCase], data: Dataset, dataset: tuple[str, str | None, int], root: Path,
-                  jobs: int, on_done: Callable[[ModelCase], None]) -> None:
+def train_missing(cases: list[ModelCase], datasets: Datasets, root: Path, jobs: int,
+                  on_done: Callable[[ModelCase], None]) -> None:
     """Trains every case without a finished checkpoint, calling on_done(case) as each finishes.
 
     With jobs > 1, on that many single-threaded worker processes: the small GEMMs and the many small ops
     of a training step use two cores poorly, and two models side by side, one core each, trained
     1.27x faster than one after the other on two threads (measured here, digits, 2048x2048, bf16).
     A model's numbers then come from a one-thread run, which can differ from a two-thread run in the
-    last bits. `dataset` is load_dataset's (name, data_dir, seed), for the workers to load it.
+    last bits. Each case trains on its own seed's split of `datasets`.
     """
     todo = [case for case in cases if not is_trained(case, root)]
     jobs = min(jobs, len(todo))
@@ -111,10 +124,11 @@ def train_missing(cases: list[ModelCase], data: Dataset, dataset: tuple[str, str
     pool = None
     if jobs > 1:
         # spawn, not fork: a forked child of a process that has run OpenMP work can hang in it.
-        pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(dataset,))
+        pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_init_worker,
+                                                         initargs=(datasets.name, datasets.data_dir))
     try:
         for case in in_process:
-            train_or_reuse(case, data, root, progress=False)
+            train_or_reuse(case, datasets(case.seed), root, progress=False)
             on_done(case)
         if pool is None:
             return

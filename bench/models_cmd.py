@@ -10,9 +10,9 @@ import torch
 
 from bench.cases import check_threads
 from bench.cli_common import UserError, bounded_int, positive_int_list, writable_folder
-from bench.models import measure_model, model_grid, train_missing, train_or_reuse
+from bench.models import Datasets, measure_model, model_grid, train_missing, train_or_reuse
 from bench.suite import MAX_EPOCHS, MAX_FEATURES, MAX_REPEATS, MAX_SEED, MAX_THREADS
-from condcore.data import DATASETS, DatasetNotFound, load_dataset
+from condcore.data import DATASETS, DatasetNotFound
 from condcore.data.formats import DataFormatError
 from condcore.policies import POLICIES
 from condcore.train import PRECISIONS
@@ -63,14 +63,15 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"hidden width {width} is not a multiple of block size {args.block_size}")
     writable_folder(args.out, "--out")
     torch.set_num_threads(args.threads)
+    datasets = Datasets(args.dataset, args.data_dir)
     try:
-        data = load_dataset(args.dataset, args.data_dir, seed=args.seed)
+        data = datasets(args.seed)
     except (DatasetNotFound, DataFormatError) as exc:
         raise UserError(str(exc)) from None
     cases = model_grid(args.dataset, args.policies, args.taus, tuple(args.hidden), args.block_size, args.epochs,
-                       args.seed, args.precision)
+                       [args.seed], args.precision)
     checkpoints = args.out / "checkpoints"
-    train_missing(cases, data, (args.dataset, args.data_dir, args.seed), checkpoints, args.jobs or args.threads,
+    train_missing(cases, datasets, checkpoints, args.jobs or args.threads,
                   on_done=lambda case: print(f"trained {case.name}", flush=True))
     rows = []
     for case in cases:

@@ -6,6 +6,7 @@ import argparse
 import base64
 import html
 import io
+import json
 import math
 import sys
 from pathlib import Path
@@ -126,19 +127,59 @@ def print_report(run: Run, console: Console | None = None) -> None:
                 table.add_row(*[missing.get(col, "-") if isinstance(v, float) and v != v
                                 else f"{v:.3g}" if isinstance(v, float) else str(v) for col, v in r.items()])
             console.print(table)
-    m = run.models
+    m = model_summary(run.models)
     if not m.empty:
-        batches = sorted(int(c.removeprefix("speedup_b")) for c in m.columns if c.startswith("speedup_b"))
-        table = Table(title="trained models: test error vs measured end-to-end inference speedup over the dense net")
-        for col in ["policy", "tau", "mode", "test error %", "density per layer"] + [f"x at B={b}" for b in batches]:
+        batches = _batches(m)
+        seeded = (m["seeds"] > 1).any()
+        title = "trained models: test error vs measured end-to-end inference speedup over the dense net"
+        if seeded:
+            title += " (test error: mean [95% interval] over the seeds, each its own split)"
+        table = Table(title=title)
+        for col in ["policy", "tau", "mode", "seeds", "test error %", "density per layer"] + [f"x at B={b}" for b in batches]:
             table.add_column(col, justify="right")
         for r in m.to_dict("records"):
             flags = r.get("load_flags")
             policy = f"[yellow]{r['policy']} ! {flags}[/yellow]" if isinstance(flags, str) and flags else r["policy"]
-            table.add_row(policy, f"{r['tau']:g}", r["inference_mode"], f"{100 * r['test_error']:.2f}", r["density"],
+            error = f"{100 * r['test_error']:.2f}"
+            if r["seeds"] > 1:
+                error += f" [{100 * r['test_error_low']:.2f}, {100 * r['test_error_high']:.2f}]"
+            table.add_row(policy, f"{r['tau']:g}", r["inference_mode"], str(r["seeds"]), error, r["density"],
                           *[_speed_cell(r[f"speedup_b{b}"], 1.0, r.get(f"ci_low_b{b}", float("nan")),
                                         r.get(f"ci_high_b{b}", float("nan"))) for b in batches])
         console.print(table)
+
+
+def _batches(models: pd.DataFrame) -> list[int]:
+    return sorted(int(c.removeprefix("speedup_b")) for c in models.columns if c.startswith("speedup_b"))
+
+
+def model_summary(models: pd.DataFrame) -> pd.DataFrame:
+    """One row per policy x tau over its seeds: mean test error with a 95% t-interval (none for one
+    seed), per-layer densities averaged, the median speedup per batch with the envelope of the seeds'
+    intervals (a conservative bound, not a new interval)."""
+    if models.empty:
+        return models
+    from scipy import stats
+
+    rows = []
+    for (policy, tau), g in models.groupby(["policy", "tau"], sort=False):
+        errors = g["test_error"].astype(float)
+        n = len(g)
+        row = {"policy": policy, "tau": tau, "inference_mode": g["inference_mode"].iloc[0], "seeds": n,
+               "test_error": errors.mean()}
+        if n > 1:
+            half = stats.t.ppf(0.975, n - 1) * errors.std(ddof=1) / math.sqrt(n)
+            row.update(test_error_low=row["test_error"] - half, test_error_high=row["test_error"] + half)
+        layers = [json.loads(d) for d in g["density"]]
+        row["density"] = ", ".join(f"{sum(col) / n:.3f}" for col in zip(*layers))
+        for b in _batches(g):
+            row[f"speedup_b{b}"] = g[f"speedup_b{b}"].median()
+            if f"ci_low_b{b}" in g:
+                row[f"ci_low_b{b}"], row[f"ci_high_b{b}"] = g[f"ci_low_b{b}"].min(), g[f"ci_high_b{b}"].max()
+        if "load_flags" in g:
+            row["load_flags"] = ",".join(sorted({f for v in g["load_flags"].dropna() for f in str(v).split(",") if f}))
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 # ---- plots -------------------------------------------------------------------------------------------
@@ -196,12 +237,15 @@ def plot_speedup_vs_batch(k: pd.DataFrame):
 def plot_pareto(m: pd.DataFrame):
     import matplotlib.pyplot as plt
 
-    batches = sorted(int(c.removeprefix("speedup_b")) for c in m.columns if c.startswith("speedup_b"))
+    m = model_summary(m)
+    batches = _batches(m)
     fig, axes = plt.subplots(1, len(batches), figsize=(5.5 * len(batches), 4.5), squeeze=False)
     for ax, b in zip(axes[0], batches):
         for policy, g in m.groupby("policy"):
-            ax.errorbar(g[f"speedup_b{b}"], 100 * g["test_error"], xerr=_error_bars(g, f"speedup_b{b}", f"ci_low_b{b}",
-                        f"ci_high_b{b}"), fmt="o", capsize=2, label=policy)
+            yerr = _error_bars(g, "test_error", "test_error_low", "test_error_high")
+            ax.errorbar(g[f"speedup_b{b}"], 100 * g["test_error"], fmt="o", capsize=2, label=policy,
+                        xerr=_error_bars(g, f"speedup_b{b}", f"ci_low_b{b}", f"ci_high_b{b}"),
+                        yerr=None if yerr is None else [100 * e.fillna(0) for e in yerr])
             for r in g.itertuples():
                 ax.annotate(f"{r.tau:g}", (getattr(r, f"speedup_b{b}"), 100 * r.test_error), fontsize=7)
         ax.axvline(1.0, color="grey", lw=0.8)
@@ -244,7 +288,8 @@ def write_report(run: Run, out: Path) -> Path:
             parts.append("<h2>Speed goals</h2>" + goals.to_html(index=False, float_format=lambda v: f"{v:.2f}"))
         parts.append("<h2>Kernel cases</h2>" + run.kernels.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
     if not run.models.empty:
-        parts.append("<h2>Trained models</h2>" + run.models.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
+        parts.append("<h2>Trained models</h2>" + model_summary(run.models).to_html(index=False, float_format=lambda v: f"{v:.4g}"))
+        parts.append("<h2>Trained models, each seed</h2>" + run.models.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>condbench " + html.escape(run.run_id) +
             "</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
             "td,th{border:1px solid #ccc;padding:2px 6px}"

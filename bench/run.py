@@ -15,17 +15,17 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from bench.cases import check_runnable, kernel_cases, model_cases, parse_shard, shard
+from bench.cases import check_runnable, kernel_cases, model_cases, model_seeds, parse_shard, shard
 from bench.cli_common import UserError, bounded_float
 from bench.contention import Load, describe, free_cores, measure_load, wait_quiet
 from bench.env import fingerprint
 from bench.measure import run_kernel_case
-from bench.models import measure_model, train_missing, train_or_reuse
+from bench.models import Datasets, measure_model, train_missing, train_or_reuse
 from bench.report import print_report, write_report
 from bench.results import append_row, drop_partial_tail, load_run, read_rows, write_tables
 from bench.run_folder import MEASURED_KEY, create_run_folder, owned, resumable, write_json_atomic
 from bench.suite import Suite, parse_suite, read_text
-from condcore.data import DatasetNotFound, load_dataset
+from condcore.data import DatasetNotFound
 from condcore.data.formats import DataFormatError
 from condcore.timing import copy_bandwidth
 
@@ -126,17 +126,21 @@ def _machine_load(args: argparse.Namespace, threads: int) -> Load:
     return load
 
 
-def _load_data(suite: Suite):
+def _load_data(suite: Suite) -> Datasets | None:
+    """The suite's dataset, each seed's split loaded on first use; the first one now, so a missing or
+    damaged dataset refuses the run before it starts."""
     if suite.models is None:
         return None
+    datasets = Datasets(suite.models.dataset, suite.models.data_dir)
     try:
-        return load_dataset(suite.models.dataset, suite.models.data_dir, seed=suite.seed)
+        datasets(model_seeds(suite)[0])
     except (DatasetNotFound, DataFormatError) as exc:
         raise UserError(str(exc)) from None
+    return datasets
 
 
 def _run_owned(args: argparse.Namespace, suite: Suite, folder: Path, env: dict | None, kernels: list,
-               models: list, data, start: dict) -> int:
+               models: list, data: Datasets | None, start: dict) -> int:
     torch.set_num_threads(suite.threads)
     console = Console(stderr=True)
     notes = [note for table in ("models", "kernels") if (note := drop_partial_tail(folder / f"{table}.jsonl"))]
@@ -169,16 +173,17 @@ def _run_owned(args: argparse.Namespace, suite: Suite, folder: Path, env: dict |
             if suite.models is not None and to_train:
                 jobs = suite.models.train_jobs or suite.threads
                 training = progress.add_task(f"training ({jobs} at a time)", total=len(to_train))
-                train_missing(to_train, data, (suite.models.dataset, suite.models.data_dir, suite.seed), checkpoints,
-                              jobs, on_done=lambda case: progress.advance(training))
+                train_missing(to_train, data, checkpoints, jobs, on_done=lambda case: progress.advance(training))
             task = progress.add_task("cases", total=len(models) + len(kernels))
             progress.advance(task, len(done_models & shard_names) + len(done_kernels & {k.case_id for k in kernels}))
             for case in models:
                 if case.name in done_models:
                     continue
                 progress.update(task, description=f"model {case.name}")
-                model, metrics = train_or_reuse(case, data, checkpoints, progress=False)  # trained above: loads
-                row = {"name": case.name, **measure_model(model, metrics, data, tuple(suite.models.batches), suite.repeats)}
+                split = data(case.seed)
+                model, metrics = train_or_reuse(case, split, checkpoints, progress=False)  # trained above: loads
+                row = {"name": case.name, "seed": case.seed,
+                       **measure_model(model, metrics, split, tuple(suite.models.batches), suite.repeats)}
                 append_row(folder / "models.jsonl", row)
                 progress.advance(task)
             for case in kernels:

@@ -138,6 +138,9 @@ class ModelSweep(Strict):
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # training GEMMs; auto: bf16 where the CPU has it
     train_jobs: int = Field(default=0, ge=0, le=MAX_THREADS)  # models trained side by side, one thread each; 0: `threads`
     batches: list[Batch] = Field(default=[1, 256], min_length=1)
+    # Each seed trains every model again on its own train/test split; test errors are then reported
+    # as a mean and interval over seeds. None: the suite's seed alone.
+    seeds: Optional[list[Annotated[int, Field(ge=0, le=MAX_SEED)]]] = Field(default=None, min_length=1, max_length=100)
     trained_masks_policy: Policy = "reinforce"  # whose masks `mask_source: trained` kernel cases time
 
     @field_validator("taus")
@@ -150,6 +153,8 @@ class ModelSweep(Strict):
         for width in self.hidden:
             if width % self.block_size:
                 raise ValueError(f"block_size {self.block_size} does not divide hidden width {width}")
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must differ from each other, got {self.seeds}")
         return self
 
 

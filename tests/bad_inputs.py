@@ -90,6 +90,10 @@ CORPUS = [
               "more than 100000"),
     bad_suite("density-list-empty", suite(density=[]), "kernels[0].density"),
     bad_suite("misspelled-key", suite(batches=[4]), "batches: Extra inputs are not permitted"),
+    bad_suite("seeds-empty", suite(top={"models": {"seeds": []}}), "models.seeds"),
+    bad_suite("seeds-negative", suite(top={"models": {"seeds": [0, -1]}}), "models.seeds[1]"),
+    bad_suite("seeds-repeated", suite(top={"models": {"seeds": [1, 1]}}), "seeds must differ"),
+    bad_suite("seeds-true", suite(top={"models": {"seeds": [True]}}), "models.seeds[0]"),
     # names never become paths
     bad_suite("name-dotdot", suite(top={"name": "../evil"}), "name: String should match pattern"),
     bad_suite("name-slash", suite(top={"name": "a/b"}), "name: String should match pattern"),

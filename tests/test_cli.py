@@ -42,3 +42,13 @@ def test_user_mistakes_are_one_line_exit_2(args, message, tmp_path):
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_models_trains_a_grid_and_times_it(tmp_path):
+    out = tmp_path / "grid"
+    proc = bench("models", "--policies", "dense,reinforce", "--taus", "0.5", "--hidden", "64,64", "--block-size",
+                 "16", "--epochs", "1", "--batches", "4", "--rounds", "3", "--threads", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    table = (out / "models.md").read_text()
+    assert "| dense |" in table and "| reinforce |" in table
+    assert len((out / "models.csv").read_text().splitlines()) == 3

@@ -240,3 +240,23 @@ def test_a_case_too_big_for_memory_is_a_failed_row_not_a_dead_run(tmp_path):
     assert psutil.Process().memory_info().rss - before < 2**30
     small = KernelCase("s", "cpu", "float32", "auto", "auto", 8, 64, 64, 16, 0.5, "out", "iid")
     assert run_kernel_case(small, checkpoints=tmp_path, seed=0, rounds=3, bandwidth=1e10)["status"] == "ok"
+
+
+def test_models_over_seeds_report_mean_and_interval(tmp_path):
+    """Each seed trains on its own split; the report gives the test error's mean and 95% interval."""
+    text = WITH_MODELS.replace("  batches: [1, 8]", "  batches: [8]\n  seeds: [0, 1, 2]").replace(
+        "policies: [dense, reinforce]", "policies: [reinforce]")
+    (tmp_path / "m.yaml").write_text(text)
+    proc = bench("run", "m.yaml", "--results", "res", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run = load_run(only_run(tmp_path / "res"))
+    assert sorted(run.models["seed"]) == [0, 1, 2]
+    from bench.report import model_summary
+
+    (summary,) = model_summary(run.models).to_dict("records")
+    assert summary["seeds"] == 3
+    assert summary["test_error_low"] <= summary["test_error"] <= summary["test_error_high"]
+    assert abs(summary["test_error"] - run.models["test_error"].mean()) < 1e-12
+    assert "mean [95% interval] over the seeds" in proc.stdout
+    # trained-mask kernel cases use the first seed's model only
+    assert len(run.kernels) == 1 and run.kernels["model"].iloc[0].endswith("-s0")
