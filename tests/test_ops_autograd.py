@@ -95,3 +95,24 @@ def test_mixed_precision_gradients_are_fp32_and_match(regime, rng):
     for got, want in ((x.grad, ref_x.grad), (w.grad, ref_w.grad), (b.grad, ref_b.grad)):
         scale = max(want.abs().max().item(), 1.0)
         torch.testing.assert_close(got.double() / scale, want.double() / scale, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("backend,regime", [("torch", "union"), ("torch", "grouped"),
+                                            pytest.param("triton", "grouped", marks=pytest.mark.triton)])
+def test_a_nonfinite_weight_in_a_skipped_output_block_gets_no_gradient_into_rows_that_skip_it(backend, regime, rng):
+    """The forward skips a row's inactive output blocks; the backward must too (0 * NaN is NaN)."""
+    p = make_problem(6, 32, 48, 16, generator=rng)
+    p.out_mask[:, 1] = False
+    p.out_mask[0, 1] = True  # row 0 uses output block 1, the others skip it
+    p.in_mask[:] = True
+    poisoned = p.weight.clone()
+    poisoned[16 + 3, 5] = float("nan")
+    zeroed = p.weight.clone()
+    zeroed[16:32] = 0  # what rows 1..5 see of block 1: nothing
+    grad_out = torch.randn(6, 48, generator=rng)
+    x = p.x.clone().requires_grad_()
+    block_sparse_linear(x, poisoned, p.bias, **p.kwargs(), backend=backend, regime=regime).backward(grad_out)
+    x_ref = p.x.clone().requires_grad_()
+    reference_linear(x_ref, zeroed, p.bias, p.in_mask, p.out_mask, 16).backward(grad_out)
+    torch.testing.assert_close(x.grad[1:], x_ref.grad[1:], rtol=1e-4, atol=1e-4)
+    assert torch.isnan(x.grad[0, 5])  # the row that uses the NaN weight sees it

@@ -40,9 +40,23 @@ class BlockSparseLinearFunction(torch.autograd.Function):
         g = zero_inactive_blocks(grad_y.to(acc), out_mask, k)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = zero_inactive_blocks(g @ weight.to(acc), in_mask, k).to(x.dtype)
+            grad_x = zero_inactive_blocks(_skip_inactive_outputs(g @ weight.to(acc), g, weight, out_mask, k),
+                                          in_mask, k).to(x.dtype)
         if ctx.needs_input_grad[1]:
             grad_w = (g.t() @ zero_inactive_blocks(x.to(acc), in_mask, k)).to(weight.dtype)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = g.sum(dim=0).to(weight.dtype)
         return grad_x, grad_w, grad_b, None, None, None, None
+
+
+def _skip_inactive_outputs(grad_x: torch.Tensor, g: torch.Tensor, weight: torch.Tensor, out_mask: torch.Tensor | None,
+                           k: int) -> torch.Tensor:
+    """grad_x = g @ weight, with the rows where it went non-finite recomputed from the row's active output
+    blocks only: g is 0 in an inactive block, and 0 * an inf or NaN weight there would give NaN where
+    the forward skipped that block (the spec, condcore.ops.reference)."""
+    if out_mask is None or bool(torch.isfinite(grad_x.sum())):
+        return grad_x
+    for row in (~torch.isfinite(grad_x)).any(dim=1).nonzero().flatten().tolist():
+        active = out_mask[row].repeat_interleave(k)
+        grad_x[row] = g[row, active] @ weight[active].to(g.dtype)
+    return grad_x
