@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from bench.cli_common import UserError
+from bench.contention import run_cpus
 from bench.models import ModelCase, model_grid
 from bench.suite import SWEPT_KEYS, KernelSweep, Shape, Suite
 
@@ -79,8 +80,9 @@ def model_seeds(suite: Suite) -> list[int]:
 def kernel_cases(suite: Suite) -> list[KernelCase]:
     cases: dict[str, KernelCase] = {}
     # Trained-mask cases time the masks of the first seed's models: one layer per policy x tau is enough.
+    first_seed = model_seeds(suite)[0]
     trained = [c for c in model_cases(suite) if c.policy == (suite.models.trained_masks_policy if suite.models else "")
-               and c.seed == model_seeds(suite)[0]]
+               and c.seed == first_seed]
     for sweep in suite.kernels:
         for p in _assignments(sweep):
             if p["mask_source"] == "trained":
@@ -100,17 +102,11 @@ def kernel_cases(suite: Suite) -> list[KernelCase]:
     return sorted(cases.values(), key=lambda c: c.case_id)
 
 
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def check_threads(threads: int, what: str) -> None:
-    if threads > usable_cpus():
+    cpus = len(run_cpus())
+    if threads > cpus:
         # More threads than cores: OpenMP threads then take turns on a core, and the timings measure that.
-        raise UserError(f"{what} {threads} is more than the {usable_cpus()} CPU(s) this process may use")
+        raise UserError(f"{what} {threads} is more than the {cpus} CPU(s) this process may use")
 
 
 def check_runnable(cases: list[KernelCase], source: str, threads: int = 1) -> None:

@@ -59,6 +59,16 @@ def _bounded(convert, what: str, low, high):
     return parse
 
 
+def read_text(path: Path, what: str) -> str:
+    """A UTF-8 text file's contents, or one line saying why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not a UTF-8 text {what} (byte {exc.start} is 0x{exc.object[exc.start]:02x})") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+
+
 def writable_folder(path: Path, flag: str) -> Path:
     """path as a folder this process can write into (created if missing), or one line saying why not."""
     if path.exists() and not path.is_dir():

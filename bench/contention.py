@@ -89,6 +89,12 @@ class Load:
     def to_dict(self) -> dict:
         return {"others_cores": round(self.others_cores, 3), "steal_cores": round(self.steal_cores, 3)}
 
+    def row_fields(self, threads: int, dense_spread: float | None = None) -> dict:
+        """What a result row records of the load over its timing; `contended` when others took CPU time
+        (a noisy spread alone is not contention)."""
+        flags = self.flags(threads, dense_spread)
+        return {**self.to_dict(), "load_flags": ",".join(flags), "contended": any(f != "noisy" for f in flags)}
+
 
 def load_since(start: Snapshot) -> Load:
     """The load from start until now, the window topped up to MIN_WINDOW_S by sleeping if shorter."""
@@ -128,6 +134,6 @@ def describe(load: Load, threads: int) -> str:
     text = f"other processes are using {load.others_cores:.2f} of this run's {cpus} CPU(s)"
     if load.steal_cores >= STEAL_CORES:
         text += f", the hypervisor steals {load.steal_cores:.2f}"
-    if threads > cpus - load.others_cores + 0.5:
+    if "oversubscribed" in load.flags(threads):
         text += f"; {threads} threads will take turns on {cpus - load.others_cores:.1f} free core(s)"
     return text

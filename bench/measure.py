@@ -114,9 +114,8 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
     needed_bytes = (n_out * k_in * weight_share + batch * (k_in + n_out)) * element
     dense_rate = 2.0 * batch * k_in * n_out / dense_s  # this machine's GEMM rate at this very shape
     roofline_s = max(useful_flops / dense_rate, needed_bytes / bandwidth)
-    flags = load.flags(torch.get_num_threads(), iqr(samples["dense"]) / dense_s if case.device == "cpu" else None)
     row.update(
-        **load.to_dict(), load_flags=",".join(flags), contended=any(f != "noisy" for f in flags),
+        **load.row_fields(torch.get_num_threads(), iqr(samples["dense"]) / dense_s if case.device == "cpu" else None),
         rounds=len(samples["sparse"]),
         dense_median_s=dense_s, dense_iqr_s=iqr(samples["dense"]),
         sparse_median_s=sparse_s, sparse_iqr_s=iqr(samples["sparse"]),

@@ -168,7 +168,5 @@ def measure_model(model: CondNet, metrics: dict, data: Dataset, batches: tuple[i
         row[f"sparse_ms_b{batch}"] = speed.sparse_s * 1e3
         row[f"speedup_b{batch}"] = speed.speedup
         row[f"ci_low_b{batch}"], row[f"ci_high_b{batch}"] = speed.interval
-    load = load_since(before)
-    flags = load.flags(torch.get_num_threads())
-    row.update(**load.to_dict(), load_flags=",".join(flags), contended=bool(flags))
+    row.update(load_since(before).row_fields(torch.get_num_threads()))
     return row

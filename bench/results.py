@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.cli_common import UserError, writable_folder
+from bench.cli_common import UserError, read_text, writable_folder
 from bench.run_folder import read_env
-from bench.suite import read_text
 
 TABLE_KEYS = {"kernels": "case_id", "models": "name"}  # each table's row key
 TABLES = tuple(TABLE_KEYS)

@@ -24,7 +24,7 @@ from bench.models import Datasets, measure_model, train_missing, train_or_reuse
 from bench.report import print_report, write_report
 from bench.results import append_row, drop_partial_tail, load_run, read_rows, write_tables
 from bench.run_folder import MEASURED_KEY, create_run_folder, owned, resumable, write_json_atomic
-from bench.suite import Suite, parse_suite, read_text
+from bench.suite import Suite, parse_suite, suite_text
 from condcore.data import DatasetNotFound
 from condcore.data.formats import DataFormatError
 from condcore.timing import copy_bandwidth
@@ -57,11 +57,7 @@ def _open_run(args: argparse.Namespace) -> tuple[Suite, str, Path | None, dict |
         return suite, text, args.resume, env, shard
     if args.suite is None:
         raise UserError("name a suite file (e.g. suites/cpu.yaml) or --resume RUN_DIR")
-    if args.suite.is_dir():
-        raise UserError(f"{args.suite}: is a folder, not a suite file")
-    if not args.suite.exists():
-        raise UserError(f"{args.suite}: no such suite file")
-    text = read_text(args.suite, "suite file")
+    text = suite_text(args.suite)
     return parse_suite(text, str(args.suite)), text, None, None, parse_shard(args.shard)
 
 
@@ -105,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if folder is None:
         folder = create_run_folder(args.results, suite.name, text, (index, count))
     with owned(folder):
-        return _run_owned(args, suite, folder, env, kernels, models, data, start)
+        return _run_owned(args, suite, folder, env, (index, count), kernels, models, data, start)
 
 
 def _machine_load(args: argparse.Namespace, threads: int) -> Load:
@@ -139,8 +135,8 @@ def _load_data(suite: Suite) -> Datasets | None:
     return datasets
 
 
-def _run_owned(args: argparse.Namespace, suite: Suite, folder: Path, env: dict | None, kernels: list,
-               models: list, data: Datasets | None, start: dict) -> int:
+def _run_owned(args: argparse.Namespace, suite: Suite, folder: Path, env: dict | None, shard_of: tuple[int, int],
+               kernels: list, models: list, data: Datasets | None, start: dict) -> int:
     torch.set_num_threads(suite.threads)
     console = Console(stderr=True)
     notes = [note for table in ("models", "kernels") if (note := drop_partial_tail(folder / f"{table}.jsonl"))]
@@ -150,7 +146,6 @@ def _run_owned(args: argparse.Namespace, suite: Suite, folder: Path, env: dict |
     for note in notes:
         console.print(f"[yellow]note[/yellow]: {note}")
     if env is None or MEASURED_KEY not in env:
-        shard_of = tuple(env["shard"]) if env else _shard_of(folder)
         if env is None and args.resume is not None:
             console.print(f"[yellow]note[/yellow]: {folder} has no environment (killed before it was written); "
                           "measuring it now")

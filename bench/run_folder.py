@@ -22,8 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-from bench.cli_common import UserError, writable_folder
-from bench.suite import read_text
+from bench.cli_common import UserError, read_text, writable_folder
 
 LOCK_FILE = ".lock"
 ENV_FILE = "env.json"

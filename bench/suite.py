@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from bench.cli_common import UserError
+from bench.cli_common import UserError, read_text
 
 Device = Literal["cpu", "cuda"]
 DType = Literal["float32", "float16", "bfloat16"]
@@ -228,19 +228,14 @@ def parse_suite(text: str, source: str = "<suite>") -> Suite:
         raise UserError(f"{source}: {_where(first)}: {message}{more}") from None
 
 
-def load_suite(path: Path) -> Suite:
+def suite_text(path: Path) -> str:
+    """The text of a suite file, or one line saying why it cannot be read."""
     if not path.exists():
         raise UserError(f"{path}: no such suite file")
     if path.is_dir():
         raise UserError(f"{path}: is a folder, not a suite file")
-    return parse_suite(read_text(path, "suite file"), str(path))
+    return read_text(path, "suite file")
 
 
-def read_text(path: Path, what: str) -> str:
-    """A UTF-8 text file's contents, or one line saying why it cannot be read."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not a UTF-8 text {what} (byte {exc.start} is 0x{exc.object[exc.start]:02x})") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+def load_suite(path: Path) -> Suite:
+    return parse_suite(suite_text(path), str(path))

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 
 from condcore.ops import cpu
-from condcore.ops.block_masks import zero_inactive_blocks
+from condcore.ops.block_masks import nonfinite_rows, zero_inactive_blocks
 from condcore.ops.reference import accumulation_dtype
 
 ForwardKernel = Callable[..., torch.Tensor]
@@ -54,9 +54,9 @@ def _skip_inactive_outputs(grad_x: torch.Tensor, g: torch.Tensor, weight: torch.
     """grad_x = g @ weight, with the rows where it went non-finite recomputed from the row's active output
     blocks only: g is 0 in an inactive block, and 0 * an inf or NaN weight there would give NaN where
     the forward skipped that block (the spec, condcore.ops.reference)."""
-    if out_mask is None or bool(torch.isfinite(grad_x.sum())):
+    if out_mask is None:
         return grad_x
-    for row in (~torch.isfinite(grad_x)).any(dim=1).nonzero().flatten().tolist():
+    for row in nonfinite_rows(grad_x).tolist():
         active = out_mask[row].repeat_interleave(k)
         grad_x[row] = g[row, active] @ weight[active].to(g.dtype)
     return grad_x

@@ -23,6 +23,14 @@ def zero_inactive_blocks(t: torch.Tensor, mask: torch.Tensor | None, block_size:
     return torch.where(mask.unsqueeze(-1), blocks, zero).reshape(batch, features)
 
 
+def nonfinite_rows(t: torch.Tensor) -> torch.Tensor:
+    """Indices of the rows of t holding inf or NaN; one sum over t first, so the common all-finite case
+    costs one pass (an overflowing sum is a false alarm that costs only the per-row check)."""
+    if bool(torch.isfinite(t.sum(dtype=accumulation_dtype(t.dtype)))):
+        return torch.empty(0, dtype=torch.int64, device=t.device)
+    return (~torch.isfinite(t)).any(dim=1).nonzero().flatten()
+
+
 def recompute_leaked_rows(y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                           in_mask: torch.Tensor | None, out_mask: torch.Tensor | None, block_size: int) -> torch.Tensor:
     """y with the rows a kernel got wrong by multiplying a dropped input block by zero recomputed by the spec.
@@ -30,13 +38,12 @@ def recompute_leaked_rows(y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor
     Kernels that run one GEMM over the whole of K for many rows zero the dropped blocks of x instead of
     skipping their weight tiles, so an inf or NaN weight in a tile that an example drops gives 0 * inf =
     NaN in that example's outputs, where the spec (reference_linear) skips the tile. Such a value can
-    only show up as a non-finite output, so one sum over y finds it (a false alarm from an overflowing
-    sum costs only the per-row check); the rows with non-finite outputs are then recomputed by the
-    spec. Nothing is recomputed when every output is finite, which is when zeroing equals skipping.
+    only show up as a non-finite output (nonfinite_rows finds them); those rows are then recomputed by
+    the spec. Nothing is recomputed when every output is finite, which is when zeroing equals skipping.
     """
-    if in_mask is None or bool(torch.isfinite(y.sum(dtype=accumulation_dtype(y.dtype)))):
+    if in_mask is None:
         return y
-    bad = (~torch.isfinite(y)).any(dim=1).nonzero().squeeze(1)
+    bad = nonfinite_rows(y)
     if len(bad):
         y[bad] = reference_linear(x[bad], weight, bias, in_mask[bad], None if out_mask is None else out_mask[bad],
                                   block_size)

@@ -40,18 +40,16 @@ def reference_linear(
     # .to(x.dtype) first: an fp32 weight with fp16/bf16 x is rounded to x's dtype (mixed precision).
     w = weight.to(x.dtype).to(acc)
     zero = torch.zeros((), dtype=acc, device=x.device)
-    if in_mask is None:
-        y = xa @ w.t()
-    else:
+    if in_mask is not None:
         # torch.where, not a product: a NaN of x in a dropped block must not leak through 0 * NaN.
         xa = torch.where(expand_block_mask(in_mask, block_size), xa, zero)
-        if bool(torch.isfinite(w).all()):
-            y = xa @ w.t()  # the dropped blocks add exact zeros: one GEMM is the same sum
-        else:
-            y = torch.zeros(x.shape[0], weight.shape[0], dtype=acc, device=x.device)
-            for i in range(in_mask.shape[1]):
-                cols = slice(i * block_size, (i + 1) * block_size)
-                y += torch.where(in_mask[:, i : i + 1], xa[:, cols] @ w[:, cols].t(), zero)
+    if in_mask is None or bool(torch.isfinite(w).all()):
+        y = xa @ w.t()  # with finite weights the dropped blocks add exact zeros: one GEMM is the same sum
+    else:
+        y = torch.zeros(x.shape[0], weight.shape[0], dtype=acc, device=x.device)
+        for i in range(in_mask.shape[1]):
+            cols = slice(i * block_size, (i + 1) * block_size)
+            y += torch.where(in_mask[:, i : i + 1], xa[:, cols] @ w[:, cols].t(), zero)
     if bias is not None:
         y = y + bias.to(x.dtype).to(acc)
     if out_mask is not None:
