@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import compare, data_cmd, merge_cmd, models_cmd, report, run, train_cmd
+from bench import compare, continuous, data_cmd, merge_cmd, models_cmd, power_cmd, report, run, train_cmd
 from bench.cli_common import Parser, UserError, fail
 
 
@@ -14,6 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_parser(sub)
     report.add_parser(sub)
     compare.add_parser(sub)
+    continuous.add_parser(sub)
+    power_cmd.add_parser(sub)
     merge_cmd.add_parser(sub)
     train_cmd.add_parser(sub)
     data_cmd.add_parser(sub)

@@ -12,6 +12,8 @@ where 4.7 ms was right), each row still saying "ok".
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
@@ -137,3 +139,12 @@ def describe(load: Load, threads: int) -> str:
     if "oversubscribed" in load.flags(threads):
         text += f"; {threads} threads will take turns on {cpus - load.others_cores:.1f} free core(s)"
     return text
+
+
+_BUSY_LOOP = "import sys, time\nend = time.monotonic() + float(sys.argv[1])\nwhile time.monotonic() < end: pass"
+
+
+def busy_process(seconds: float = 3600.0) -> subprocess.Popen:
+    """Another process keeping one core busy for `seconds`, as a neighbour on a shared machine would
+    (to test the guard, and to measure the regression check under load); kill it when done."""
+    return subprocess.Popen([sys.executable, "-c", _BUSY_LOOP, str(seconds)])

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.contention import BUSY_CORES, Load, measure_load, run_cpus
-
-BUSY_LOOP = "import time\nend = time.monotonic() + float(__import__('sys').argv[1])\nwhile time.monotonic() < end: pass"
+from bench.contention import BUSY_CORES, Load, busy_process, measure_load, run_cpus
 
 SUITE = """
 name: busy
@@ -26,11 +24,6 @@ kernels:
     block_size: [64]
     density: [0.5]
 """
-
-
-def busy_process(seconds: float = 600.0) -> subprocess.Popen:
-    """Another process keeping one core busy, as a neighbour on a shared machine would."""
-    return subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(seconds)])
 
 
 def test_flags_follow_the_measured_load():

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -215,3 +220,22 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return fields[0] != "Z"
+
+
+def test_a_second_checkout_of_the_same_source_loads_the_build_without_rebuilding(tmp_path):
+    """A git revision exported beside the working tree (bench continuous) shares its build: loading it
+    from another path neither rebuilds nor touches the built module."""
+    assert cpu_native._load() is not None, cpu_native.status()
+    built = cpu_native.build_directory() / f"{cpu_native._name()}.so"
+    before = built.stat().st_mtime_ns
+    copy = tmp_path / "checkout"
+    shutil.copytree(Path(cpu_native.__file__).parents[1], copy / "condcore",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    script = "from condcore.ops import cpu_native; print(cpu_native.__file__); print(cpu_native.status())"
+    done = subprocess.run([sys.executable, "-c", script], cwd=copy, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(copy)}, check=False)
+    assert done.returncode == 0, done.stderr
+    where, status = done.stdout.split("\n")[:2]
+    assert where.startswith(str(copy)) and status == cpu_native.status()
+    assert "building" not in done.stderr
+    assert built.stat().st_mtime_ns == before

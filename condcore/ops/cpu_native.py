@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.util
 import os
 import signal
 import subprocess
@@ -106,8 +107,6 @@ def _built(folder: Path) -> bool:
 
 
 def _load_or_build() -> ModuleType:
-    from torch.utils.cpp_extension import load
-
     folder = build_directory()
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder.with_name(folder.name + ".flock"), "a") as guard:
@@ -125,9 +124,17 @@ def _load_or_build() -> ModuleType:
         (folder / "lock").unlink(missing_ok=True)
         if not _built(folder):
             _build(folder)
-        # Copies: torch appends its own flags to the lists it is given.
-        return load(_name(), sources=[str(SOURCE)], extra_cflags=list(CFLAGS), extra_ldflags=list(LDFLAGS),
-                    build_directory=str(folder), verbose=False)
+        return _import_built(folder)
+
+
+def _import_built(folder: Path) -> ModuleType:
+    """The built module, imported from its .so. Not through torch's `load`, which runs ninja again, and
+    ninja rebuilds whenever the source's path differs from the last build's: two checkouts of the same
+    source (a benchmark of a git revision beside the working tree) would rebuild on every load."""
+    spec = importlib.util.spec_from_file_location(_name(), folder / f"{_name()}.so")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _load() -> ModuleType | None:
