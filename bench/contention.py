@@ -141,10 +141,20 @@ def describe(load: Load, threads: int) -> str:
     return text
 
 
-_BUSY_LOOP = "import sys, time\nend = time.monotonic() + float(sys.argv[1])\nwhile time.monotonic() < end: pass"
+# The neighbour dies with whoever started it (PR_SET_PDEATHSIG), even on a kill that runs no cleanup.
+_BUSY_LOOP = """
+import ctypes, os, signal, sys, time
+try:
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+except (AttributeError, OSError):
+    pass
+parent, end = int(sys.argv[2]), time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end and os.getppid() == parent:
+    pass
+"""
 
 
 def busy_process(seconds: float = 3600.0) -> subprocess.Popen:
     """Another process keeping one core busy for `seconds`, as a neighbour on a shared machine would
-    (to test the guard, and to measure the regression check under load); kill it when done."""
-    return subprocess.Popen([sys.executable, "-c", _BUSY_LOOP, str(seconds)])
+    (to test the guard, and to measure the regression check under load); it dies with this process."""
+    return subprocess.Popen([sys.executable, "-c", _BUSY_LOOP, str(seconds), str(os.getpid())])

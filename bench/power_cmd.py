@@ -48,6 +48,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--threshold", type=bounded_float(0.01, 0.99), default=0.10,
                    help="the check's threshold (default 0.10); rates at 5-20%% are reported too")
     p.add_argument("--busy-core", action="store_true", help="keep one core busy with another process throughout")
+    p.add_argument("--free-cores-only", action="store_true",
+                   help="as continuous's: every process runs only on the cores other processes leave free")
     p.add_argument("--out", type=Path, help="the study's folder (default results/power/<suite>-<time>); "
                                             "an unfinished study there continues")
     p.set_defaults(run=run)
@@ -98,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(1.0)  # the neighbour is running before the thread count is chosen
         with owned(out):
             with tempfile.TemporaryDirectory() as tmp:
-                pinned = pinned_suite(text, suite, Path(tmp), console).read_text()
+                pinned = pinned_suite(text, suite, Path(tmp), console, args.free_cores_only).read_text()
             return _study(args, out, pinned, console)
     finally:
         if hog is not None:

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from bench.contention import BUSY_CORES, Load, busy_process, measure_load, run_cpus
@@ -105,3 +106,16 @@ def test_wait_quiet_waits_for_the_neighbour_to_leave(tmp_path):
     (folder,) = (tmp_path / "res" / "runs").iterdir()
     env = json.loads((folder / "env.json").read_text())
     assert env["load_at_start"]["others_cores"] < BUSY_CORES or waited >= 60
+
+
+def test_the_busy_neighbour_dies_with_the_process_that_started_it():
+    """A killed `bench power --busy-core` must not leave a core spinning for an hour."""
+    parent = subprocess.Popen([sys.executable, "-c", "from bench.contention import busy_process; import time\n"
+                               "print(busy_process().pid, flush=True); time.sleep(600)"], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
+        time.sleep(0.1)
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE

@@ -179,8 +179,10 @@ time.sleep(300)
 """
 
 INTERRUPTED_BUILDER = """
-import sys
+import signal, sys
 from condcore.ops import cpu_native
+# A shell's background job ignores SIGINT, and so would this child: Ctrl-C is what is tested.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 cpu_native._BUILD_SCRIPT = sys.argv[2].replace("PID_FILE", repr(sys.argv[1]))
 try:
     cpu_native._build(cpu_native.build_directory())
