@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import psutil
 import pytest
+from bench_cli import bench
 
 from bench.contention import BUSY_CORES, Load, busy_process, measure_load, run_cpus
 
@@ -47,11 +46,6 @@ def test_a_real_busy_process_is_measured():
     assert load.others_cores >= 0.7, load
     if len(run_cpus()) <= 2:
         assert "oversubscribed" in load.flags(threads=len(run_cpus()))
-
-
-def bench(*args, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench", *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=600, env={**os.environ, "COLUMNS": "200"})
 
 
 @pytest.mark.skipif(len(run_cpus()) < 2, reason="needs two CPUs for a two-thread run")
@@ -110,8 +104,8 @@ def test_wait_quiet_waits_for_the_neighbour_to_leave(tmp_path):
 
 def test_the_busy_neighbour_dies_with_the_process_that_started_it():
     """A killed `bench power --busy-core` must not leave a core spinning for an hour."""
-    parent = subprocess.Popen([sys.executable, "-c", "from bench.contention import busy_process; import time\n"
-                               "print(busy_process().pid, flush=True); time.sleep(600)"], stdout=subprocess.PIPE, text=True)
+    script = "from bench.contention import busy_process; import time\nprint(busy_process().pid, flush=True); time.sleep(600)"
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     child = int(parent.stdout.readline())
     parent.kill()
     parent.wait()

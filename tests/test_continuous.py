@@ -6,11 +6,11 @@ import json
 import math
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from bench_cli import bench
 
 from bench.cli_common import UserError
 from bench.continuous import ALPHA, judge, process_order, verdict
@@ -127,11 +127,6 @@ def test_a_revision_is_exported_as_it_was_committed(tmp_path):
         resolve_commit("--all", repo)
     with pytest.raises(UserError, match="not a git repository"):
         resolve_commit("HEAD", tmp_path)
-
-
-def bench(*args, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench", *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=900, env={**os.environ, "COLUMNS": "200"}, check=False)
 
 
 @pytest.mark.slow

@@ -4,11 +4,10 @@ reports and the regression check."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from bench_cli import bench
 
 from bench.results import load_run, read_rows
 
@@ -45,14 +44,6 @@ kernels:
     density: [0.5]
     mask_source: [trained]
 """
-
-
-def bench(*args, cwd: Path, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    import os
-
-    env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "bench", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=900, env=env)
 
 
 def only_run(results: Path) -> Path:

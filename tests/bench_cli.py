@@ -1,0 +1,15 @@
+"""The CLI run as a user runs it: `python -m bench ...` in a process of its own, in a terminal wide
+enough that rich never cuts a table the test reads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def bench(*args, cwd: Path | None = None, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "bench", *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          timeout=900, env=env, check=False)
