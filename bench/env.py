@@ -12,6 +12,7 @@ import psutil
 import torch
 
 from condcore.ops import cpu_native
+from condcore.train import native_bf16
 
 
 def _cpu_model() -> str:
@@ -42,6 +43,10 @@ def fingerprint(threads: int) -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu_model": _cpu_model(),
+        # The model name alone told two AMD EPYC machines apart by nothing, where one trained in bf16
+        # and ran AVX-512, the other fp32 and AVX2, 2-4x slower.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_native_bf16": native_bf16(torch.device("cpu")),
         "cpu_physical_cores": psutil.cpu_count(logical=False),
         "cpu_logical_cores": psutil.cpu_count(logical=True),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),

@@ -17,7 +17,7 @@ from condcore.data import Dataset, load_dataset
 from condcore.mask_export import export_masks
 from condcore.models import CondNet, CondNetConfig
 from condcore.speed import inference_speedup
-from condcore.train import TrainConfig, load_checkpoint, save_checkpoint, train
+from condcore.train import TRAINING_VERSION, TrainConfig, load_checkpoint, save_checkpoint, train
 
 # The inference mode each learner is evaluated and timed in: the one it was trained to serve.
 INFERENCE_MODE = {"dense": "threshold", "random": "sample", "reinforce": "threshold",
@@ -43,10 +43,14 @@ class ModelCase:
 
 
 def model_grid(dataset: str, policies: list[str], taus: list[float], hidden: tuple[int, ...], block_size: int,
-               epochs: int, seeds: list[int], precision: str) -> list[ModelCase]:
-    """Every policy x tau (the dense net once, at tau 1), once per seed."""
+               epochs: int, seeds: list[int], precision: str,
+               seeded_policies: list[str] | None = None) -> list[ModelCase]:
+    """Every policy x tau (the dense net once, at tau 1), once per seed; the policies outside
+    `seeded_policies` (None: none outside) with the first seed only. The first seed's grid comes first."""
+    seeded = set(policies if seeded_policies is None else seeded_policies)
     return [ModelCase(dataset, policy, 1.0 if policy == "dense" else tau, hidden, block_size, epochs, seed, precision)
-            for seed in seeds for policy in policies for tau in ([1.0] if policy == "dense" else taus)]
+            for i, seed in enumerate(seeds) for policy in policies if i == 0 or policy in seeded
+            for tau in ([1.0] if policy == "dense" else taus)]
 
 
 def train_or_reuse(case: ModelCase, data: Dataset, root: Path, *, progress: bool = True) -> tuple[CondNet, dict]:
@@ -71,8 +75,14 @@ def train_or_reuse(case: ModelCase, data: Dataset, root: Path, *, progress: bool
 
 
 def is_trained(case: ModelCase, root: Path) -> bool:
+    """A finished checkpoint of this training version (an older one is trained again, not reused)."""
     folder = root / case.name
-    return all((folder / name).exists() for name in ("model.pt", "masks.npz", "metrics.json"))
+    if not all((folder / name).exists() for name in ("model.pt", "masks.npz", "metrics.json")):
+        return False
+    try:
+        return json.loads((folder / "metrics.json").read_text()).get("training_version") == TRAINING_VERSION
+    except (OSError, ValueError):
+        return False
 
 
 class Datasets:
@@ -152,14 +162,20 @@ def test_batches(x: torch.Tensor, batch: int, most: int = 16) -> list[torch.Tens
     return [x[i : i + batch] for i in range(0, len(x) - batch + 1, batch)][:most]
 
 
-def measure_model(model: CondNet, metrics: dict, data: Dataset, batches: tuple[int, ...], rounds: int) -> dict:
-    """One row: accuracy numbers from the checkpoint, plus end-to-end speedups at each batch size."""
-    row = {
+def accuracy_row(model: CondNet, metrics: dict) -> dict:
+    """A model's row without timings: what its checkpoint says of its accuracy and density."""
+    return {
         "dataset": metrics["dataset"], "policy": metrics["policy"], "tau": metrics["tau"],
         "inference_mode": metrics["inference_mode"], "test_error": metrics["test_error"],
+        "test_examples": metrics.get("test_examples"),
         "density": json.dumps([round(d, 4) for d in metrics["density"]]), "train_seconds": metrics["train_seconds"],
         "hidden": "x".join(map(str, model.config.hidden)), "block_size": model.config.block_size,
     }
+
+
+def measure_model(model: CondNet, metrics: dict, data: Dataset, batches: tuple[int, ...], rounds: int) -> dict:
+    """One row: accuracy numbers from the checkpoint, plus end-to-end speedups at each batch size."""
+    row = accuracy_row(model, metrics)
     before = snapshot()
     for batch in batches:
         torch.manual_seed(0)

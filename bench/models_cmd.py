@@ -44,7 +44,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--taus", type=_floats, default=[0.5, 0.25, 0.1])
     p.add_argument("--hidden", type=positive_int_list, default=[2048, 2048])
     p.add_argument("--block-size", type=bounded_int(1, MAX_FEATURES), default=128)
-    p.add_argument("--epochs", type=bounded_int(1, MAX_EPOCHS), default=40)
+    p.add_argument("--epochs", type=bounded_int(1, MAX_EPOCHS), default=20)
     p.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0)
     p.add_argument("--batches", type=positive_int_list, default=[1, 256])
     p.add_argument("--rounds", type=bounded_int(1, MAX_REPEATS), default=30, help="timing rounds per batch size")

@@ -84,6 +84,8 @@ def print_report(run: Run, console: Console | None = None) -> None:
     console = console or Console(width=None if sys.stdout.isatty() else 220)
     env = run.env
     where = env.get("gpu", {}).get("name") if env.get("gpu") else env.get("cpu_model")
+    if not env.get("gpu") and where and env.get("cpu_capability"):
+        where += f" ({env['cpu_capability']}{', native bf16' if env.get('cpu_native_bf16') else ''})"
     console.print(f"[bold]{run.run_id}[/bold] on {where}, torch {env.get('torch')}, {env.get('torch_threads')} threads")
     warning = load_warning(run)
     if warning:
@@ -134,19 +136,36 @@ def print_report(run: Run, console: Console | None = None) -> None:
         title = "trained models: test error vs measured end-to-end inference speedup over the dense net"
         if seeded:
             title += " (test error: mean [95% interval] over the seeds, each its own split)"
-        table = Table(title=title)
-        for col in ["policy", "tau", "mode", "seeds", "test error %", "density per layer"] + [f"x at B={b}" for b in batches]:
+        table = Table(title=title, caption="test error's interval: the wider of the t-interval over the seeds and the "
+                                           "exact binomial one of all their test images; vs dense: the change against "
+                                           "the dense net trained on the same split(s), paired per seed (interval over "
+                                           "the seeds); speed: the first seed's model")
+        for col in (["policy", "tau", "mode", "seeds", "test error %", "vs dense, points", "density per layer"]
+                    + [f"x at B={b}" for b in batches]):
             table.add_column(col, justify="right")
         for r in m.to_dict("records"):
             flags = r.get("load_flags")
             policy = f"[yellow]{r['policy']} ! {flags}[/yellow]" if isinstance(flags, str) and flags else r["policy"]
             error = f"{100 * r['test_error']:.2f}"
-            if r["seeds"] > 1:
+            if r.get("test_error_low", math.nan) == r.get("test_error_low", math.nan):
                 error += f" [{100 * r['test_error_low']:.2f}, {100 * r['test_error_high']:.2f}]"
-            table.add_row(policy, f"{r['tau']:g}", r["inference_mode"], str(r["seeds"]), error, r["density"],
+            table.add_row(policy, f"{r['tau']:g}", r["inference_mode"], str(r["seeds"]), error, _error_change_cell(r),
+                          r["density"],
                           *[_speed_cell(r[f"speedup_b{b}"], 1.0, r.get(f"ci_low_b{b}", float("nan")),
                                         r.get(f"ci_high_b{b}", float("nan"))) for b in batches])
         console.print(table)
+
+
+def _error_change_cell(row: dict) -> str:
+    """The test error's change against the dense net, in points, with its interval where seeds give one."""
+    change = row.get("error_change", math.nan)
+    if change != change:
+        return "-"
+    cell = f"{100 * change:+.2f}"
+    low = row.get("error_change_low", math.nan)
+    if low == low:
+        cell += f" [{100 * low:+.2f}, {100 * row['error_change_high']:+.2f}]"
+    return cell
 
 
 def _batches(models: pd.DataFrame) -> list[int]:
@@ -155,21 +174,32 @@ def _batches(models: pd.DataFrame) -> list[int]:
 
 def model_summary(models: pd.DataFrame) -> pd.DataFrame:
     """One row per policy x tau over its seeds: mean test error with a 95% t-interval (none for one
-    seed), per-layer densities averaged, the median speedup per batch with the envelope of the seeds'
-    intervals (a conservative bound, not a new interval)."""
+    seed); its change against the dense net trained on the same seeds' splits (`error_change`, paired
+    per seed, with a t-interval from two shared seeds on); per-layer densities averaged, the median
+    speedup per batch with the envelope of the seeds' intervals (a conservative bound, not a new
+    interval)."""
     if models.empty:
         return models
-    from scipy import stats
-
+    dense_error = {}
+    if "seed" in models:
+        dense = models[models["policy"] == "dense"]
+        dense_error = dict(zip(dense["seed"], dense["test_error"].astype(float)))
     rows = []
     for (policy, tau), g in models.groupby(["policy", "tau"], sort=False):
         errors = g["test_error"].astype(float)
         n = len(g)
         row = {"policy": policy, "tau": tau, "inference_mode": g["inference_mode"].iloc[0], "seeds": n,
                "test_error": errors.mean()}
-        if n > 1:
-            half = stats.t.ppf(0.975, n - 1) * errors.std(ddof=1) / math.sqrt(n)
-            row.update(test_error_low=row["test_error"] - half, test_error_high=row["test_error"] + half)
+        interval = _error_interval(errors, g["test_examples"] if "test_examples" in g else None)
+        if interval is not None:
+            row["test_error_low"], row["test_error_high"] = interval
+        # Paired per seed: a seed's split moves dense and sparse errors alike, so the difference is
+        # what the policy costs, without the splits' spread.
+        changes = [e - dense_error[s] for s, e in zip(g.get("seed", []), errors) if s in dense_error]
+        if policy != "dense" and changes:
+            row.update(error_change=sum(changes) / len(changes), error_change_seeds=len(changes))
+            if len(changes) > 1:
+                row["error_change_low"], row["error_change_high"] = _t_interval(pd.Series(changes))
         layers = [json.loads(d) for d in g["density"]]
         row["density"] = ", ".join(f"{sum(col) / n:.3f}" for col in zip(*layers))
         for b in _batches(g):
@@ -180,6 +210,34 @@ def model_summary(models: pd.DataFrame) -> pd.DataFrame:
             row["load_flags"] = ",".join(sorted({f for v in g["load_flags"].dropna() for f in str(v).split(",") if f}))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _error_interval(errors: pd.Series, examples: pd.Series | None) -> tuple[float, float] | None:
+    """A 95% interval of the mean test error: the wider of the t-interval over the seeds (from two on)
+    and the exact (Clopper-Pearson) binomial interval of the errors pooled over every seed's test
+    images (where the rows say how many). Either alone misleads: three seeds can agree by chance (the
+    dense net erred on 7 of 269 images on each of three splits), and a binomial interval knows nothing
+    of the spread between training runs."""
+    from scipy import stats
+
+    bounds = [_t_interval(errors)] if len(errors) > 1 else []
+    if examples is not None and examples.notna().all():
+        total = int(examples.sum())
+        wrong = int(round(float((errors * examples).sum())))
+        low = stats.beta.ppf(0.025, wrong, total - wrong + 1) if wrong > 0 else 0.0
+        high = stats.beta.ppf(0.975, wrong + 1, total - wrong) if wrong < total else 1.0
+        bounds.append((float(low), float(high)))
+    if not bounds:
+        return None
+    return min(b[0] for b in bounds), max(b[1] for b in bounds)
+
+
+def _t_interval(values: pd.Series) -> tuple[float, float]:
+    """The 95% t-interval of the mean of at least two values."""
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return values.mean() - half, values.mean() + half
 
 
 # ---- plots -------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from bench.cli_common import UserError, bounded_float
 from bench.contention import Load, describe, free_cores, measure_load, wait_quiet
 from bench.env import fingerprint
 from bench.measure import run_kernel_case
-from bench.models import Datasets, measure_model, train_missing, train_or_reuse
+from bench.models import Datasets, accuracy_row, measure_model, train_missing, train_or_reuse
 from bench.report import print_report, write_report
 from bench.results import append_row, drop_partial_tail, load_run, read_rows, write_tables
 from bench.run_folder import MEASURED_KEY, create_run_folder, owned, resumable, write_json_atomic
@@ -171,14 +171,18 @@ def _run_owned(args: argparse.Namespace, suite: Suite, folder: Path, env: dict |
                 train_missing(to_train, data, checkpoints, jobs, on_done=lambda case: progress.advance(training))
             task = progress.add_task("cases", total=len(models) + len(kernels))
             progress.advance(task, len(done_models & shard_names) + len(done_kernels & {k.case_id for k in kernels}))
+            first_seed = model_seeds(suite)[0]
             for case in models:
                 if case.name in done_models:
                     continue
                 progress.update(task, description=f"model {case.name}")
                 split = data(case.seed)
                 model, metrics = train_or_reuse(case, split, checkpoints, progress=False)  # trained above: loads
-                row = {"name": case.name, "seed": case.seed,
-                       **measure_model(model, metrics, split, tuple(suite.models.batches), suite.repeats)}
+                if suite.models.time_every_seed or case.seed == first_seed:
+                    fields = measure_model(model, metrics, split, tuple(suite.models.batches), suite.repeats)
+                else:
+                    fields = accuracy_row(model, metrics)
+                row = {"name": case.name, "seed": case.seed, **fields}
                 append_row(folder / "models.jsonl", row)
                 progress.advance(task)
             for case in kernels:

@@ -141,6 +141,12 @@ class ModelSweep(Strict):
     # Each seed trains every model again on its own train/test split; test errors are then reported
     # as a mean and interval over seeds. None: the suite's seed alone.
     seeds: Optional[list[Annotated[int, Field(ge=0, le=MAX_SEED)]]] = Field(default=None, min_length=1, max_length=100)
+    # The policies trained with every seed of `seeds`; the others with its first seed only (a grid of
+    # several seeds costs its size again per seed). None: every policy.
+    seeded_policies: Optional[list[Policy]] = Field(default=None, min_length=1)
+    # Speed is timed on the first seed's models (it follows the kernels and the realized density, which
+    # every seed's row records); true: on every seed's.
+    time_every_seed: bool = False
     trained_masks_policy: Policy = "reinforce"  # whose masks `mask_source: trained` kernel cases time
 
     @field_validator("taus")
@@ -155,6 +161,11 @@ class ModelSweep(Strict):
                 raise ValueError(f"block_size {self.block_size} does not divide hidden width {width}")
         if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must differ from each other, got {self.seeds}")
+        if self.seeded_policies is not None:
+            if self.seeds is None:
+                raise ValueError("seeded_policies needs seeds")
+            if stray := [p for p in self.seeded_policies if p not in self.policies]:
+                raise ValueError(f"seeded_policies {stray} are not among policies {self.policies}")
         return self
 
 

@@ -1,19 +1,19 @@
 """Timing primitives shared by the kernel benchmark, the model benchmark and the suite runner.
 
-CPU: torch.utils.benchmark timers with a fixed thread count, the candidates interleaved round by round
-(drift and noise from a shared machine hit all of them alike); each sample runs enough calls for the
-slowest candidate to last about a millisecond. GPU: triton.testing.do_bench (warm-up outside the timed
-region, L2 flushed between repeats), its 20/50/80% quantiles kept.
+CPU: the candidates interleaved round by round (drift and noise from a shared machine hit all of them
+alike); each sample is one warm-up call, then enough calls for the slowest candidate to last about a
+millisecond, timed with the garbage collector off. GPU: triton.testing.do_bench (warm-up outside the
+timed region, L2 flushed between repeats), its 20/50/80% quantiles kept.
 """
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 from typing import Callable
 
 import torch
-from torch.utils.benchmark import Timer
 
 Timed = Callable[[], object]
 SAMPLE_SECONDS = 1e-3
@@ -30,13 +30,28 @@ def time_cpu_interleaved(fns: dict[str, Timed], rounds: int, warmup: int = 2) ->
     # The same number of calls per sample for every candidate, so each round compares like with like;
     # sized on the slowest, so a slow candidate cannot make a round take minutes.
     number = max(1, min(1000, int(SAMPLE_SECONDS / max(max(per_call.values()), 1e-9))))
-    threads = torch.get_num_threads()
-    timers = {name: Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads) for name, fn in fns.items()}
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
-        for name, timer in timers.items():
-            samples[name].append(timer.timeit(number).median)
+        for name, fn in fns.items():
+            samples[name].append(_sample(fn, number))
     return samples
+
+
+def _sample(fn: Timed, number: int) -> float:
+    """Seconds per call over `number` calls, after one call that brings this candidate's data back
+    into the caches (the previous candidate of the round evicted it). torch's Timer.timeit made two
+    such calls per sample: with calls of a millisecond or more, two thirds of every round."""
+    fn()
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        return (time.perf_counter() - start) / number
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def time_gpu(fns: dict[str, Timed], cuda_graph: bool = False) -> dict[str, list[float]]:

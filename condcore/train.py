@@ -25,6 +25,9 @@ from condcore.policies.regularizers import block_balance, example_balance, varia
 from condcore.policies.reinforce import Baseline, reinforce_loss
 
 OPTIMIZERS = ("sgd", "adam")
+# Raised whenever training changes what a configuration produces, so that a checkpoint of an older
+# version is trained again instead of reused under the same name. 2: policies start at their target density.
+TRAINING_VERSION = 2
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -198,11 +201,13 @@ def save_checkpoint(result: TrainResult, data: Dataset, cfg: TrainConfig, out_di
         "inference_mode": cfg.inference_mode,
         "test_accuracy": test.accuracy,
         "test_error": 1.0 - test.accuracy,
+        "test_examples": len(data.test),
         "test_loss": test.loss,
         "density": test.density,
         "train_seconds": result.seconds,
         "epochs": cfg.epochs,
         "precision": result.precision,
+        "training_version": TRAINING_VERSION,
         "model": result.model.config.to_dict(),
         "train": asdict(cfg),
     }

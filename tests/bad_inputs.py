@@ -94,6 +94,13 @@ CORPUS = [
     bad_suite("seeds-negative", suite(top={"models": {"seeds": [0, -1]}}), "models.seeds[1]"),
     bad_suite("seeds-repeated", suite(top={"models": {"seeds": [1, 1]}}), "seeds must differ"),
     bad_suite("seeds-true", suite(top={"models": {"seeds": [True]}}), "models.seeds[0]"),
+    bad_suite("seeded-policies-without-seeds", suite(top={"models": {"seeded_policies": ["dense"]}}),
+              "seeded_policies needs seeds"),
+    bad_suite("seeded-policy-not-trained", suite(top={"models": {"seeds": [0, 1], "policies": ["dense"],
+                                                                  "seeded_policies": ["reinforce"]}}),
+              "are not among policies"),
+    bad_suite("seeded-policies-empty", suite(top={"models": {"seeds": [0, 1], "seeded_policies": []}}),
+              "models.seeded_policies"),
     # names never become paths
     bad_suite("name-dotdot", suite(top={"name": "../evil"}), "name: String should match pattern"),
     bad_suite("name-slash", suite(top={"name": "a/b"}), "name: String should match pattern"),

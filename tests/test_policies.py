@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from condcore.models import CondNet, CondNetConfig
 from condcore.policies import make_gate
 from condcore.policies.reinforce import Baseline, reinforce_loss
 from condcore.policies.regularizers import block_balance, example_balance, variance_bonus
@@ -43,6 +44,21 @@ def test_reinforce_probabilities_are_clipped():
     gate = make_gate("reinforce", 0.25, p_min=0.01, p_max=0.99)
     out = gate(torch.tensor([[-100.0, 100.0]]), 1, 2, "threshold")
     assert out.prob.min() >= 0.01 and out.prob.max() <= 0.99
+
+
+@pytest.mark.parametrize("policy,tau", [("reinforce", 0.1), ("reinforce", 0.5), ("straight-through", 0.25)])
+def test_a_learned_policy_starts_at_its_target_density(policy, tau):
+    """The policy's bias starts where the gate keeps a block with probability tau (from 0.5, the tau = 0.1
+    policies first collapsed to no block at all)."""
+    model = CondNet(CondNetConfig(64, 10, hidden=[128, 128], block_size=16, policy=policy, tau=tau))
+    for gate, policy_layer in zip(model.gates, model.policies):
+        p = gate(policy_layer.bias.detach()[None], 1, policy_layer.out_features, "threshold").prob
+        assert torch.allclose(p, torch.full_like(p, tau), atol=1e-6)
+
+
+@pytest.mark.parametrize("policy", ["dense", "random", "topk"])
+def test_gates_without_a_density_logit_keep_the_default_bias(policy):
+    assert make_gate(policy, 0.25).logit_of(0.25) is None
 
 
 @pytest.mark.parametrize("policy", ["reinforce", "straight-through", "topk"])

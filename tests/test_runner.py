@@ -4,8 +4,10 @@ reports and the regression check."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from bench_cli import bench
 
@@ -73,6 +75,9 @@ def test_run_writes_every_case_with_metrics(tiny_run):
     assert (run.kernels["speedup"] > 0).all()
     assert set(run.kernels["regime_used"]) == {"union", "grouped"}
     assert run.env["cpu_logical_cores"] >= 1 and run.env["torch"] and "git_commit" in run.env
+    # what the CPU can do, which its model name does not say
+    assert run.env["cpu_capability"] in {"DEFAULT", "AVX2", "AVX512", "ZVECTOR", "VSX", "SVE256", "SVE"}
+    assert isinstance(run.env["cpu_native_bf16"], bool) and f"({run.env['cpu_capability']}" in proc.stdout
     assert (run_dir / "kernels.csv").exists() and (run_dir / "suite.yaml").exists()
     assert "sweep k" in proc.stdout  # the rich table
     assert (run_dir / "report" / "index.html").exists()  # and the report files
@@ -233,21 +238,72 @@ def test_a_case_too_big_for_memory_is_a_failed_row_not_a_dead_run(tmp_path):
     assert run_kernel_case(small, checkpoints=tmp_path, seed=0, rounds=3, bandwidth=1e10)["status"] == "ok"
 
 
+def test_time_every_seed_times_every_seed(tmp_path):
+    text = WITH_MODELS.replace("  batches: [1, 8]", "  batches: [8]\n  seeds: [3, 4]\n  time_every_seed: true").replace(
+        "policies: [dense, reinforce]", "policies: [reinforce]").split("kernels:")[0]
+    (tmp_path / "m.yaml").write_text(text)
+    proc = bench("run", "m.yaml", "--results", "res", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    models = load_run(only_run(tmp_path / "res")).models
+    assert sorted(models["seed"]) == [3, 4] and models["speedup_b8"].notna().all()
+
+
+def test_the_error_change_against_dense_is_paired_per_seed():
+    from bench.report import model_summary
+
+    def row(policy, tau, seed, error):
+        return {"policy": policy, "tau": tau, "seed": seed, "test_error": error, "inference_mode": "threshold",
+                "density": "[0.5]", "speedup_b1": 1.0}
+
+    models = pd.DataFrame([row("dense", 1.0, 0, 0.02), row("dense", 1.0, 1, 0.05), row("dense", 1.0, 2, 0.03),
+                           row("reinforce", 0.5, 0, 0.03), row("reinforce", 0.5, 1, 0.06), row("reinforce", 0.5, 2, 0.04),
+                           row("topk", 0.5, 1, 0.08)])
+    dense, reinforce, topk = model_summary(models).to_dict("records")
+    assert math.isnan(dense["error_change"])
+    # the splits' spread (2 to 5%) cancels: the same +1 point on every seed has an interval of width 0
+    assert reinforce["error_change"] == pytest.approx(0.01)
+    assert reinforce["error_change_low"] == pytest.approx(0.01) and reinforce["error_change_high"] == pytest.approx(0.01)
+    assert reinforce["test_error_high"] - reinforce["test_error_low"] > 0.05
+    # one seed shared with dense (seed 1): a change, no interval
+    assert topk["error_change"] == pytest.approx(0.03) and topk["error_change_seeds"] == 1
+    assert math.isnan(topk["error_change_low"])
+
+
+def test_seeds_that_agree_by_chance_keep_the_test_sets_uncertainty():
+    """Three splits with 7 of 269 wrong each: the t-interval has width 0, the pooled binomial one does not."""
+    from scipy import stats
+
+    from bench.report import model_summary
+
+    models = pd.DataFrame([{"policy": "dense", "tau": 1.0, "seed": s, "test_error": 7 / 269, "test_examples": 269,
+                            "inference_mode": "threshold", "density": "[1.0]", "speedup_b1": 1.0} for s in range(3)])
+    (dense,) = model_summary(models).to_dict("records")
+    assert dense["test_error_low"] == pytest.approx(stats.beta.ppf(0.025, 21, 807 - 21 + 1))
+    assert dense["test_error_high"] == pytest.approx(stats.beta.ppf(0.975, 22, 807 - 21))
+    assert 0.015 < dense["test_error_low"] < 7 / 269 < dense["test_error_high"] < 0.04
+
+
 def test_models_over_seeds_report_mean_and_interval(tmp_path):
-    """Each seed trains on its own split; the report gives the test error's mean and 95% interval."""
-    text = WITH_MODELS.replace("  batches: [1, 8]", "  batches: [8]\n  seeds: [0, 1, 2]").replace(
-        "policies: [dense, reinforce]", "policies: [reinforce]")
+    """Each seed trains on its own split; the report gives the test error's mean and 95% interval.
+    A policy outside seeded_policies trains with the first seed only."""
+    text = WITH_MODELS.replace("  batches: [1, 8]", "  batches: [8]\n  seeds: [0, 1, 2]\n  seeded_policies: [reinforce]")
     (tmp_path / "m.yaml").write_text(text)
     proc = bench("run", "m.yaml", "--results", "res", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     run = load_run(only_run(tmp_path / "res"))
-    assert sorted(run.models["seed"]) == [0, 1, 2]
+    assert sorted(run.models.loc[run.models["policy"] == "reinforce", "seed"]) == [0, 1, 2]
+    assert list(run.models.loc[run.models["policy"] == "dense", "seed"]) == [0]
+    # speed is timed on the first seed's models only
+    assert (run.models["speedup_b8"].isna() == (run.models["seed"] != 0)).all()
     from bench.report import model_summary
 
-    (summary,) = model_summary(run.models).to_dict("records")
+    dense, summary = model_summary(run.models).to_dict("records")
+    # one seed: the exact binomial interval of its test images
+    assert dense["seeds"] == 1 and dense["test_error_low"] < dense["test_error"] < dense["test_error_high"]
     assert summary["seeds"] == 3
     assert summary["test_error_low"] <= summary["test_error"] <= summary["test_error_high"]
-    assert abs(summary["test_error"] - run.models["test_error"].mean()) < 1e-12
-    assert "mean [95% interval] over the seeds" in proc.stdout
+    reinforce_errors = run.models.loc[run.models["policy"] == "reinforce", "test_error"]
+    assert abs(summary["test_error"] - reinforce_errors.mean()) < 1e-12
+    assert "mean [95% interval] over the seeds" in " ".join(proc.stdout.split())  # rich wraps long titles
     # trained-mask kernel cases use the first seed's model only
     assert len(run.kernels) == 1 and run.kernels["model"].iloc[0].endswith("-s0")

@@ -31,9 +31,10 @@ def test_shipped_suites_parse_and_expand(name):
 
 def test_cpu_suite_shape():
     suite = load_suite(ROOT / "suites" / "cpu.yaml")
-    assert len(model_cases(suite)) == 13  # dense once, four learners x three taus
+    # seed 0: dense once, four learners x three taus; seeds 1 and 2: dense and reinforce again
+    assert [len([m for m in model_cases(suite) if m.seed == seed]) for seed in (0, 1, 2)] == [13, 4, 4]
     trained = [c for c in kernel_cases(suite) if c.mask_source == "trained"]
-    assert {c.model for c in trained} == {m.name for m in model_cases(suite) if m.policy == "reinforce"}
+    assert {c.model for c in trained} == {m.name for m in model_cases(suite) if m.policy == "reinforce" and m.seed == 0}
     assert not any(c.batch == 4 and c.mask_source == "clustered" for c in kernel_cases(suite))  # excluded
 
 

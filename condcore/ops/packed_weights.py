@@ -25,8 +25,16 @@ def onednn_linear_available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
+def onednn_dtypes() -> tuple[torch.dtype, ...]:
+    """The dtypes oneDNN's inner product takes on this CPU: bf16 only where the CPU has it (AVX-512
+    BF16 or AMX); on an AVX2-only CPU oneDNN has no bf16 primitive at all and raises."""
+    if not ONEDNN_LINEAR:
+        return ()
+    return (torch.float32, torch.bfloat16) if torch.ops.mkldnn._is_mkldnn_bf16_supported() else (torch.float32,)
+
+
 ONEDNN_LINEAR = onednn_linear_available()
-ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
+ONEDNN_DTYPES = onednn_dtypes()
 
 
 def onednn_takes(dtype: torch.dtype) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -65,3 +66,11 @@ class Gate(nn.Module):
 
     def forward(self, logits: torch.Tensor | None, batch: int, n_blocks: int, mode: str) -> GateOutput:
         raise NotImplementedError
+
+    def logit_of(self, p: float) -> float | None:
+        """The logit at which this gate keeps a block with probability p (kept off the sigmoid's
+        flat ends), or None where no constant logit sets the density (no policy, or a fixed budget)."""
+        if not self.regularized:
+            return None
+        p = min(max(p, 1e-3), 1 - 1e-3)
+        return math.log(p / (1 - p))

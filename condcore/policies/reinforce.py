@@ -27,6 +27,9 @@ class ReinforceGate(Gate):
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return self.p_min + (self.p_max - self.p_min) * torch.sigmoid(logits)
 
+    def logit_of(self, p: float) -> float | None:
+        return super().logit_of((p - self.p_min) / (self.p_max - self.p_min))
+
     def forward(self, logits: torch.Tensor, batch: int, n_blocks: int, mode: str) -> GateOutput:
         p = self.probabilities(logits)
         mask = inference_mask(p, "sample" if mode == "train" else mode, self.tau)
