@@ -16,6 +16,7 @@ from bench.contention import load_since, snapshot
 from condcore.data import Dataset, load_dataset
 from condcore.mask_export import export_masks
 from condcore.models import CondNet, CondNetConfig
+from condcore.policies import POLICIES
 from condcore.speed import inference_speedup
 from condcore.train import TRAINING_VERSION, TrainConfig, load_checkpoint, save_checkpoint, train
 
@@ -126,7 +127,10 @@ def train_missing(cases: list[ModelCase], datasets: Datasets, root: Path, jobs: 
     A model's numbers then come from a one-thread run, which can differ from a two-thread run in the
     last bits. Each case trains on its own seed's split of `datasets`.
     """
-    todo = [case for case in cases if not is_trained(case, root)]
+    # Longest first, so that no long model trains alone at the end while the other cores sit idle:
+    # layers that train dense (dense, straight-through) cost the most, then the denser policies.
+    todo = sorted((case for case in cases if not is_trained(case, root)),
+                  key=lambda case: (POLICIES[case.policy].sparse_in_training, -case.tau))
     jobs = min(jobs, len(todo))
     # The models that do not fill a last round of `jobs` train first, here, on every thread: trained
     # last, each would run on one core while the other cores sat idle.
