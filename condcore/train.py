@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -154,6 +155,9 @@ def train(model: CondNet, data: Dataset, cfg: TrainConfig, *, progress: bool = T
     baseline = Baseline(cfg.baseline)
     order_gen = torch.Generator().manual_seed(cfg.seed)
     precision = cfg.resolved_precision(data.train.x.device)
+    if precision == "bf16" and not native_bf16(data.train.x.device):
+        warnings.warn("bf16 training on a CPU without native bf16 runs emulated, slower than fp32 "
+                      "(precision auto picks fp32 here)", RuntimeWarning, stacklevel=2)
     history: list[dict] = []
     start = time.perf_counter()
     bar = _progress(progress)

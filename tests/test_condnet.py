@@ -187,8 +187,6 @@ def test_auto_precision_resolves_to_what_the_machine_runs():
 
 
 def test_a_checkpoint_of_an_older_training_version_is_trained_again(tmp_path, digits):
-    import json
-
     from bench.models import ModelCase, is_trained, train_or_reuse
 
     case = ModelCase("digits", "reinforce", 0.5, (64, 64), 16, 1)
@@ -200,3 +198,12 @@ def test_a_checkpoint_of_an_older_training_version_is_trained_again(tmp_path, di
     assert not is_trained(case, tmp_path)
     _, retrained = train_or_reuse(case, digits, tmp_path, progress=False)
     assert retrained["training_version"] == metrics["training_version"] and is_trained(case, tmp_path)
+
+
+def test_bf16_training_without_native_bf16_warns_that_it_is_emulated(digits, monkeypatch):
+    import condcore.train as training
+
+    monkeypatch.setattr(training, "native_bf16", lambda device: False)
+    with pytest.warns(RuntimeWarning, match="emulated"):
+        train(small_net(digits, "reinforce"), digits, TrainConfig(epochs=1, precision="bf16"), progress=False)
+    assert TrainConfig(precision="auto").resolved_precision(torch.device("cpu")) == "fp32"
