@@ -173,8 +173,8 @@ def _batches(models: pd.DataFrame) -> list[int]:
 
 
 def model_summary(models: pd.DataFrame) -> pd.DataFrame:
-    """One row per policy x tau over its seeds: mean test error with a 95% t-interval (none for one
-    seed); its change against the dense net trained on the same seeds' splits (`error_change`, paired
+    """One row per policy x tau over its seeds: mean test error with its 95% interval (`_error_interval`);
+    its change against the dense net trained on the same seeds' splits (`error_change`, paired
     per seed, with a t-interval from two shared seeds on); per-layer densities averaged, the median
     speedup per batch with the envelope of the seeds' intervals (a conservative bound, not a new
     interval)."""
