@@ -35,21 +35,25 @@ class ModelCase:
     epochs: int
     seed: int = 0
     precision: str = "auto"
+    batch_size: int = TrainConfig.batch_size
+    lr: float = TrainConfig.lr
 
     @property
     def name(self) -> str:
         hidden = "x".join(map(str, self.hidden))
         return (f"{self.dataset}-{self.policy}-tau{self.tau:g}-h{hidden}-k{self.block_size}-e{self.epochs}"
-                f"-{self.precision}-s{self.seed}")
+                f"-b{self.batch_size}-lr{self.lr:g}-{self.precision}-s{self.seed}")
 
 
 def model_grid(dataset: str, policies: list[str], taus: list[float], hidden: tuple[int, ...], block_size: int,
                epochs: int, seeds: list[int], precision: str,
-               seeded_policies: list[str] | None = None) -> list[ModelCase]:
+               seeded_policies: list[str] | None = None, *, batch_size: int = TrainConfig.batch_size,
+               lr: float = TrainConfig.lr) -> list[ModelCase]:
     """Every policy x tau (the dense net once, at tau 1), once per seed; the policies outside
     `seeded_policies` (None: none outside) with the first seed only. The first seed's grid comes first."""
     seeded = set(policies if seeded_policies is None else seeded_policies)
-    return [ModelCase(dataset, policy, 1.0 if policy == "dense" else tau, hidden, block_size, epochs, seed, precision)
+    return [ModelCase(dataset, policy, 1.0 if policy == "dense" else tau, hidden, block_size, epochs, seed, precision,
+                      batch_size, lr)
             for i, seed in enumerate(seeds) for policy in policies if i == 0 or policy in seeded
             for tau in ([1.0] if policy == "dense" else taus)]
 
@@ -65,8 +69,8 @@ def train_or_reuse(case: ModelCase, data: Dataset, root: Path, *, progress: bool
                               policy=case.policy, tau=tau)
     # Validation every 5 epochs: a pass costs ~7% of a digits epoch, and a suite reads only the final test
     # numbers (the history stays in model.pt).
-    train_cfg = TrainConfig(epochs=case.epochs, seed=case.seed, inference_mode=INFERENCE_MODE[case.policy],
-                            precision=case.precision, valid_every=5)
+    train_cfg = TrainConfig(epochs=case.epochs, batch_size=case.batch_size, lr=case.lr, seed=case.seed,
+                            inference_mode=INFERENCE_MODE[case.policy], precision=case.precision, valid_every=5)
     torch.manual_seed(case.seed)
     result = train(CondNet(model_cfg), data, train_cfg, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)

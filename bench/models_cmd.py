@@ -9,13 +9,13 @@ import pandas as pd
 import torch
 
 from bench.cases import check_threads
-from bench.cli_common import UserError, bounded_int, positive_int_list, writable_folder
+from bench.cli_common import UserError, bounded_float, bounded_int, positive_int_list, writable_folder
 from bench.models import Datasets, measure_model, model_grid, train_missing, train_or_reuse
-from bench.suite import MAX_EPOCHS, MAX_FEATURES, MAX_REPEATS, MAX_SEED, MAX_THREADS
+from bench.suite import MAX_BATCH, MAX_EPOCHS, MAX_FEATURES, MAX_LR, MAX_REPEATS, MIN_LR, MAX_SEED, MAX_THREADS
 from condcore.data import DATASETS, DatasetNotFound
 from condcore.data.formats import DataFormatError
 from condcore.policies import POLICIES
-from condcore.train import PRECISIONS
+from condcore.train import PRECISIONS, TrainConfig
 
 
 def _floats(text: str) -> list[float]:
@@ -46,6 +46,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--block-size", type=bounded_int(1, MAX_FEATURES), default=128)
     p.add_argument("--epochs", type=bounded_int(1, MAX_EPOCHS), default=20)
     p.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0)
+    p.add_argument("--batch-size", type=bounded_int(1, MAX_BATCH), default=TrainConfig.batch_size,
+                   help="training minibatch")
+    p.add_argument("--lr", type=bounded_float(MIN_LR, MAX_LR), default=TrainConfig.lr, help="the network's learning rate")
     p.add_argument("--batches", type=positive_int_list, default=[1, 256])
     p.add_argument("--rounds", type=bounded_int(1, MAX_REPEATS), default=30, help="timing rounds per batch size")
     p.add_argument("--threads", type=bounded_int(1, MAX_THREADS), default=2)
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     except (DatasetNotFound, DataFormatError) as exc:
         raise UserError(str(exc)) from None
     cases = model_grid(args.dataset, args.policies, args.taus, tuple(args.hidden), args.block_size, args.epochs,
-                       [args.seed], args.precision)
+                       [args.seed], args.precision, batch_size=args.batch_size, lr=args.lr)
     checkpoints = args.out / "checkpoints"
     train_missing(cases, datasets, checkpoints, args.jobs or args.threads,
                   on_done=lambda case: print(f"trained {case.name}", flush=True))

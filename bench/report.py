@@ -72,6 +72,30 @@ def load_warning(run: Run) -> str:
             "(`--wait-quiet SECONDS`) or with `--free-cores-only`.")
 
 
+PHASE_NAMES = {"training": "training", "model_timing": "model timing", "kernels": "kernels",
+               "environment": "environment", "waiting_for_quiet": "waiting for quiet", "load_check": "load check"}
+
+
+def wall_time_line(run: Run) -> str:
+    """Where the run's wall time went (every invocation of it added up; the report is not in it), or ""."""
+    sessions = run.env.get("wall_seconds") or []
+    if not sessions:
+        return ""
+    totals: dict[str, float] = {}
+    for session in sessions:
+        for name, seconds in session.items():
+            totals[name] = totals.get(name, 0.0) + seconds
+    phases = ", ".join(f"{PHASE_NAMES.get(name, name)} {_duration(s)}" for name, s in
+                       sorted(totals.items(), key=lambda item: -item[1]) if name != "total" and s >= 0.5)
+    over = f" over {len(sessions)} invocations" if len(sessions) > 1 else ""
+    return f"measured in {_duration(totals.get('total', 0.0))}{over}" + (f": {phases}" if phases else "")
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+
+
 def _status_cell(row) -> str:
     flags = getattr(row, "load_flags", "")
     if isinstance(flags, str) and flags:
@@ -87,6 +111,8 @@ def print_report(run: Run, console: Console | None = None) -> None:
     if not env.get("gpu") and where and env.get("cpu_capability"):
         where += f" ({env['cpu_capability']}{', native bf16' if env.get('cpu_native_bf16') else ''})"
     console.print(f"[bold]{run.run_id}[/bold] on {where}, torch {env.get('torch')}, {env.get('torch_threads')} threads")
+    if wall := wall_time_line(run):
+        console.print(wall)
     warning = load_warning(run)
     if warning:
         console.print(Panel(warning, title="busy machine", style="bold red"))
@@ -334,6 +360,7 @@ def write_report(run: Run, out: Path) -> Path:
     warning = load_warning(run)
     parts = [f"<h1>condbench run {html.escape(run.run_id)}</h1>",
              *([f"<div class='busy'><b>Busy machine.</b> {html.escape(warning)}</div>"] if warning else []),
+             *([f"<p>{html.escape(wall[0].upper() + wall[1:])}.</p>"] if (wall := wall_time_line(run)) else []),
              "<h2>Machine</h2><pre>" + html.escape(pd.Series(run.env).to_string()) + "</pre>"]
     for name, png in images.items():
         parts.append(f"<h2>{name.replace('_', ' ')}</h2><img src='data:image/png;base64,{base64.b64encode(png).decode()}'>")

@@ -21,6 +21,7 @@ from bench.contention import Load, describe, free_cores, measure_load, wait_quie
 from bench.env import fingerprint
 from bench.measure import run_kernel_case
 from bench.models import Datasets, accuracy_row, measure_model, train_missing, train_or_reuse
+from bench.phase_clock import PhaseClock
 from bench.report import print_report, write_report
 from bench.results import append_row, drop_partial_tail, load_run, read_rows, write_tables
 from bench.run_folder import MEASURED_KEY, create_run_folder, owned, resumable, write_json_atomic
@@ -78,6 +79,7 @@ def _measure_env(suite: Suite, kernels: list, shard: tuple[int, int]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    clock = PhaseClock()
     suite, text, folder, env, (index, count) = _open_run(args)
     source = str(args.suite or folder)
     all_kernels, all_models = kernel_cases(suite), model_cases(suite)
@@ -91,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     check_runnable(kernels, source, suite.threads)
     # Everything that can refuse the run is checked before a folder is made: a refused run leaves none.
     data = _load_data(suite)
-    load = _machine_load(args, suite.threads)
+    with clock.phase("waiting_for_quiet" if args.wait_quiet > 0 else "load_check"):
+        load = _machine_load(args, suite.threads)
     requested = suite.threads
     if args.free_cores_only and free_cores(load) < suite.threads:
         suite = suite.model_copy(update={"threads": free_cores(load)})
@@ -101,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if folder is None:
         folder = create_run_folder(args.results, suite.name, text, (index, count))
     with owned(folder):
-        return _run_owned(args, suite, folder, env, (index, count), kernels, models, data, start)
+        return _run_owned(args, suite, folder, env, (index, count), kernels, models, data, start, clock)
 
 
 def _machine_load(args: argparse.Namespace, threads: int) -> Load:
@@ -136,7 +139,7 @@ def _load_data(suite: Suite) -> Datasets | None:
 
 
 def _run_owned(args: argparse.Namespace, suite: Suite, folder: Path, env: dict | None, shard_of: tuple[int, int],
-               kernels: list, models: list, data: Datasets | None, start: dict) -> int:
+               kernels: list, models: list, data: Datasets | None, start: dict, clock: PhaseClock) -> int:
     torch.set_num_threads(suite.threads)
     console = Console(stderr=True)
     notes = [note for table in ("models", "kernels") if (note := drop_partial_tail(folder / f"{table}.jsonl"))]
@@ -149,11 +152,25 @@ def _run_owned(args: argparse.Namespace, suite: Suite, folder: Path, env: dict |
         if env is None and args.resume is not None:
             console.print(f"[yellow]note[/yellow]: {folder} has no environment (killed before it was written); "
                           "measuring it now")
-        env = _measure_env(suite, kernels, shard_of)
+        with clock.phase("environment"):
+            env = _measure_env(suite, kernels, shard_of)
         env["load_at_start"] = start
     else:
         env.setdefault("load_at_resumes", []).append(start)
     write_json_atomic(folder / "env.json", env)
+    try:
+        status = _measure(args, suite, folder, env, kernels, models, data, done_models, done_kernels, clock)
+    finally:
+        # Each invocation (a resume adds one) says where its wall time went, interrupted or not; the
+        # report, written next, is not in it.
+        env.setdefault("wall_seconds", []).append(clock.seconds())
+        write_json_atomic(folder / "env.json", env)
+    return status if status else _finish(args, folder)
+
+
+def _measure(args: argparse.Namespace, suite: Suite, folder: Path, env: dict, kernels: list, models: list,
+             data: Datasets | None, done_models: set, done_kernels: set, clock: PhaseClock) -> int:
+    console = Console(stderr=True)
     checkpoints = args.results / "checkpoints"
     console.print(f"[bold]{suite.name}[/bold]: {len(models)} models, {len(kernels)} kernel cases -> {folder}")
     needed = {c.model for c in kernels if c.model}
@@ -161,43 +178,68 @@ def _run_owned(args: argparse.Namespace, suite: Suite, folder: Path, env: dict |
                         TimeRemainingColumn(), console=console, disable=args.quiet)
     try:
         with progress:
-            # Another shard's model whose masks a kernel case here times: train it here too.
-            shard_names = {case.name for case in models}
-            to_train = [case for case in models if case.name not in done_models]
-            to_train += [case for case in model_cases(suite) if case.name in needed - shard_names]
-            if suite.models is not None and to_train:
-                jobs = suite.models.train_jobs or suite.threads
-                training = progress.add_task(f"training ({jobs} at a time)", total=len(to_train))
-                train_missing(to_train, data, checkpoints, jobs, on_done=lambda case: progress.advance(training))
+            _train(suite, models, done_models, needed, data, checkpoints, progress, clock)
             task = progress.add_task("cases", total=len(models) + len(kernels))
-            progress.advance(task, len(done_models & shard_names) + len(done_kernels & {k.case_id for k in kernels}))
-            first_seed = model_seeds(suite)[0]
-            for case in models:
-                if case.name in done_models:
-                    continue
-                progress.update(task, description=f"model {case.name}")
-                split = data(case.seed)
-                model, metrics = train_or_reuse(case, split, checkpoints, progress=False)  # trained above: loads
-                if suite.models.time_every_seed or case.seed == first_seed:
-                    fields = measure_model(model, metrics, split, tuple(suite.models.batches), suite.repeats)
-                else:
-                    fields = accuracy_row(model, metrics)
-                row = {"name": case.name, "seed": case.seed, **fields}
-                append_row(folder / "models.jsonl", row)
-                progress.advance(task)
-            for case in kernels:
-                if case.case_id in done_kernels:
-                    continue
-                progress.update(task, description=f"kernel {case.case_id}")
-                row = run_kernel_case(case, checkpoints=checkpoints, seed=suite.seed, rounds=suite.repeats,
-                                      bandwidth=env["copy_bandwidth_Bps"][case.device],
-                                      cuda_graph=case.device == "cuda" and case.batch <= suite.cuda_graph_max_batch)
-                append_row(folder / "kernels.jsonl", row)
-                progress.advance(task)
+            progress.advance(task, len({c.name for c in models} & done_models)
+                             + len(done_kernels & {k.case_id for k in kernels}))
+            with clock.phase("model_timing"):
+                _time_models(suite, folder, models, done_models, data, checkpoints, progress, task)
+            with clock.phase("kernels"):
+                _time_kernels(suite, folder, env, kernels, done_kernels, checkpoints, progress, task)
     except KeyboardInterrupt:
         console.print(f"interrupted: finished cases are in {folder}; finish with "
                       f"`python -m bench run --resume {folder}`")
         return 130
+    return 0
+
+
+def _train(suite: Suite, models: list, done_models: set, needed: set, data: Datasets | None, checkpoints: Path,
+           progress: Progress, clock: PhaseClock) -> None:
+    """Trains the shard's unfinished models, and another shard's whose masks a kernel case here times."""
+    shard_names = {case.name for case in models}
+    to_train = [case for case in models if case.name not in done_models]
+    to_train += [case for case in model_cases(suite) if case.name in needed - shard_names]
+    if suite.models is None or not to_train:
+        return
+    jobs = suite.models.train_jobs or suite.threads
+    training = progress.add_task(f"training ({jobs} at a time)", total=len(to_train))
+    with clock.phase("training"):
+        train_missing(to_train, data, checkpoints, jobs, on_done=lambda case: progress.advance(training))
+
+
+def _time_models(suite: Suite, folder: Path, models: list, done_models: set, data: Datasets | None,
+                 checkpoints: Path, progress: Progress, task) -> None:
+    first_seed = model_seeds(suite)[0]
+    for case in models:
+        if case.name in done_models:
+            continue
+        progress.update(task, description=f"model {case.name}")
+        split = data(case.seed)
+        model, metrics = train_or_reuse(case, split, checkpoints, progress=False)  # trained above: loads
+        if suite.models.time_every_seed or case.seed == first_seed:
+            fields = measure_model(model, metrics, split, tuple(suite.models.batches), suite.repeats)
+        else:
+            fields = accuracy_row(model, metrics)
+        append_row(folder / "models.jsonl", {"name": case.name, "seed": case.seed, **fields})
+        progress.advance(task)
+
+
+def _time_kernels(suite: Suite, folder: Path, env: dict, kernels: list, done_kernels: set, checkpoints: Path,
+                  progress: Progress, task) -> None:
+    for case in kernels:
+        if case.case_id in done_kernels:
+            continue
+        progress.update(task, description=f"kernel {case.case_id}")
+        row = run_kernel_case(case, checkpoints=checkpoints, seed=suite.seed, rounds=suite.repeats,
+                              bandwidth=env["copy_bandwidth_Bps"][case.device],
+                              cuda_graph=case.device == "cuda" and case.batch <= suite.cuda_graph_max_batch)
+        append_row(folder / "kernels.jsonl", row)
+        progress.advance(task)
+
+
+def _finish(args: argparse.Namespace, folder: Path) -> int:
+    """The run's tables and report, from its folder."""
+    console = Console(stderr=True)
     result = load_run(folder)
     write_tables(result)
     if not args.quiet:

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from bench.cli_common import UserError, read_text
+from condcore.train import TrainConfig
 
 Device = Literal["cpu", "cuda"]
 DType = Literal["float32", "float16", "bfloat16"]
@@ -40,6 +41,7 @@ MAX_EPOCHS = 10_000
 MAX_CASES = 100_000  # kernel cases a suite may expand to
 MAX_YAML_NODES = 100_000  # values in the parsed suite, aliases expanded (a YAML alias bomb stops here)
 MAX_SEED = 2**63 - 1
+MIN_LR, MAX_LR = 1e-9, 10.0
 
 # Names become folder names and case-id parts: no separators, no dot-dot, bounded length.
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
@@ -135,6 +137,8 @@ class ModelSweep(Strict):
     hidden: list[Features] = Field(default=[1024, 1024], min_length=1, max_length=16)
     block_size: Features = 64
     epochs: int = Field(default=30, gt=0, le=MAX_EPOCHS)
+    batch_size: Batch = TrainConfig.batch_size  # training minibatch
+    lr: float = Field(default=TrainConfig.lr, ge=MIN_LR, le=MAX_LR)  # the network's Adam step; the policies' is 30x
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # training GEMMs; auto: bf16 where the CPU has it
     train_jobs: int = Field(default=0, ge=0, le=MAX_THREADS)  # models trained side by side, one thread each; 0: `threads`
     batches: list[Batch] = Field(default=[1, 256], min_length=1)

@@ -99,6 +99,9 @@ CORPUS = [
     bad_suite("seeded-policy-not-trained", suite(top={"models": {"seeds": [0, 1], "policies": ["dense"],
                                                                   "seeded_policies": ["reinforce"]}}),
               "are not among policies"),
+    bad_suite("suite-models-batch-size-0", suite(top={"models": {"batch_size": 0}}), "models.batch_size"),
+    bad_suite("suite-models-lr-negative", suite(top={"models": {"lr": -0.001}}), "models.lr"),
+    bad_suite("suite-models-lr-infinite", suite(top={"models": {"lr": float("inf")}}), "models.lr"),
     bad_suite("seeded-policies-empty", suite(top={"models": {"seeds": [0, 1], "seeded_policies": []}}),
               "models.seeded_policies"),
     # names never become paths
@@ -154,6 +157,8 @@ CORPUS = [
     # models and train
     Bad("models-block-size-0", ["models", "--block-size", "0", "--out", "o"], "--block-size: must be between"),
     Bad("models-epochs-0", ["models", "--epochs", "0", "--out", "o"], "--epochs: must be between"),
+    Bad("models-lr-0", ["models", "--lr", "0", "--out", "o"], "--lr: must be between"),
+    Bad("models-batch-size-0", ["models", "--batch-size", "0", "--out", "o"], "--batch-size: must be between"),
     Bad("models-rounds-0", ["models", "--rounds", "0", "--out", "o"], "--rounds: must be between"),
     Bad("models-threads-0", ["models", "--threads", "0", "--out", "o"], "--threads: must be between"),
     Bad("models-jobs-negative", ["models", "--jobs", "-1", "--out", "o"], "--jobs: must be between"),

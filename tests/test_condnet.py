@@ -186,6 +186,16 @@ def test_auto_precision_resolves_to_what_the_machine_runs():
         TrainConfig(precision="fp8").validate()
 
 
+def test_a_model_case_names_its_training_batch_and_learning_rate_and_trains_with_them(tmp_path, digits):
+    from bench.models import ModelCase, train_or_reuse
+
+    case = ModelCase("digits", "reinforce", 0.5, (64, 64), 16, 1, batch_size=32, lr=0.003)
+    other = ModelCase("digits", "reinforce", 0.5, (64, 64), 16, 1)
+    assert case.name != other.name and "-b32-lr0.003-" in case.name
+    _, metrics = train_or_reuse(case, digits, tmp_path, progress=False)
+    assert (metrics["train"]["batch_size"], metrics["train"]["lr"]) == (32, 0.003)
+
+
 def test_a_checkpoint_of_an_older_training_version_is_trained_again(tmp_path, digits):
     from bench.models import ModelCase, is_trained, train_or_reuse
 

@@ -81,6 +81,11 @@ def test_run_writes_every_case_with_metrics(tiny_run):
     assert (run_dir / "kernels.csv").exists() and (run_dir / "suite.yaml").exists()
     assert "sweep k" in proc.stdout  # the rich table
     assert (run_dir / "report" / "index.html").exists()  # and the report files
+    # where the run's wall time went: every phase inside the total, and said in the report
+    (wall,) = run.env["wall_seconds"]
+    assert {"environment", "kernels", "total"} <= set(wall) and "training" not in wall
+    assert 0 < wall["environment"] + wall["kernels"] <= wall["total"]
+    assert "measured in" in proc.stdout and "kernels" in proc.stdout.split("measured in")[1].splitlines()[0]
 
 
 def test_resume_finishes_an_interrupted_run(tiny_run, tmp_path):
@@ -97,6 +102,9 @@ def test_resume_finishes_an_interrupted_run(tiny_run, tmp_path):
     rows = read_rows(copy / "kernels.jsonl", "case_id")
     assert sorted(r["case_id"] for r in rows) == sorted(json.loads(l)["case_id"] for l in lines)
     assert [r["speedup"] for r in rows[:3]] == [json.loads(l)["speedup"] for l in lines[:3]]  # kept, not rerun
+    # the resume's wall time is added beside the first invocation's, and measures no environment again
+    first, resumed = json.loads((copy / "env.json").read_text())["wall_seconds"]
+    assert "environment" in first and "environment" not in resumed and resumed["kernels"] > 0
 
 
 def test_shards_merge_into_the_whole(tiny_run, tmp_path):
