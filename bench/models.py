@@ -76,7 +76,7 @@ def train_or_reuse(case: ModelCase, data: Dataset, root: Path, *, progress: bool
     folder.mkdir(parents=True, exist_ok=True)
     export_masks(result.model, data.test, train_cfg.inference_mode, folder / "masks.npz", dataset=data.name)
     metrics = save_checkpoint(result, data, train_cfg, folder)
-    return result.model, metrics
+    return result.model, {**metrics, "history": result.history}  # as load_checkpoint gives them
 
 
 def is_trained(case: ModelCase, root: Path) -> bool:
@@ -175,6 +175,7 @@ def accuracy_row(model: CondNet, metrics: dict) -> dict:
     return {
         "dataset": metrics["dataset"], "policy": metrics["policy"], "tau": metrics["tau"],
         "inference_mode": metrics["inference_mode"], "test_error": metrics["test_error"],
+        "valid_error": metrics.get("valid_error"),
         "test_examples": metrics.get("test_examples"),
         "density": json.dumps([round(d, 4) for d in metrics["density"]]), "train_seconds": metrics["train_seconds"],
         "hidden": "x".join(map(str, model.config.hidden)), "block_size": model.config.block_size,

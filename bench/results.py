@@ -104,6 +104,20 @@ def write_tables(run: Run) -> None:
         run.models.to_csv(run.folder / "models.csv", index=False)
 
 
+def read_histories(folder: Path) -> dict[str, list[dict]]:
+    """A run's training histories (model name -> one record per epoch); {} when it has none yet."""
+    path = folder / "histories.json"
+    if not path.exists():
+        return {}
+    try:
+        histories = json.loads(read_text(path, "histories file"))
+    except ValueError:
+        histories = None
+    if not isinstance(histories, dict):
+        raise UserError(f"{path}: damaged (not a JSON object of training histories)")
+    return histories
+
+
 def merge_runs(folders: list[Path], out: Path) -> Run:
     """Joins shard runs of one suite into one run folder (same suite text; no case twice)."""
     runs = [load_run(f) for f in folders]
@@ -112,11 +126,15 @@ def merge_runs(folders: list[Path], out: Path) -> Run:
         raise UserError("the runs to merge come from different suites (or one has no suite.yaml)")
     if len({f.resolve() for f in folders}) != len(folders):
         raise UserError("a run is named twice among the runs to merge")
+    histories = {}
+    for folder in folders:
+        histories.update(read_histories(folder))
     writable_folder(out, "--out")
     if any((out / name).exists() for name in ("env.json", *(f"{t}.jsonl" for t in TABLES))):
         raise UserError(f"--out {out}: already holds a run; merge into a new folder")
     (out / "suite.yaml").write_text(suites.pop())
     env = dict(runs[0].env)
+    env.pop("wall_seconds", None)  # each shard's, in shard_envs: shards may have run side by side
     env["merged_from"] = [r.run_id for r in runs]
     env["shard_envs"] = [r.env for r in runs]
     (out / "env.json").write_text(json.dumps(env, indent=2))
@@ -128,6 +146,8 @@ def merge_runs(folders: list[Path], out: Path) -> Run:
                     raise UserError(f"case {row[key]} appears in more than one run")
                 seen.add(row[key])
                 append_row(out / f"{table}.jsonl", row)
+    if histories:
+        (out / "histories.json").write_text(json.dumps(histories, indent=1))
     merged = load_run(out)
     write_tables(merged)
     return merged

@@ -23,7 +23,7 @@ from bench.measure import run_kernel_case
 from bench.models import Datasets, accuracy_row, measure_model, train_missing, train_or_reuse
 from bench.phase_clock import PhaseClock
 from bench.report import print_report, write_report
-from bench.results import append_row, drop_partial_tail, load_run, read_rows, write_tables
+from bench.results import append_row, drop_partial_tail, load_run, read_histories, read_rows, write_tables
 from bench.run_folder import MEASURED_KEY, create_run_folder, owned, resumable, write_json_atomic
 from bench.suite import Suite, parse_suite, suite_text
 from condcore.data import DatasetNotFound
@@ -146,6 +146,7 @@ def _run_owned(args: argparse.Namespace, suite: Suite, folder: Path, env: dict |
     # Rows are read (and refused if corrupt) before anything is measured, so a bad folder costs no time.
     done_models = {r["name"] for r in read_rows(folder / "models.jsonl", "name")}
     done_kernels = {r["case_id"] for r in read_rows(folder / "kernels.jsonl", "case_id")}
+    histories = read_histories(folder)
     for note in notes:
         console.print(f"[yellow]note[/yellow]: {note}")
     if env is None or MEASURED_KEY not in env:
@@ -159,7 +160,7 @@ def _run_owned(args: argparse.Namespace, suite: Suite, folder: Path, env: dict |
         env.setdefault("load_at_resumes", []).append(start)
     write_json_atomic(folder / "env.json", env)
     try:
-        status = _measure(args, suite, folder, env, kernels, models, data, done_models, done_kernels, clock)
+        status = _measure(args, suite, folder, env, kernels, models, data, done_models, done_kernels, histories, clock)
     finally:
         # Each invocation (a resume adds one) says where its wall time went, interrupted or not; the
         # report, written next, is not in it.
@@ -169,7 +170,7 @@ def _run_owned(args: argparse.Namespace, suite: Suite, folder: Path, env: dict |
 
 
 def _measure(args: argparse.Namespace, suite: Suite, folder: Path, env: dict, kernels: list, models: list,
-             data: Datasets | None, done_models: set, done_kernels: set, clock: PhaseClock) -> int:
+             data: Datasets | None, done_models: set, done_kernels: set, histories: dict, clock: PhaseClock) -> int:
     console = Console(stderr=True)
     checkpoints = args.results / "checkpoints"
     console.print(f"[bold]{suite.name}[/bold]: {len(models)} models, {len(kernels)} kernel cases -> {folder}")
@@ -183,7 +184,7 @@ def _measure(args: argparse.Namespace, suite: Suite, folder: Path, env: dict, ke
             progress.advance(task, len({c.name for c in models} & done_models)
                              + len(done_kernels & {k.case_id for k in kernels}))
             with clock.phase("model_timing"):
-                _time_models(suite, folder, models, done_models, data, checkpoints, progress, task)
+                _time_models(suite, folder, models, done_models, histories, data, checkpoints, progress, task)
             with clock.phase("kernels"):
                 _time_kernels(suite, folder, env, kernels, done_kernels, checkpoints, progress, task)
     except KeyboardInterrupt:
@@ -207,8 +208,10 @@ def _train(suite: Suite, models: list, done_models: set, needed: set, data: Data
         train_missing(to_train, data, checkpoints, jobs, on_done=lambda case: progress.advance(training))
 
 
-def _time_models(suite: Suite, folder: Path, models: list, done_models: set, data: Datasets | None,
-                 checkpoints: Path, progress: Progress, task) -> None:
+def _time_models(suite: Suite, folder: Path, models: list, done_models: set, histories: dict,
+                 data: Datasets | None, checkpoints: Path, progress: Progress, task) -> None:
+    """Times (or, past the first seed, only reads) each model; its row, and its training history into
+    histories.json."""
     first_seed = model_seeds(suite)[0]
     for case in models:
         if case.name in done_models:
@@ -220,6 +223,9 @@ def _time_models(suite: Suite, folder: Path, models: list, done_models: set, dat
             fields = measure_model(model, metrics, split, tuple(suite.models.batches), suite.repeats)
         else:
             fields = accuracy_row(model, metrics)
+        # Before the row: a row in models.jsonl marks the model done, and its history must be kept by then.
+        histories[case.name] = metrics["history"]
+        write_json_atomic(folder / "histories.json", histories)
         append_row(folder / "models.jsonl", {"name": case.name, "seed": case.seed, **fields})
         progress.advance(task)
 

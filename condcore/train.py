@@ -215,11 +215,18 @@ def save_checkpoint(result: TrainResult, data: Dataset, cfg: TrainConfig, out_di
         "model": result.model.config.to_dict(),
         "train": asdict(cfg),
     }
+    metrics["valid_error"] = last_valid_error(result.history)
     torch.save({"model_config": result.model.config.to_dict(), "train_config": asdict(cfg),
                 "state_dict": result.model.state_dict(), "metrics": metrics, "history": result.history},
                out_dir / "model.pt")
     write_atomically(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def last_valid_error(history: list[dict]) -> float | None:
+    """The validation error of the last epoch that was validated (None when none was)."""
+    valid = [record["valid_accuracy"] for record in history if "valid_accuracy" in record]
+    return 1.0 - valid[-1] if valid else None
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -231,8 +238,10 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def load_checkpoint(path: Path) -> tuple[CondNet, dict]:
+    """The model, and its metrics with its training `history` (per epoch) and `valid_error` added."""
     blob = torch.load(path, map_location="cpu", weights_only=True)
     model = CondNet(CondNetConfig(**blob["model_config"]))
     model.load_state_dict(blob["state_dict"])
     model.eval()
-    return model, blob["metrics"]
+    history = blob.get("history", [])
+    return model, {**blob["metrics"], "history": history, "valid_error": last_valid_error(history)}

@@ -170,8 +170,16 @@ def test_models_and_trained_masks(tmp_path):
     assert proc.returncode == 0, proc.stderr
     run = load_run(only_run(tmp_path / "res"))
     assert sorted(run.models["policy"]) == ["dense", "reinforce"]
-    for col in ("test_error", "density", "speedup_b1", "speedup_b8", "ci_low_b1", "ci_high_b8", "others_cores"):
+    for col in ("test_error", "valid_error", "density", "speedup_b1", "speedup_b8", "ci_low_b1", "ci_high_b8",
+                "others_cores"):
         assert run.models[col].notna().all()
+    # each model's training curve is kept with the run; its last validation is the row's valid_error
+    histories = json.loads((run.folder / "histories.json").read_text())
+    assert sorted(histories) == sorted(run.models["name"])
+    for row in run.models.to_dict("records"):
+        history = histories[row["name"]]
+        assert [r["epoch"] for r in history] == [1, 2]
+        assert math.isclose(row["valid_error"], 1 - history[-1]["valid_accuracy"])
     for b in (1, 8):
         assert ((run.models[f"ci_low_b{b}"] <= run.models[f"speedup_b{b}"])
                 & (run.models[f"speedup_b{b}"] <= run.models[f"ci_high_b{b}"])).all()
@@ -181,6 +189,8 @@ def test_models_and_trained_masks(tmp_path):
     assert (tmp_path / "res" / "checkpoints" / trained["model"] / "masks.npz").exists()
     again = bench("run", "m.yaml", "--results", "res", "--quiet", cwd=tmp_path)  # checkpoints are reused
     assert again.returncode == 0
+    (second,) = [f for f in (tmp_path / "res" / "runs").iterdir() if f != run.folder]
+    assert json.loads((second / "histories.json").read_text()) == histories  # read back from the checkpoints
 
 
 @pytest.mark.parametrize(
