@@ -243,7 +243,7 @@ def _error_interval(errors: pd.Series, examples: pd.Series | None) -> tuple[floa
     and the exact (Clopper-Pearson) binomial interval of the errors pooled over every seed's test
     images (where the rows say how many). Either alone misleads: three seeds can agree by chance (the
     dense net erred on 7 of 269 images on each of three splits), and a binomial interval knows nothing
-    of the spread between training runs."""
+    of the spread between training runs. Clipped to [0, 1]."""
     from scipy import stats
 
     bounds = [_t_interval(errors)] if len(errors) > 1 else []
@@ -255,7 +255,8 @@ def _error_interval(errors: pd.Series, examples: pd.Series | None) -> tuple[floa
         bounds.append((float(low), float(high)))
     if not bounds:
         return None
-    return min(b[0] for b in bounds), max(b[1] for b in bounds)
+    # An error rate lies in [0, 1]; the t-interval of three small errors can reach below 0.
+    return max(0.0, min(b[0] for b in bounds)), min(1.0, max(b[1] for b in bounds))
 
 
 def _t_interval(values: pd.Series) -> tuple[float, float]:
