@@ -11,7 +11,7 @@ import torch
 from bench.cli_common import UserError
 from bench.contention import run_cpus
 from bench.models import ModelCase, model_grid
-from bench.suite import SWEPT_KEYS, KernelSweep, Shape, Suite
+from bench.suite import FIELD_TYPES, SWEPT_KEYS, KernelSweep, Suite
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,7 @@ def _assignments(sweep: KernelSweep) -> list[dict]:
     for extra in sweep.include:
         # Keys an include leaves out take the sweep's first value.
         point = {key: getattr(sweep, key)[0] for key in SWEPT_KEYS}
-        point.update(extra)
-        if "shape" in extra:
-            point["shape"] = Shape.model_validate(extra["shape"])
+        point.update({key: FIELD_TYPES[key].validate_python(value) for key, value in extra.items()})
         points.append(point)
     return [p for p in points if not any(_matches(p, rule) for rule in sweep.exclude)]
 

@@ -103,7 +103,7 @@ class KernelSweep(Strict):
                 if unknown:
                     raise ValueError(f"{kind}[{i}] has unknown key(s) {sorted(unknown)}; known: {sorted(keys)}")
                 for key, value in rule.items():
-                    _check_value(f"{kind}[{i}].{key}", _FIELD_TYPES[key], value)
+                    _check_value(f"{kind}[{i}].{key}", FIELD_TYPES[key], value)
         for i, extra in enumerate(self.include):
             # An included point is validated exactly like a swept one: as a sweep of that one point.
             point = {key: [extra[key] if key in extra else getattr(self, key)[0]] for key in SWEPT_KEYS}
@@ -123,8 +123,9 @@ def _check_value(where: str, adapter: TypeAdapter, value) -> None:
 
 
 SWEPT_KEYS = ("device", "dtype", "backend", "regime", "batch", "shape", "block_size", "density", "masks", "mask_source")
-# One value of each swept key, for include and exclude rules (density's range is checked per include).
-_FIELD_TYPES = {key: TypeAdapter(KernelSweep.model_fields[key].annotation.__args__[0]) for key in SWEPT_KEYS}
+# One value of each swept key: checks include and exclude rules (density's range per include), and gives
+# an included value its type (`density: 1` is the float 1.0, as in a sweep).
+FIELD_TYPES = {key: TypeAdapter(KernelSweep.model_fields[key].annotation.__args__[0]) for key in SWEPT_KEYS}
 
 
 class ModelSweep(Strict):

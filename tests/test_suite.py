@@ -85,6 +85,12 @@ def test_include_and_exclude():
     assert got == {(1, 0.5, 64), (1, 0.25, 64), (8, 0.5, 64), (2, 0.1, 32)}
 
 
+def test_an_included_value_takes_the_type_a_swept_one_has():
+    """Found by the fuzz test: `density: 1` in an include stayed the int 1 in the case."""
+    (case,) = [c for c in kernel_cases(parse_suite(sweep(include="[{density: 1, shape: {in_features: 32, out_features: 32}}]"))) if c.density == 1]
+    assert type(case.density) is float and (case.in_features, case.out_features) == (32, 32)
+
+
 def test_shards_partition_the_cases():
     cases = kernel_cases(load_suite(ROOT / "suites" / "cpu.yaml"))
     parts = [shard(cases, i, 3) for i in range(3)]
