@@ -14,7 +14,7 @@ from bench.contention import load_since, snapshot
 from condcore.mask_export import load_masks
 from condcore.masks import weight_tile_density, work_density
 from condcore.ops import block_sparse_linear, frozen_weights, pick_regime
-from condcore.ops.problems import LinearProblem, check_output, make_problem
+from condcore.problems import LinearProblem, check_output, make_problem
 from condcore.timing import iqr, median, ratio_samples, speedup_interval, time_interleaved
 
 

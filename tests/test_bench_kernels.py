@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from condcore.ops import bench_kernels
+from bench import bench_kernels
 
 
 def test_small_run_writes_checked_rows(tmp_path, capsys):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from condcore.ops import block_sparse_linear
-from condcore.ops.problems import RELATIVE_TOLERANCE, make_problem, relative_error
+from condcore.problems import RELATIVE_TOLERANCE, make_problem, relative_error
 
 CASES = [
     pytest.param(512, 1024, 1024, 64, 0.25, None, id="grouped-B512-d0.25-out"),

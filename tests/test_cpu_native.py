@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from condcore.ops import block_sparse_linear, cpu_native, frozen_weights
-from condcore.ops.problems import check_output, make_problem
+from condcore.problems import check_output, make_problem
 from condcore.ops.routing import group_rows_by_block
 
 

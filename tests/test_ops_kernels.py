@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from condcore.ops import block_sparse_linear
-from condcore.ops.problems import LinearProblem, make_problem
+from condcore.problems import LinearProblem, make_problem
 from condcore.ops.reference import reference_linear
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"

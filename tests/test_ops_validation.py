@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from condcore.ops import block_sparse_linear, triton_available
-from condcore.ops.problems import make_problem
+from condcore.problems import make_problem
 
 
 @pytest.fixture

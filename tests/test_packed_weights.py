@@ -10,7 +10,7 @@ import torch
 
 from condcore.ops import block_sparse_linear, frozen_weights, packed_weights
 from condcore.ops.packed_weights import packed_blocks
-from condcore.ops.problems import make_problem
+from condcore.problems import make_problem
 
 pytestmark = pytest.mark.skipif(not packed_weights.ONEDNN_LINEAR, reason="needs torch built with oneDNN")
 

@@ -1,6 +1,6 @@
 """The Triton kernels compile for an H100 (sm_90) and keep the properties their speed rests on.
 
-No GPU is needed: Triton's compiler and ptxas ship in the wheel (condcore.ops.triton_compile_check).
+No GPU is needed: Triton's compiler and ptxas ship in the wheel (bench.triton_compile_check).
 The interpreter tests prove the numbers; these prove what the chip would run: the accumulator in
 registers (no spills), loads pipelined through shared memory (cp.async, LDGSTS), and tensor-core
 instructions (HGMMA, Hopper's warpgroup MMA, for the large-batch kernel; HMMA for the 16-row decode
@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from condcore.ops.triton_compile_check import LaunchCase, check_cases, main, plan
+from bench.triton_compile_check import LaunchCase, check_cases, main, plan
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
 

@@ -1,7 +1,7 @@
 """Compile the Triton kernels for a GPU that is not here (default: H100, sm_90) and read their machine code.
 
-    python -m condcore.ops.triton_compile_check            # every autotune config, the suites' shapes
-    python -m condcore.ops.triton_compile_check --arch 90 --json out.json
+    python -m bench.triton_compile_check            # every autotune config, the suites' shapes
+    python -m bench.triton_compile_check --arch 90 --json out.json
 
 Why: development and CI machines have no GPU. The interpreter proves the kernels compute the right
 numbers, but not that they compile for the chip, nor how: whether the accumulator stays in registers
@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 import torch
 import triton
 
-from condcore.ops.problems import make_problem
+from condcore.problems import make_problem
 from condcore.ops.triton_common import KernelLaunch, fitting_configs
 
 # SASS opcodes worth counting: tensor-core MMAs, async copies into shared memory, spill traffic.
@@ -229,7 +229,7 @@ def render(rows: list[CompiledConfig], arch: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m condcore.ops.triton_compile_check", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.triton_compile_check", description=__doc__.split("\n")[0])
     parser.add_argument("--arch", type=int, default=90, help="CUDA compute capability to compile for (90: H100/H200)")
     parser.add_argument("--regime", choices=("grouped", "union"), help="only this kernel")
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="only this dtype")

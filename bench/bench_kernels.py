@@ -1,7 +1,7 @@
 """Kernel benchmark: dense GEMM vs a naive per-block gather loop vs condbench's kernels, in one run.
 
-    python -m condcore.ops.bench_kernels                 # CPU goals: B=1024 K=N=2048 k=128, fp32
-    python -m condcore.ops.bench_kernels --device cuda   # H100 goals: bf16 large batch + decode
+    python -m bench.bench_kernels                 # CPU goals: B=1024 K=N=2048 k=128, fp32
+    python -m bench.bench_kernels --device cuda   # H100 goals: bf16 large batch + decode
 
 Speedup is dense time / provider time. Fraction of ideal is speedup x the realized density of the
 work (ideal = 1 / density): for the large-batch rows that density is the fraction of multiply-adds a
@@ -24,7 +24,7 @@ import torch
 from condcore.masks import weight_tile_density, work_density
 from condcore.ops import block_sparse_linear, cpu_native
 from condcore.ops.packed_weights import frozen_weights, onednn_takes
-from condcore.ops.problems import LinearProblem, check_output, make_problem
+from condcore.problems import LinearProblem, check_output, make_problem
 from condcore.timing import copy_bandwidth, median, time_interleaved
 
 
@@ -163,7 +163,7 @@ def render(results: list[CaseResult], title: str, element_size: int, bandwidth: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m condcore.ops.bench_kernels", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_kernels", description=__doc__.split("\n")[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
                         help="default: float32 on CPU, bfloat16 on CUDA")
