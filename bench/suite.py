@@ -20,11 +20,12 @@ from pydantic import (
 )
 
 from bench.cli_common import UserError, read_text
+from condcore.ops.registry import BENCHMARKED_BACKENDS
 from condcore.train import TrainConfig
 
 Device = Literal["cpu", "cuda"]
 DType = Literal["float32", "float16", "bfloat16"]
-Backend = Literal["auto", "torch", "triton"]
+Backend = Literal[BENCHMARKED_BACKENDS]  # from the kernel registry
 Regime = Literal["auto", "grouped", "union"]
 MaskSide = Literal["out", "both"]
 MaskSource = Literal["iid", "clustered", "trained"]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from condcore.ops import block_sparse_linear
+from condcore.ops.registry import KERNELS as REGISTERED
 from condcore.problems import LinearProblem, make_problem
 from condcore.ops.reference import reference_linear
 
@@ -16,13 +17,11 @@ TOLERANCES = {  # (rtol, atol) against the float64 reference, outputs of order 1
     torch.float16: (1e-2, 1e-2),
     torch.bfloat16: (4e-2, 4e-2),
 }
-KERNELS = [
-    pytest.param("torch", "grouped", id="torch-grouped"),  # the C++ kernel (cpu_native) on CPU
-    pytest.param("torch", "grouped", id="torch-grouped-ops"),  # its torch-ops fallback
-    pytest.param("torch", "union", id="torch-union"),
-    pytest.param("triton", "grouped", id="triton-grouped", marks=pytest.mark.triton),
-    pytest.param("triton", "union", id="triton-union", marks=pytest.mark.triton),
-]
+# Every kernel of the registry but the reference (the spec they are checked against); on CPU torch-grouped
+# is the C++ kernel (cpu_native), and torch-grouped-ops its torch-ops fallback.
+KERNELS = [pytest.param(k.backend, k.regime, id=k.name, marks=[pytest.mark.triton] if k.backend == "triton" else [])
+           for k in REGISTERED if k.backend != "reference"]
+KERNELS.insert(1, pytest.param("torch", "grouped", id="torch-grouped-ops"))
 
 
 @pytest.fixture(autouse=True)

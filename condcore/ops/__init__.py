@@ -6,13 +6,11 @@ import os
 
 import torch
 
-from condcore.ops import cpu
 from condcore.ops.autograd import BlockSparseLinearFunction
 from condcore.ops.packed_weights import frozen_weights
-from condcore.ops.reference import reference_linear
+from condcore.ops.registry import BACKENDS, Kernel, find, kernels_of
 from condcore.ops.validate import validate_linear_args, validate_out
 
-BACKENDS = ("auto", "reference", "torch", "triton")
 REGIMES = ("auto", "grouped", "union")
 # At or below this batch the union of active weight tiles is small enough that reading weights, not
 # FLOPs, is the cost: the union path wins. Above it, grouping rows per output block wins.
@@ -37,13 +35,14 @@ def _pick_backend(backend: str, x: torch.Tensor) -> str:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "auto":
         return "triton" if x.device.type == "cuda" and triton_available(x.device) else "torch"
-    if backend == "triton":
-        if not triton_available(x.device):
-            raise ValueError(
-                f"backend 'triton' needs a CUDA tensor (x is on {x.device}) or TRITON_INTERPRET=1 for the CPU interpreter"
-            )
-        if x.dtype == torch.float64:
-            raise ValueError("backend 'triton' supports float16, bfloat16 and float32, not float64")
+    if backend == "triton" and not triton_available(x.device):
+        raise ValueError(
+            f"backend 'triton' needs a CUDA tensor (x is on {x.device}) or TRITON_INTERPRET=1 for the CPU interpreter"
+        )
+    dtypes = {dtype for kernel in kernels_of(backend) for dtype in kernel.dtypes}
+    if x.dtype not in dtypes:
+        names = ", ".join(str(d).removeprefix("torch.") for d in sorted(dtypes, key=str))
+        raise ValueError(f"backend {backend!r} supports {names}, not {str(x.dtype).removeprefix('torch.')}")
     return backend
 
 
@@ -54,16 +53,6 @@ def pick_regime(regime: str, batch: int) -> str:
     if regime == "auto":
         return "union" if batch <= UNION_MAX_BATCH else "grouped"
     return regime
-
-
-def _kernel(backend: str, regime: str):
-    if backend == "reference":
-        return reference_linear
-    if backend == "torch":
-        return cpu.union_linear if regime == "union" else cpu.grouped_linear
-    from condcore.ops import triton_grouped, triton_union  # imported lazily: triton is optional at import time
-
-    return triton_union.union_linear if regime == "union" else triton_grouped.grouped_linear
 
 
 def block_sparse_linear(
@@ -95,7 +84,7 @@ def block_sparse_linear(
     """
     shape = validate_linear_args(x, weight, bias, in_mask, out_mask, block_size)
     chosen = _pick_backend(backend, x)
-    kernel = _kernel(chosen, pick_regime(regime, shape.batch))
+    kernel: Kernel = find(chosen, pick_regime(regime, shape.batch))
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, weight, bias)
     )
@@ -104,13 +93,13 @@ def block_sparse_linear(
     if bias is not None:
         # The kernels index the bias as a dense vector (oneDNN ignores a bias's stride): N elements, cheap.
         bias = bias.contiguous()
-    if weight.dtype != x.dtype and kernel is not cpu.grouped_linear:
-        # Mixed precision: only the torch grouped kernel rounds the weight itself (block by block); for
-        # the others the whole weight is rounded here (autograd carries the gradient back to fp32).
+    if weight.dtype != x.dtype and not kernel.rounds_weight_itself:
+        # Mixed precision: a kernel that does not round the weight itself (block by block) gets it
+        # rounded whole here (autograd carries the gradient back to fp32).
         weight = weight.to(x.dtype)
         bias = None if bias is None else bias.to(x.dtype)
     if needs_grad:
         if out is not None:
             raise ValueError("out= is not supported when gradients are needed")
         return BlockSparseLinearFunction.apply(x, weight, bias, in_mask, out_mask, block_size, kernel)
-    return kernel(x, weight, bias, in_mask, out_mask, block_size, out)
+    return kernel.load()(x, weight, bias, in_mask, out_mask, block_size, out)

@@ -1,40 +1,38 @@
 """Autograd for block_sparse_linear: sparse forward; a sparse or a dense masked backward.
 
-After the torch grouped kernel (large batches, any device) with an output mask, the backward walks the
-same per-block row groups (cpu.grouped_linear_backward), so its work is out-density x dense like the
-forward's. After the other kernels (union, triton) it runs the reference's dense masked math: three
-GEMMs over the full shapes, exact, but as slow as dense.
+After a kernel the registry gives a sparse backward (the torch grouped kernel: large batches, any
+device) and with an output mask, the backward walks the same per-block row groups
+(cpu.grouped_linear_backward), so its work is out-density x dense like the forward's. After the other
+kernels (union, triton) it runs the reference's dense masked math: three GEMMs over the full shapes,
+exact, but as slow as dense.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 
-from condcore.ops import cpu
 from condcore.ops.block_masks import nonfinite_rows, zero_inactive_blocks
 from condcore.ops.reference import accumulation_dtype
-
-ForwardKernel = Callable[..., torch.Tensor]
+from condcore.ops.registry import Kernel
 
 
 class BlockSparseLinearFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, in_mask, out_mask, block_size, kernel):  # type: ignore[override]
+    def forward(ctx, x, weight, bias, in_mask, out_mask, block_size, kernel: Kernel):  # type: ignore[override]
         ctx.save_for_backward(x, weight, in_mask, out_mask)
         ctx.block_size = block_size
         ctx.has_bias = bias is not None
-        ctx.sparse_backward = kernel is cpu.grouped_linear and out_mask is not None
-        return kernel(x, weight, bias, in_mask, out_mask, block_size)
+        # The sparse backward walks the output mask's row groups: without an output mask there are none.
+        ctx.sparse_backward = kernel.load_sparse_backward() if out_mask is not None else None
+        return kernel.load()(x, weight, bias, in_mask, out_mask, block_size)
 
     @staticmethod
     def backward(ctx, grad_y):  # type: ignore[override]
         x, weight, in_mask, out_mask = ctx.saved_tensors
         k = ctx.block_size
-        if ctx.sparse_backward:
+        if ctx.sparse_backward is not None:
             needs = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2])
-            grad_x, grad_w, grad_b = cpu.grouped_linear_backward(grad_y, x, weight, in_mask, out_mask, k, needs)
+            grad_x, grad_w, grad_b = ctx.sparse_backward(grad_y, x, weight, in_mask, out_mask, k, needs)
             return grad_x, grad_w, grad_b, None, None, None, None
         acc = accumulation_dtype(x.dtype)
         g = zero_inactive_blocks(grad_y.to(acc), out_mask, k)
