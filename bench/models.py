@@ -20,9 +20,6 @@ from condcore.policies import POLICIES
 from condcore.speed import inference_speedup
 from condcore.train import TRAINING_VERSION, TrainConfig, load_checkpoint, save_checkpoint, train
 
-# The inference mode each learner is evaluated and timed in: the one it was trained to serve.
-INFERENCE_MODE = {"dense": "threshold", "random": "sample", "reinforce": "threshold",
-                  "straight-through": "threshold", "topk": "topk"}
 
 
 @dataclass(frozen=True)
@@ -70,7 +67,7 @@ def train_or_reuse(case: ModelCase, data: Dataset, root: Path, *, progress: bool
     # Validation every 5 epochs: a pass costs ~7% of a digits epoch, and a suite reads only the final test
     # numbers (the history stays in model.pt).
     train_cfg = TrainConfig(epochs=case.epochs, batch_size=case.batch_size, lr=case.lr, seed=case.seed,
-                            inference_mode=INFERENCE_MODE[case.policy], precision=case.precision, valid_every=5)
+                            inference_mode=POLICIES[case.policy].inference_mode, precision=case.precision, valid_every=5)
     torch.manual_seed(case.seed)
     result = train(CondNet(model_cfg), data, train_cfg, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from pydantic import (
 
 from bench.cli_common import UserError, read_text
 from condcore.ops.registry import BENCHMARKED_BACKENDS
+from condcore.policies import POLICIES
 from condcore.train import TrainConfig
 
 Device = Literal["cpu", "cuda"]
@@ -29,7 +30,7 @@ Backend = Literal[BENCHMARKED_BACKENDS]  # from the kernel registry
 Regime = Literal["auto", "grouped", "union"]
 MaskSide = Literal["out", "both"]
 MaskSource = Literal["iid", "clustered", "trained"]
-Policy = Literal["dense", "random", "reinforce", "straight-through", "topk"]
+Policy = Literal[tuple(POLICIES)]  # from the policy registry
 Dataset = Literal["digits", "mnist", "cifar10", "svhn"]
 
 # Upper bounds: a count past them is a typo or a runaway script, and would otherwise end in an
@@ -134,7 +135,7 @@ class ModelSweep(Strict):
 
     dataset: Dataset = "digits"
     data_dir: Optional[str] = None
-    policies: list[Policy] = Field(default=["dense", "random", "reinforce", "straight-through", "topk"], min_length=1)
+    policies: list[Policy] = Field(default=list(POLICIES), min_length=1)
     taus: list[float] = Field(default=[0.5, 0.25, 0.1], min_length=1)
     hidden: list[Features] = Field(default=[1024, 1024], min_length=1, max_length=16)
     block_size: Features = 64

@@ -47,3 +47,20 @@ def test_dispatch_runs_the_registered_kernel_and_its_capabilities(rng, monkeypat
         assert len(calls) == expected and x.grad is not None
     assert find("torch", "grouped").rounds_weight_itself and not find("torch", "union").rounds_weight_itself
     assert torch.float64 not in find("triton", "grouped").dtypes
+
+
+def test_policy_learners_carry_their_inference_mode_and_options():
+    """The policy registry (condcore.policies.POLICIES) is the one list: the suite's choices come from it,
+    and each learner says how it is evaluated and which CondNetConfig fields it takes."""
+    import dataclasses
+
+    from bench.suite import ModelSweep, Policy
+    from condcore.models import CondNetConfig
+    from condcore.policies import INFERENCE_MODES, POLICIES
+
+    assert typing.get_args(Policy) == tuple(POLICIES) and ModelSweep().policies == list(POLICIES)
+    fields = {f.name for f in dataclasses.fields(CondNetConfig)}
+    for name, gate in POLICIES.items():
+        assert gate.inference_mode in INFERENCE_MODES and set(gate.options) <= fields, name
+    config = CondNetConfig(8, 2, hidden=[8], block_size=4, policy="straight-through", temperature=0.5)
+    assert config.gate_options() == {"temperature": 0.5}

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from condcore.ops import block_sparse_linear
-from condcore.policies import INFERENCE_MODES, GateOutput, make_gate
+from condcore.policies import INFERENCE_MODES, POLICIES, GateOutput, make_gate
 
 
 # Narrower layers train dense (times the mask): their whole GEMM costs less than dispatching the
@@ -41,7 +41,7 @@ class CondNetConfig:
     n_classes: int
     hidden: list[int] = field(default_factory=lambda: [512, 512])
     block_size: int = 32
-    policy: str = "reinforce"  # dense | random | reinforce | straight-through | topk
+    policy: str = "reinforce"  # a name in condcore.policies.POLICIES
     tau: float = 0.25
     p_min: float = 0.01  # reinforce only: probabilities are kept inside [p_min, p_max]
     p_max: float = 0.99
@@ -57,11 +57,7 @@ class CondNetConfig:
             raise ValueError(f"tau must be in (0, 1], got {self.tau}")
 
     def gate_options(self) -> dict:
-        if self.policy == "reinforce":
-            return {"p_min": self.p_min, "p_max": self.p_max}
-        if self.policy == "straight-through":
-            return {"temperature": self.temperature}
-        return {}
+        return {name: getattr(self, name) for name in POLICIES[self.policy].options}
 
     def to_dict(self) -> dict:
         return asdict(self)

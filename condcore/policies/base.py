@@ -51,12 +51,16 @@ class Gate(nn.Module):
     `always_on`: the dense net's gate, whose layers run as plain dense GEMMs.
     `sparse_in_training`: whether training may skip the dropped blocks, i.e. no gradient needs their
     pre-activations (the multiplier, if any, is 0 where the mask is off, and so is its gradient).
+    `inference_mode`: the mode it is evaluated and timed in, the one it was trained to serve.
+    `options`: the CondNetConfig fields its constructor takes besides tau.
     """
 
     uses_policy: bool = True
     regularized: bool = False
     always_on: bool = False  # every block always runs: the kernels get no mask at all
     sparse_in_training: bool = True
+    inference_mode: str = "threshold"
+    options: tuple[str, ...] = ()
 
     def __init__(self, tau: float) -> None:
         super().__init__()

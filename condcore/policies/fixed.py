@@ -27,6 +27,7 @@ class RandomDropoutGate(Gate):
     so the net is trained and tested at the compute it is timed at."""
 
     uses_policy = False
+    inference_mode = "sample"
 
     def forward(self, logits, batch: int, n_blocks: int, mode: str) -> GateOutput:
         return GateOutput(mask=torch.rand(batch, n_blocks) < self.tau)

@@ -17,6 +17,7 @@ from condcore.policies.base import Gate, GateOutput, inference_mask
 
 class ReinforceGate(Gate):
     regularized = True
+    options = ("p_min", "p_max")
 
     def __init__(self, tau: float, p_min: float = 0.01, p_max: float = 0.99) -> None:
         super().__init__(tau)

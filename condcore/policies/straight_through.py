@@ -15,6 +15,7 @@ from condcore.policies.base import Gate, GateOutput, inference_mask
 class StraightThroughGate(Gate):
     regularized = True
     sparse_in_training = False  # the soft gate's gradient reads every block's pre-activation
+    options = ("temperature",)
 
     def __init__(self, tau: float, temperature: float = 1.0) -> None:
         super().__init__(tau)

@@ -10,6 +10,8 @@ from condcore.policies.base import Gate, GateOutput, budget, topk_mask
 
 
 class TopKGate(Gate):
+    inference_mode = "topk"
+
     def forward(self, logits: torch.Tensor, batch: int, n_blocks: int, mode: str) -> GateOutput:
         if mode not in ("train", "sample", "threshold", "topk"):
             raise ValueError(f"unknown gate mode {mode!r}")
