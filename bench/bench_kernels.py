@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from bench.providers import naive_gather_loop
 from condcore.masks import weight_tile_density, work_density
 from condcore.ops import block_sparse_linear, cpu_native
 from condcore.ops.packed_weights import frozen_weights, onednn_takes
@@ -63,21 +64,6 @@ class CaseResult:
         weight = c.out_features * c.in_features * element_size
         weight_share = self.realized_density if c.regime == "union" else 1.0
         return weight * weight_share + (c.batch * (c.in_features + c.out_features)) * element_size
-
-
-def naive_gather_loop(p: LinearProblem, y: torch.Tensor) -> torch.Tensor:
-    """What a user would write first: per output block, gather the active rows, GEMM, scatter back."""
-    x = p.x
-    if p.in_mask is not None:
-        x = x * p.in_mask.repeat_interleave(p.block_size, dim=1).to(x.dtype)
-    y.zero_()
-    k = p.block_size
-    for block in range(p.weight.shape[0] // k):
-        rows = p.out_mask[:, block].nonzero().flatten()
-        if len(rows):
-            cols = slice(block * k, (block + 1) * k)
-            y[rows, cols] = x[rows] @ p.weight[cols].t() + p.bias[cols]
-    return y
 
 
 def providers(p: LinearProblem, regime: str) -> dict[str, Callable[[], torch.Tensor]]:

@@ -11,9 +11,10 @@ import torch
 
 from bench.cases import KernelCase
 from bench.contention import load_since, snapshot
+from bench.providers import PROVIDERS
 from condcore.mask_export import load_masks
 from condcore.masks import weight_tile_density, work_density
-from condcore.ops import block_sparse_linear, frozen_weights, pick_regime
+from condcore.ops import frozen_weights, pick_regime
 from condcore.problems import LinearProblem, check_output, make_problem
 from condcore.timing import iqr, median, ratio_samples, speedup_interval, time_interleaved
 
@@ -44,15 +45,15 @@ def build_problem(case: KernelCase, checkpoints: Path, seed: int) -> LinearProbl
                         dtype=dtype, device=case.device, generator=gen, mask_kind=case.mask_source)
 
 
-def case_memory_bytes(case: KernelCase) -> int:
+def case_memory_bytes(case: KernelCase, providers: int = 2) -> int:
     """Peak bytes a case allocates, an upper estimate: the problem in float64 as generated, its inputs in
-    the case's dtype, the dense and sparse outputs, the kernel's gather scratch, and the float64 check
-    (x and the weight widened, the reference, its masked copy, and the error's temporaries)."""
+    the case's dtype, one output per provider plus one, the kernel's gather scratch, and the float64
+    check (x and the weight widened, the reference, its masked copy, and the error's temporaries)."""
     element = torch.empty((), dtype=getattr(torch, case.dtype)).element_size()
     b, n = case.batch, case.out_features
     k = case.in_features or n  # a trained model's first layer: its raw features, far fewer than n
     inputs = b * k + n * k + n
-    return inputs * (8 + element) + 3 * b * n * element + b * k * element + (2 * b * k + n * k + 4 * b * n) * 8
+    return inputs * (8 + element) + (providers + 1) * b * n * element + b * k * element + (2 * b * k + n * k + 4 * b * n) * 8
 
 
 def available_memory_bytes(device: str) -> int:
@@ -66,10 +67,12 @@ MEMORY_HEADROOM = 0.8
 
 
 def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: int, bandwidth: float,
-                    cuda_graph: bool = False) -> dict:
+                    cuda_graph: bool = False, peers: tuple[str, ...] = ()) -> dict:
+    """The case's row: ours against the dense baseline (the row's own fields) and each of `peers`
+    (bench.providers; the row's `providers` list holds every provider's numbers, long format)."""
     row = {**case.to_dict(), "regime_used": pick_regime(case.regime, case.batch), "status": "ok", "error": "",
            "cuda_graph": cuda_graph}
-    needed, available = case_memory_bytes(case), available_memory_bytes(case.device)
+    needed, available = case_memory_bytes(case, 2 + len(peers)), available_memory_bytes(case.device)
     if needed > MEMORY_HEADROOM * available:
         # Refused before allocating anything: running out of memory would kill the whole run.
         row.update(status="failed", error=f"not run: needs about {needed / 2**30:.1f} GiB of {case.device} memory, "
@@ -81,25 +84,32 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
         td = weight_tile_density(p.in_mask, p.out_mask, -(-p.x.shape[1] // p.block_size), p.weight.shape[0] // p.block_size)
         row.update(in_features=p.x.shape[1], work_density=wd, tile_density=td,
                    ideal_density=td if row["regime_used"] == "union" else wd)
-        dense_out = torch.empty(p.x.shape[0], p.weight.shape[0], dtype=p.x.dtype, device=p.x.device)
-        sparse_out = torch.empty_like(dense_out)
+        outputs = {}
 
-        def dense():
-            return torch.addmm(p.bias, p.x, p.weight.t(), out=dense_out)
-
-        def sparse():
-            return block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend=case.backend,
-                                       regime=case.regime, out=sparse_out)
+        def build(name: str):
+            # Poisoned: an element the provider does not write fails its check.
+            outputs[name] = torch.full((p.x.shape[0], p.weight.shape[0]), float("nan"), dtype=p.x.dtype,
+                                       device=p.x.device)
+            return PROVIDERS[name].build(p, case.backend, case.regime, outputs[name])
 
         # The weights stay fixed from the check through the timing, as in inference.
         with frozen_weights():
-            sparse_out.fill_(float("nan"))  # poisoned: an element the kernel does not write fails the check
+            dense, sparse = build("dense"), build("ours")
             row["max_relative_error"], error = check_output(p, sparse())
             if error:
                 row.update(status="failed", error=f"wrong result: {error}")
                 return row
+            dense_error, error = check_output(p, dense(), dense=True)
+            if error:
+                row.update(status="failed", error=f"the dense baseline computed a wrong result: {error}")
+                return row
+            calls, peer_rows = {"dense": dense, "sparse": sparse}, {}
+            for name in peers:
+                peer_rows[name], call = _checked_peer(name, p, build)
+                if call is not None:
+                    calls[name] = call
             before = snapshot()
-            samples = time_interleaved({"dense": dense, "sparse": sparse}, case.device, rounds, cuda_graph)
+            samples = time_interleaved(calls, case.device, rounds, cuda_graph)
             load = load_since(before)
     except Exception as exc:  # OOM, an unsupported shape, a kernel bug: a failed row, the sweep goes on
         last = traceback.extract_tb(exc.__traceback__)[-1]
@@ -125,4 +135,43 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
         sparse_tflops=useful_flops / sparse_s / 1e12, sparse_gbps=needed_bytes / sparse_s / 1e9,
         dense_tflops=dense_rate / 1e12, fraction_of_roofline=roofline_s / sparse_s,
     )
+    row["providers"] = _provider_rows(samples, peer_rows, case.device, row["max_relative_error"], dense_error)
+    timed = [r for r in row["providers"] if r["status"] == "ok"]
+    # 1 + the providers (baseline and peers) whose median beat ours: where ours ranks among all it was timed with
+    row["ours_rank"] = 1 + sum(r["median_s"] < sparse_s for r in timed if r["provider"] != "ours")
+    row["providers_timed"] = len(timed)
     return row
+
+
+def _checked_peer(name: str, p: LinearProblem, build) -> tuple[dict, object]:
+    """A peer's row so far and its call, checked against the reference; no call when it cannot run or
+    computes a wrong result (the case goes on without it)."""
+    provider = PROVIDERS[name]
+    peer = {"provider": name, "role": provider.role, "status": "ok", "error": ""}
+    if reason := provider.unsupported(p):
+        return {**peer, "status": "skipped", "error": reason}, None
+    try:
+        call = build(name)
+        peer["max_relative_error"], error = check_output(p, call(), dense=provider.dense)
+    except Exception as exc:  # a peer that cannot run this case is a note in its row, not a failed case
+        return {**peer, "status": "error", "error": f"{type(exc).__name__}: {exc}"}, None
+    if error:
+        return {**peer, "status": "failed", "error": f"wrong result: {error}"}, None
+    return peer, call
+
+
+def _provider_rows(samples: dict, peers: dict, device: str, ours_error: float, dense_error: float) -> list[dict]:
+    """One entry per provider, long format: the baseline, ours, then each peer in the suite's order;
+    speedup is the baseline's time over the provider's, per round, with its 95% interval."""
+    rows = [{"provider": "dense", "role": "baseline", "status": "ok", "error": "", "max_relative_error": dense_error},
+            {"provider": "ours", "role": "ours", "status": "ok", "error": "", "max_relative_error": ours_error},
+            *peers.values()]
+    for r in rows:
+        key = {"dense": "dense", "ours": "sparse"}.get(r["provider"], r["provider"])
+        if r["status"] != "ok":
+            continue
+        times = samples[key]
+        low, high = speedup_interval(samples["dense"], times, device)
+        r.update(median_s=median(times), iqr_s=iqr(times), speedup=median(ratio_samples(samples["dense"], times)),
+                 speedup_ci_low=low, speedup_ci_high=high)
+    return rows

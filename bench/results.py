@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -77,6 +77,8 @@ class Run:
     env: dict
     kernels: pd.DataFrame
     models: pd.DataFrame
+    # long format: one row per kernel case and provider (baseline, ours, peers); empty for runs before them
+    providers: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def run_id(self) -> str:
@@ -90,7 +92,19 @@ def load_run(folder: Path) -> Run:
     if env is None:
         raise UserError(f"{folder}: not a condbench run (no env.json)")
     tables = {name: pd.DataFrame(read_rows(folder / f"{name}.jsonl", key)) for name, key in TABLE_KEYS.items()}
-    return Run(folder, env, tables["kernels"], tables["models"])
+    kernels = tables["kernels"]
+    return Run(folder, env, kernels.drop(columns=["providers"], errors="ignore"), tables["models"],
+               _providers_table(kernels))
+
+
+def _providers_table(kernels: pd.DataFrame) -> pd.DataFrame:
+    """The rows' per-provider lists as one long table, each entry with its case's id and sweep."""
+    if "providers" not in kernels:
+        return pd.DataFrame()
+    entries = [{"case_id": case_id, "sweep": sweep, **entry}
+               for case_id, sweep, providers in zip(kernels["case_id"], kernels["sweep"], kernels["providers"])
+               if isinstance(providers, list) for entry in providers]
+    return pd.DataFrame(entries)
 
 
 def write_tables(run: Run) -> None:
@@ -100,6 +114,8 @@ def write_tables(run: Run) -> None:
             run.kernels.to_parquet(run.folder / "kernels.parquet", index=False)
         except ImportError:  # parquet needs pyarrow; the CSV is the portable copy
             pass
+    if not run.providers.empty:
+        run.providers.to_csv(run.folder / "providers.csv", index=False)
     if not run.models.empty:
         run.models.to_csv(run.folder / "models.csv", index=False)
 
@@ -140,8 +156,8 @@ def merge_runs(folders: list[Path], out: Path) -> Run:
     (out / "env.json").write_text(json.dumps(env, indent=2))
     for table, key in TABLE_KEYS.items():
         seen = set()
-        for run in runs:
-            for row in getattr(run, table).to_dict("records"):
+        for folder in folders:
+            for row in read_rows(folder / f"{table}.jsonl", key):  # as written: nested provider lists kept
                 if row[key] in seen:
                     raise UserError(f"case {row[key]} appears in more than one run")
                 seen.add(row[key])

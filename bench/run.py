@@ -232,13 +232,15 @@ def _time_models(suite: Suite, folder: Path, models: list, done_models: set, his
 
 def _time_kernels(suite: Suite, folder: Path, env: dict, kernels: list, done_kernels: set, checkpoints: Path,
                   progress: Progress, task) -> None:
+    peers = {sweep.name: tuple(sweep.peers) for sweep in suite.kernels}
     for case in kernels:
         if case.case_id in done_kernels:
             continue
         progress.update(task, description=f"kernel {case.case_id}")
         row = run_kernel_case(case, checkpoints=checkpoints, seed=suite.seed, rounds=suite.repeats,
                               bandwidth=env["copy_bandwidth_Bps"][case.device],
-                              cuda_graph=case.device == "cuda" and case.batch <= suite.cuda_graph_max_batch)
+                              cuda_graph=case.device == "cuda" and case.batch <= suite.cuda_graph_max_batch,
+                              peers=peers[case.sweep])
         append_row(folder / "kernels.jsonl", row)
         progress.advance(task)
 

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from bench.cli_common import UserError, read_text
+from bench.providers import peer_names
 from condcore.ops.registry import BENCHMARKED_BACKENDS
 from condcore.policies import POLICIES
 from condcore.train import TrainConfig
@@ -27,6 +28,7 @@ from condcore.train import TrainConfig
 Device = Literal["cpu", "cuda"]
 DType = Literal["float32", "float16", "bfloat16"]
 Backend = Literal[BENCHMARKED_BACKENDS]  # from the kernel registry
+Peer = Literal[peer_names()]  # from the provider registry
 Regime = Literal["auto", "grouped", "union"]
 MaskSide = Literal["out", "both"]
 MaskSource = Literal["iid", "clustered", "trained"]
@@ -74,6 +76,8 @@ class KernelSweep(Strict):
     device: list[Device] = ["cpu"]
     dtype: list[DType] = ["float32"]
     backend: list[Backend] = ["auto"]
+    # Peers timed beside ours and the dense baseline, each checked first (bench/providers.py).
+    peers: list[Peer] = []
     regime: list[Regime] = ["auto"]
     batch: list[Batch] = Field(min_length=1)
     shape: list[Shape] = Field(min_length=1)

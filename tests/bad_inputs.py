@@ -99,6 +99,7 @@ CORPUS = [
     bad_suite("seeded-policy-not-trained", suite(top={"models": {"seeds": [0, 1], "policies": ["dense"],
                                                                   "seeded_policies": ["reinforce"]}}),
               "are not among policies"),
+    bad_suite("unknown-peer", suite(peers=["cusparse"]), "peers"),
     bad_suite("suite-models-batch-size-0", suite(top={"models": {"batch_size": 0}}), "models.batch_size"),
     bad_suite("suite-models-lr-negative", suite(top={"models": {"lr": -0.001}}), "models.lr"),
     bad_suite("suite-models-lr-infinite", suite(top={"models": {"lr": float("inf")}}), "models.lr"),

@@ -1,0 +1,132 @@
+"""Providers: the ways of computing one block-sparse linear case that a benchmark puts side by side.
+
+One of them is the baseline every speedup divides (`dense`, x @ W.T as nn.Linear runs it), one is ours
+(`block_sparse_linear` with the case's backend and regime), the others are the peers a user would
+compare against. Each is registered here once; a suite's sweep lists the peers to run (`peers`), and
+every provider is checked in float64 before it is timed, interleaved with the rest: the block-sparse
+ones against the spec (condcore.ops.reference), the dense ones (the baseline, the best dense path),
+which compute the whole layer with the masks ignored as nn.Linear would, against that product.
+Adding a provider is one `register(Provider(...))` call here (or in a module of its own imported here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from condcore.ops import block_sparse_linear
+from condcore.ops.packed_weights import onednn_takes
+from condcore.problems import LinearProblem
+
+ROLES = ("baseline", "ours", "peer")
+Closure = Callable[[], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    role: str  # one of ROLES
+    about: str  # one line for reports
+    # (problem, backend, regime, out) -> a zero-argument call computing the case into `out` (allocated by
+    # the caller, outside the timed region) or into a result of its own, which it returns
+    build: Callable[[LinearProblem, str, str, torch.Tensor], Closure]
+    # why it cannot run this problem, or "" when it can
+    unsupported: Callable[[LinearProblem], str] = lambda p: ""
+    # True: it computes the whole dense layer, masks ignored (the baseline, the best dense path), and is
+    # checked against that product; False: the block-sparse spec, checked against condcore's reference
+    dense: bool = False
+
+
+PROVIDERS: dict[str, Provider] = {}
+
+
+def register(provider: Provider) -> Provider:
+    if provider.role not in ROLES:
+        raise ValueError(f"provider {provider.name!r}: role must be one of {', '.join(ROLES)}")
+    if provider.name in PROVIDERS:
+        raise ValueError(f"provider {provider.name!r} is registered twice")
+    PROVIDERS[provider.name] = provider
+    return provider
+
+
+def peer_names() -> tuple[str, ...]:
+    return tuple(name for name, p in PROVIDERS.items() if p.role == "peer")
+
+
+def _masked_input(p: LinearProblem) -> torch.Tensor:
+    """x with its dropped input blocks set to zero, as a user would do before a dense product."""
+    if p.in_mask is None:
+        return p.x
+    return p.x.masked_fill(~p.in_mask.repeat_interleave(p.block_size, dim=1), 0)
+
+
+def _dense(p: LinearProblem, backend: str, regime: str, out: torch.Tensor) -> Closure:
+    if p.bias is None:
+        return lambda: torch.mm(p.x, p.weight.t(), out=out)
+    return lambda: torch.addmm(p.bias, p.x, p.weight.t(), out=out)
+
+
+def _ours(p: LinearProblem, backend: str, regime: str, out: torch.Tensor) -> Closure:
+    return lambda: block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend=backend, regime=regime, out=out)
+
+
+def naive_gather_loop(p: LinearProblem, y: torch.Tensor) -> torch.Tensor:
+    """What a user would write first: per output block, gather the active rows, GEMM, scatter back."""
+    x = _masked_input(p)
+    y.zero_()
+    k = p.block_size
+    for block in range(p.weight.shape[0] // k):
+        rows = p.out_mask[:, block].nonzero().flatten()
+        if len(rows):
+            cols = slice(block * k, (block + 1) * k)
+            part = x[rows] @ p.weight[cols].t()
+            y[rows, cols] = part if p.bias is None else part + p.bias[cols]
+    return y
+
+
+def _naive(p: LinearProblem, backend: str, regime: str, out: torch.Tensor) -> Closure:
+    return lambda: naive_gather_loop(p, out)
+
+
+def _onednn_packed(p: LinearProblem, backend: str, regime: str, out: torch.Tensor) -> Closure:
+    # Ours packs weights once they are seen unchanged (condcore.ops.packed_weights): the same here, so a
+    # sparse win over this peer is never the packing's.
+    packed = torch.ops.mkldnn._reorder_linear_weight(p.weight)
+    return lambda: torch.ops.mkldnn._linear_pointwise(p.x, packed, p.bias, "none", [], "")
+
+
+def _onednn_unsupported(p: LinearProblem) -> str:
+    if p.x.device.type != "cpu" or not onednn_takes(p.x.dtype):
+        return f"oneDNN's inner product runs on CPU in the dtypes it takes here, not {p.x.dtype} on {p.x.device.type}"
+    return ""
+
+
+def _sampled_addmm(p: LinearProblem, backend: str, regime: str, out: torch.Tensor) -> Closure:
+    # The output mask expanded to elements as a CSR pattern whose values are the bias: sampled_addmm
+    # computes x @ W.T at those positions only and adds them.
+    mask = p.out_mask.repeat_interleave(p.block_size, dim=1)
+    bias = p.bias if p.bias is not None else torch.zeros(mask.shape[1], dtype=p.x.dtype, device=p.x.device)
+    crow = torch.cat([mask.new_zeros(1, dtype=torch.int64), mask.sum(dim=1).cumsum(0)])
+    pattern = torch.sparse_csr_tensor(crow, mask.nonzero()[:, 1], bias.expand_as(mask)[mask], mask.shape)
+    weight_t = p.weight.t()
+    return lambda: out.copy_(torch.sparse.sampled_addmm(pattern, _masked_input(p), weight_t).to_dense())
+
+
+def _sampled_addmm_unsupported(p: LinearProblem) -> str:
+    if p.out_mask is None:
+        return "needs an output mask"
+    if p.x.device.type == "cpu" and p.x.dtype not in (torch.float32, torch.float64):
+        return f"torch.sparse.sampled_addmm has no CPU kernel for {p.x.dtype}"
+    return ""
+
+
+register(Provider("dense", "baseline", "x @ W.T + b, what nn.Linear runs", _dense, dense=True))
+register(Provider("ours", "ours", "block_sparse_linear, the case's backend and regime", _ours))
+register(Provider("dense_onednn", "peer", "the best dense CPU path: oneDNN's inner product on a packed weight",
+                  _onednn_packed, _onednn_unsupported, dense=True))
+register(Provider("naive_gather", "peer", "per output block: gather the active rows, GEMM, scatter back", _naive,
+                  lambda p: "" if p.out_mask is not None else "needs an output mask"))
+register(Provider("torch_sparse", "peer", "torch.sparse.sampled_addmm on the output mask as CSR", _sampled_addmm,
+                  _sampled_addmm_unsupported))

@@ -1,0 +1,86 @@
+"""Providers: the baseline, ours and the peers, each checked against the reference, then timed together."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from bench_cli import bench
+
+from bench.cases import KernelCase
+from bench.measure import run_kernel_case
+from bench.providers import PROVIDERS, Provider, peer_names, register
+from bench.results import load_run
+from condcore.ops.reference import reference_linear
+
+PEERS = """
+name: peers
+repeats: 3
+threads: 1
+kernels:
+  - name: k
+    batch: [2, 32]
+    shape: [{in_features: 64, out_features: 128}]
+    block_size: [16]
+    density: [0.25]
+    masks: [out, both]
+    peers: [dense_onednn, naive_gather, torch_sparse]
+"""
+
+
+def case(**fields) -> KernelCase:
+    base = dict(sweep="k", device="cpu", dtype="float32", backend="auto", regime="auto", batch=8, in_features=64,
+                out_features=64, block_size=16, density=0.5, masks="both", mask_source="iid")
+    return KernelCase(**{**base, **fields})
+
+
+def test_a_suite_times_every_peer_beside_ours_each_checked_first(tmp_path):
+    (tmp_path / "p.yaml").write_text(PEERS)
+    proc = bench("run", "p.yaml", "--results", "res", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (folder,) = (tmp_path / "res" / "runs").iterdir()
+    run = load_run(folder)
+    long = pd.read_csv(folder / "providers.csv")
+    assert len(run.kernels) == 4 and (run.kernels["status"] == "ok").all() and "providers" not in run.kernels
+    assert len(long) == 4 * 5 and set(long["provider"]) == {"dense", "ours", "dense_onednn", "naive_gather", "torch_sparse"}
+    assert (long["status"] == "ok").all()
+    assert (long["max_relative_error"] < 2e-3).all()  # the dense ones against the dense product
+    assert ((long["speedup_ci_low"] <= long["speedup"]) & (long["speedup"] <= long["speedup_ci_high"])).all()
+    # the baseline's speedup over itself is 1 in every round; ours' entry is the row's own speedup
+    assert (long[long["provider"] == "dense"]["speedup"] == 1.0).all()
+    ours = long[long["provider"] == "ours"].set_index("case_id")["speedup"]
+    assert ours.to_dict() == pytest.approx(run.kernels.set_index("case_id")["speedup"].to_dict())
+    assert run.kernels["ours_rank"].between(1, 5).all() and (run.kernels["providers_timed"] == 5).all()
+
+
+def test_adding_a_provider_is_one_registration(monkeypatch, tmp_path):
+    """A toy peer computing the spec joins a case; one that computes it wrong is refused, not timed."""
+    monkeypatch.setattr("bench.providers.PROVIDERS", dict(PROVIDERS))
+    from bench import measure
+
+    monkeypatch.setattr(measure, "PROVIDERS", __import__("bench.providers", fromlist=["PROVIDERS"]).PROVIDERS)
+
+    def spec(p, backend, regime, out):
+        return lambda: out.copy_(reference_linear(p.x, p.weight, p.bias, p.in_mask, p.out_mask, p.block_size))
+
+    register(Provider("toy_spec", "peer", "the reference itself", spec))
+    register(Provider("toy_wrong", "peer", "forgets the bias", lambda p, b, r, out: lambda: out.zero_()))
+    assert {"toy_spec", "toy_wrong"} <= set(peer_names())
+    row = run_kernel_case(case(), checkpoints=tmp_path, seed=0, rounds=3, bandwidth=1e10,
+                          peers=("toy_spec", "toy_wrong"))
+    assert row["status"] == "ok"
+    entries = {e["provider"]: e for e in row["providers"]}
+    assert entries["toy_spec"]["status"] == "ok" and entries["toy_spec"]["median_s"] > 0
+    assert entries["toy_wrong"]["status"] == "failed" and "wrong result" in entries["toy_wrong"]["error"]
+    assert "median_s" not in entries["toy_wrong"] and row["providers_timed"] == 3
+    with pytest.raises(ValueError, match="registered twice"):
+        register(Provider("toy_spec", "peer", "again", spec))
+
+
+def test_a_peer_that_cannot_run_a_case_says_why(tmp_path):
+    row = run_kernel_case(case(dtype="bfloat16"), checkpoints=tmp_path, seed=0, rounds=2, bandwidth=1e10,
+                          peers=("torch_sparse",))
+    (peer,) = [e for e in row["providers"] if e["provider"] == "torch_sparse"]
+    assert row["status"] == "ok" and peer["status"] == "skipped" and "bfloat16" in peer["error"]
+    both_masks = run_kernel_case(case(masks="both", batch=4), checkpoints=tmp_path, seed=0, rounds=2,
+                                 bandwidth=1e10, peers=("naive_gather",))
+    assert [e["status"] for e in both_masks["providers"]] == ["ok", "ok", "ok"]
