@@ -53,6 +53,33 @@ def break_even(kernels: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def peer_summary(run: Run) -> pd.DataFrame:
+    """Per kernel case with peers: ours' median time, each provider's speedup over the dense baseline
+    with its interval (or why it did not run), and ours' rank among all it was timed with."""
+    long, k = run.providers, run.kernels
+    if long.empty or "provider" not in long:
+        return pd.DataFrame()
+    long = long[long["role"] == "peer"]
+    if long.empty:
+        return pd.DataFrame()
+    head = k.set_index("case_id")[["sweep", "batch", "block_size", "masks", "mask_source", "ideal_density",
+                                   "speedup", "speedup_ci_low", "speedup_ci_high", "ours_rank", "providers_timed"]]
+    rows = []
+    for case_id, group in long.groupby("case_id", sort=False):
+        row = {"case_id": case_id, **head.loc[case_id].to_dict()}
+        for r in group.to_dict("records"):
+            ok = r["status"] == "ok"
+            row[r["provider"]] = (r["speedup"], r["speedup_ci_low"], r["speedup_ci_high"]) if ok else r["status"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _peer_cell(value) -> str:
+    if isinstance(value, tuple):
+        return _speed_cell(value[0], float("inf"), value[1], value[2])
+    return "" if not isinstance(value, str) else f"[yellow]{value}[/yellow]"
+
+
 def load_warning(run: Run) -> str:
     """One sentence when the run shared its CPUs (at the start or during cases), else ""."""
     flagged = sum(int(t["contended"].fillna(False).astype(bool).sum()) for t in (run.kernels, run.models)
@@ -155,6 +182,19 @@ def print_report(run: Run, console: Console | None = None) -> None:
                 table.add_row(*[missing.get(col, "-") if isinstance(v, float) and v != v
                                 else f"{v:.3g}" if isinstance(v, float) else str(v) for col, v in r.items()])
             console.print(table)
+    peers = peer_summary(run)
+    if not peers.empty:
+        names = [c for c in peers.columns if c in set(run.providers["provider"])]
+        table = Table(title="ours against its peers: each one's speedup over the dense baseline (x), checked "
+                            "first; rank: ours among all timed")
+        for col in ("sweep", "B", "k", "masks", "source", "density", "ours x", *names, "rank"):
+            table.add_column(col, justify="right")
+        for r in peers.to_dict("records"):
+            table.add_row(r["sweep"], str(r["batch"]), str(r["block_size"]), r["masks"], r["mask_source"],
+                          f"{r['ideal_density']:.3f}", _speed_cell(r["speedup"], float("inf"), r["speedup_ci_low"],
+                                                                    r["speedup_ci_high"]),
+                          *[_peer_cell(r.get(n)) for n in names], f"{int(r['ours_rank'])} of {int(r['providers_timed'])}")
+        console.print(table)
     m = model_summary(run.models)
     if not m.empty:
         batches = _batches(m)
@@ -373,6 +413,11 @@ def write_report(run: Run, out: Path) -> Path:
         if not goals.empty:
             parts.append("<h2>Speed goals</h2>" + goals.to_html(index=False, float_format=lambda v: f"{v:.2f}"))
         parts.append("<h2>Kernel cases</h2>" + run.kernels.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
+    if not run.providers.empty:
+        parts.append("<h2>Every provider of every case</h2><p>Speedup: the dense baseline's time over the "
+                     "provider's (median of the per-round ratios, 95% interval). Each provider was checked in "
+                     "float64 first; one that could not run a case, or computed it wrong, says why.</p>"
+                     + run.providers.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep=""))
     if not run.models.empty:
         parts.append("<h2>Trained models</h2>" + model_summary(run.models).to_html(index=False, float_format=lambda v: f"{v:.4g}"))
         parts.append("<h2>Trained models, each seed</h2>" + run.models.to_html(index=False, float_format=lambda v: f"{v:.4g}"))

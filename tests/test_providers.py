@@ -50,6 +50,12 @@ def test_a_suite_times_every_peer_beside_ours_each_checked_first(tmp_path):
     ours = long[long["provider"] == "ours"].set_index("case_id")["speedup"]
     assert ours.to_dict() == pytest.approx(run.kernels.set_index("case_id")["speedup"].to_dict())
     assert run.kernels["ours_rank"].between(1, 5).all() and (run.kernels["providers_timed"] == 5).all()
+    # the report puts them side by side, in the terminal and the HTML page
+    report = bench("report", folder, cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    table = report.stdout.split("ours against its peers")[1]
+    assert all(name in table for name in ("naive_gather", "torch_sparse", "dense_onednn")) and " of 5" in table
+    assert "Every provider of every case" in (folder / "report" / "index.html").read_text()
 
 
 def test_adding_a_provider_is_one_registration(monkeypatch, tmp_path):
