@@ -11,6 +11,7 @@ Adding a provider is one `register(Provider(...))` call here (or in a module of 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -109,7 +110,10 @@ def _sampled_addmm(p: LinearProblem, backend: str, regime: str, out: torch.Tenso
     mask = p.out_mask.repeat_interleave(p.block_size, dim=1)
     bias = p.bias if p.bias is not None else torch.zeros(mask.shape[1], dtype=p.x.dtype, device=p.x.device)
     crow = torch.cat([mask.new_zeros(1, dtype=torch.int64), mask.sum(dim=1).cumsum(0)])
-    pattern = torch.sparse_csr_tensor(crow, mask.nonzero()[:, 1], bias.expand_as(mask)[mask], mask.shape)
+    with warnings.catch_warnings():  # torch calls its CSR support beta, once per process, on the user's terminal
+        warnings.simplefilter("ignore", UserWarning)
+        pattern = torch.sparse_csr_tensor(crow, mask.nonzero()[:, 1], bias.expand_as(mask)[mask], mask.shape,
+                                          check_invariants=False)
     weight_t = p.weight.t()
     return lambda: out.copy_(torch.sparse.sampled_addmm(pattern, _masked_input(p), weight_t).to_dense())
 
