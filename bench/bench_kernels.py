@@ -21,9 +21,10 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from bench.providers import naive_gather_loop
+from bench.metrics import needed_bytes, weight_share
+from bench.providers import PROVIDERS
 from condcore.masks import weight_tile_density, work_density
-from condcore.ops import block_sparse_linear, cpu_native
+from condcore.ops import cpu_native
 from condcore.ops.packed_weights import frozen_weights, onednn_takes
 from condcore.problems import LinearProblem, check_output, make_problem
 from condcore.timing import copy_bandwidth, median, time_interleaved
@@ -59,34 +60,27 @@ class CaseResult:
         return self.speedup(provider) * self.realized_density
 
     def needed_bytes(self, element_size: int) -> float:
-        """Bytes a perfect kernel must move: the needed share of W, plus x and y once."""
-        c = self.case
-        weight = c.out_features * c.in_features * element_size
-        weight_share = self.realized_density if c.regime == "union" else 1.0
-        return weight * weight_share + (c.batch * (c.in_features + c.out_features)) * element_size
+        c = self.case  # a union row's realized density is its tile density
+        return needed_bytes(c.batch, c.in_features, c.out_features, element_size,
+                            weight_share(c.regime, self.realized_density))
 
 
 def providers(p: LinearProblem, regime: str) -> dict[str, Callable[[], torch.Tensor]]:
     """Zero-argument closures writing into outputs allocated here, so allocation (on CPU: page faults of
-    a fresh multi-MB tensor, which no kernel can avoid) stays out of the timed region for all three."""
+    a fresh multi-MB tensor, which no kernel can avoid) stays out of the timed region for all of them.
+    The registry's baseline, gather loop, ours and best dense path, plus dense variants of this bench."""
     outs = {name: torch.empty(p.x.shape[0], p.weight.shape[0], dtype=p.x.dtype, device=p.x.device)
             for name in ("dense", "dense_wxt", "naive", "ours")}
-    fns = {
-        # The goal's baseline: x @ W.T, what nn.Linear runs.
-        "dense": lambda: torch.addmm(p.bias, p.x, p.weight.t(), out=outs["dense"]),
-        "naive": lambda: naive_gather_loop(p, outs["naive"]),
-        "ours": lambda: block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), regime=regime, out=outs["ours"]),
-    }
+    fns = {name: PROVIDERS[registered].build(p, "auto", regime, outs[name])
+           for name, registered in (("dense", "dense"), ("naive", "naive_gather"), ("ours", "ours"))}
     if p.x.device.type == "cpu":
         # Other dense paths torch offers on CPU, so a sparse win is not just a better GEMM orientation
-        # or library: W @ x.T (faster for few rows under MKL) and oneDNN's inner product.
+        # or library: W @ x.T (faster for few rows under MKL) and oneDNN's inner product, unpacked and
+        # packed (ours packs too: "ours x best" never credits the packing to sparsity).
         fns["dense_wxt"] = lambda: outs["dense_wxt"].copy_(torch.addmm(p.bias.unsqueeze(1), p.weight, p.x.t()).t())
         if onednn_takes(p.x.dtype):
             fns["dense_onednn"] = lambda: torch.ops.mkldnn._linear_pointwise(p.x, p.weight, p.bias, "none", [], "")
-            # Ours packs weights once they are seen unchanged (condcore.ops.packed_weights): the same
-            # for dense, so "ours x best" never credits the packing to sparsity.
-            packed = torch.ops.mkldnn._reorder_linear_weight(p.weight)
-            fns["dense_onednn_packed"] = lambda: torch.ops.mkldnn._linear_pointwise(p.x, packed, p.bias, "none", [], "")
+            fns["dense_onednn_packed"] = PROVIDERS["dense_onednn"].build(p, "auto", regime, outs["dense"])
     return fns
 
 

@@ -11,6 +11,7 @@ import torch
 
 from bench.cases import KernelCase
 from bench.contention import load_since, snapshot
+from bench.metrics import needed_bytes, roofline_seconds, useful_flops, weight_share
 from bench.providers import PROVIDERS
 from condcore.mask_export import load_masks
 from condcore.masks import weight_tile_density, work_density
@@ -48,12 +49,13 @@ def build_problem(case: KernelCase, checkpoints: Path, seed: int) -> LinearProbl
 def case_memory_bytes(case: KernelCase, providers: int = 2) -> int:
     """Peak bytes a case allocates, an upper estimate: the problem in float64 as generated, its inputs in
     the case's dtype, one output per provider plus one, the kernel's gather scratch, and the float64
-    check (x and the weight widened, the reference, its masked copy, and the error's temporaries)."""
+    check (x and the weight widened, the spec's and the dense product's references, a masked copy, and
+    the error's temporaries)."""
     element = torch.empty((), dtype=getattr(torch, case.dtype)).element_size()
     b, n = case.batch, case.out_features
     k = case.in_features or n  # a trained model's first layer: its raw features, far fewer than n
     inputs = b * k + n * k + n
-    return inputs * (8 + element) + (providers + 1) * b * n * element + b * k * element + (2 * b * k + n * k + 4 * b * n) * 8
+    return inputs * (8 + element) + (providers + 1) * b * n * element + b * k * element + (2 * b * k + n * k + 5 * b * n) * 8
 
 
 def available_memory_bytes(device: str) -> int:
@@ -95,17 +97,20 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
         # The weights stay fixed from the check through the timing, as in inference.
         with frozen_weights():
             dense, sparse = build("dense"), build("ours")
-            row["max_relative_error"], error = check_output(p, sparse())
+            # Each reference once per case, however many providers are checked against it.
+            spec = p.reference()
+            row["max_relative_error"], error = check_output(p, sparse(), want=spec)
             if error:
                 row.update(status="failed", error=f"wrong result: {error}")
                 return row
-            dense_error, error = check_output(p, dense(), dense=True)
+            wants = {False: spec, True: p.dense_reference()}  # keyed by Provider.dense
+            dense_error, error = check_output(p, dense(), dense=True, want=wants[True])
             if error:
                 row.update(status="failed", error=f"the dense baseline computed a wrong result: {error}")
                 return row
             calls, peer_rows = {"dense": dense, "sparse": sparse}, {}
             for name in peers:
-                peer_rows[name], call = _checked_peer(name, p, build)
+                peer_rows[name], call = _checked_peer(name, p, build, wants)
                 if call is not None:
                     calls[name] = call
             before = snapshot()
@@ -119,11 +124,10 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
     dense_s, sparse_s = median(samples["dense"]), median(samples["sparse"])
     element = p.x.element_size()
     batch, k_in, n_out = p.x.shape[0], p.x.shape[1], p.weight.shape[0]
-    useful_flops = 2.0 * batch * k_in * n_out * wd
-    weight_share = td if row["regime_used"] == "union" else 1.0
-    needed_bytes = (n_out * k_in * weight_share + batch * (k_in + n_out)) * element
-    dense_rate = 2.0 * batch * k_in * n_out / dense_s  # this machine's GEMM rate at this very shape
-    roofline_s = max(useful_flops / dense_rate, needed_bytes / bandwidth)
+    flops = useful_flops(batch, k_in, n_out, wd)
+    moved = needed_bytes(batch, k_in, n_out, element, weight_share(row["regime_used"], td))
+    dense_rate = useful_flops(batch, k_in, n_out, 1.0) / dense_s  # this machine's GEMM rate at this very shape
+    roofline_s = roofline_seconds(flops, moved, dense_rate, bandwidth)
     row.update(
         **load.row_fields(torch.get_num_threads(), iqr(samples["dense"]) / dense_s if case.device == "cpu" else None),
         rounds=len(samples["sparse"]),
@@ -132,7 +136,7 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
         speedup=median(speedups), speedup_iqr=iqr(speedups),
         **dict(zip(("speedup_ci_low", "speedup_ci_high"), speedup_interval(samples["dense"], samples["sparse"], case.device))),
         fraction_of_ideal=median(speedups) * row["ideal_density"],
-        sparse_tflops=useful_flops / sparse_s / 1e12, sparse_gbps=needed_bytes / sparse_s / 1e9,
+        sparse_tflops=flops / sparse_s / 1e12, sparse_gbps=moved / sparse_s / 1e9,
         dense_tflops=dense_rate / 1e12, fraction_of_roofline=roofline_s / sparse_s,
     )
     row["providers"] = _provider_rows(samples, peer_rows, case.device, row["max_relative_error"], dense_error)
@@ -143,7 +147,7 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
     return row
 
 
-def _checked_peer(name: str, p: LinearProblem, build) -> tuple[dict, object]:
+def _checked_peer(name: str, p: LinearProblem, build, wants: dict) -> tuple[dict, object]:
     """A peer's row so far and its call, checked against the reference; no call when it cannot run or
     computes a wrong result (the case goes on without it)."""
     provider = PROVIDERS[name]
@@ -152,7 +156,7 @@ def _checked_peer(name: str, p: LinearProblem, build) -> tuple[dict, object]:
         return {**peer, "status": "skipped", "error": reason}, None
     try:
         call = build(name)
-        peer["max_relative_error"], error = check_output(p, call(), dense=provider.dense)
+        peer["max_relative_error"], error = check_output(p, call(), dense=provider.dense, want=wants[provider.dense])
     except Exception as exc:  # a peer that cannot run this case is a note in its row, not a failed case
         return {**peer, "status": "error", "error": f"{type(exc).__name__}: {exc}"}, None
     if error:
