@@ -11,5 +11,6 @@ from pathlib import Path
 
 def bench(*args, cwd: Path | None = None, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "200", **(env_extra or {})}
+    # errors="replace": a refused command may echo a user's undecodable bytes back in its one line
     return subprocess.run([sys.executable, "-m", "bench", *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=900, env=env, check=False)
+                          timeout=900, env=env, check=False, errors="replace")

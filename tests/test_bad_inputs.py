@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from bad_inputs import CORPUS, Bad
+from bench_cli import bench
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -42,8 +43,7 @@ def run_forked(server: subprocess.Popen, argv: list[str], cwd: Path, logs: Path)
 
 
 def run_alone(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench", *argv], capture_output=True, text=True, cwd=cwd,
-                          timeout=300, env={**os.environ, "COLUMNS": "200"}, errors="replace")
+    return bench(*argv, cwd=cwd)
 
 
 def check_refusal(entry: Bad, root: Path, run) -> None:
