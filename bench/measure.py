@@ -86,13 +86,10 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
         td = weight_tile_density(p.in_mask, p.out_mask, -(-p.x.shape[1] // p.block_size), p.weight.shape[0] // p.block_size)
         row.update(in_features=p.x.shape[1], work_density=wd, tile_density=td,
                    ideal_density=td if row["regime_used"] == "union" else wd)
-        outputs = {}
-
         def build(name: str):
             # Poisoned: an element the provider does not write fails its check.
-            outputs[name] = torch.full((p.x.shape[0], p.weight.shape[0]), float("nan"), dtype=p.x.dtype,
-                                       device=p.x.device)
-            return PROVIDERS[name].build(p, case.backend, case.regime, outputs[name])
+            out = torch.full((p.x.shape[0], p.weight.shape[0]), float("nan"), dtype=p.x.dtype, device=p.x.device)
+            return PROVIDERS[name].build(p, case.backend, case.regime, out)
 
         # The weights stay fixed from the check through the timing, as in inference.
         with frozen_weights():
@@ -104,11 +101,11 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
                 row.update(status="failed", error=f"wrong result: {error}")
                 return row
             wants = {False: spec, True: p.dense_reference()}  # keyed by Provider.dense
-            dense_error, error = check_output(p, dense(), dense=True, want=wants[True])
+            dense_error, error = check_output(p, dense(), want=wants[True])
             if error:
                 row.update(status="failed", error=f"the dense baseline computed a wrong result: {error}")
                 return row
-            calls, peer_rows = {"dense": dense, "sparse": sparse}, {}
+            calls, peer_rows = {"dense": dense, "ours": sparse}, {}  # keyed by provider name
             for name in peers:
                 peer_rows[name], call = _checked_peer(name, p, build, wants)
                 if call is not None:
@@ -120,8 +117,8 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
         last = traceback.extract_tb(exc.__traceback__)[-1]
         row.update(status="error", error=f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})")
         return row
-    speedups = ratio_samples(samples["dense"], samples["sparse"])
-    dense_s, sparse_s = median(samples["dense"]), median(samples["sparse"])
+    speedups = ratio_samples(samples["dense"], samples["ours"])
+    dense_s, sparse_s = median(samples["dense"]), median(samples["ours"])
     element = p.x.element_size()
     batch, k_in, n_out = p.x.shape[0], p.x.shape[1], p.weight.shape[0]
     flops = useful_flops(batch, k_in, n_out, wd)
@@ -130,11 +127,11 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
     roofline_s = roofline_seconds(flops, moved, dense_rate, bandwidth)
     row.update(
         **load.row_fields(torch.get_num_threads(), iqr(samples["dense"]) / dense_s if case.device == "cpu" else None),
-        rounds=len(samples["sparse"]),
+        rounds=len(samples["ours"]),
         dense_median_s=dense_s, dense_iqr_s=iqr(samples["dense"]),
-        sparse_median_s=sparse_s, sparse_iqr_s=iqr(samples["sparse"]),
+        sparse_median_s=sparse_s, sparse_iqr_s=iqr(samples["ours"]),
         speedup=median(speedups), speedup_iqr=iqr(speedups),
-        **dict(zip(("speedup_ci_low", "speedup_ci_high"), speedup_interval(samples["dense"], samples["sparse"], case.device))),
+        **dict(zip(("speedup_ci_low", "speedup_ci_high"), speedup_interval(samples["dense"], samples["ours"], case.device))),
         fraction_of_ideal=median(speedups) * row["ideal_density"],
         sparse_tflops=flops / sparse_s / 1e12, sparse_gbps=moved / sparse_s / 1e9,
         dense_tflops=dense_rate / 1e12, fraction_of_roofline=roofline_s / sparse_s,
@@ -156,7 +153,7 @@ def _checked_peer(name: str, p: LinearProblem, build, wants: dict) -> tuple[dict
         return {**peer, "status": "skipped", "error": reason}, None
     try:
         call = build(name)
-        peer["max_relative_error"], error = check_output(p, call(), dense=provider.dense, want=wants[provider.dense])
+        peer["max_relative_error"], error = check_output(p, call(), want=wants[provider.dense])
     except Exception as exc:  # a peer that cannot run this case is a note in its row, not a failed case
         return {**peer, "status": "error", "error": f"{type(exc).__name__}: {exc}"}, None
     if error:
@@ -171,10 +168,9 @@ def _provider_rows(samples: dict, peers: dict, device: str, ours_error: float, d
             {"provider": "ours", "role": "ours", "status": "ok", "error": "", "max_relative_error": ours_error},
             *peers.values()]
     for r in rows:
-        key = {"dense": "dense", "ours": "sparse"}.get(r["provider"], r["provider"])
         if r["status"] != "ok":
             continue
-        times = samples[key]
+        times = samples[r["provider"]]
         low, high = speedup_interval(samples["dense"], times, device)
         r.update(median_s=median(times), iqr_s=iqr(times), speedup=median(ratio_samples(samples["dense"], times)),
                  speedup_ci_low=low, speedup_ci_high=high)

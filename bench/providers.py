@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from condcore.ops import block_sparse_linear
+from condcore.ops.block_masks import zero_inactive_blocks
 from condcore.ops.packed_weights import onednn_takes
 from condcore.problems import LinearProblem
 
@@ -56,13 +57,6 @@ def peer_names() -> tuple[str, ...]:
     return tuple(name for name, p in PROVIDERS.items() if p.role == "peer")
 
 
-def _masked_input(p: LinearProblem) -> torch.Tensor:
-    """x with its dropped input blocks set to zero, as a user would do before a dense product."""
-    if p.in_mask is None:
-        return p.x
-    return p.x.masked_fill(~p.in_mask.repeat_interleave(p.block_size, dim=1), 0)
-
-
 def _dense(p: LinearProblem, backend: str, regime: str, out: torch.Tensor) -> Closure:
     if p.bias is None:
         return lambda: torch.mm(p.x, p.weight.t(), out=out)
@@ -75,7 +69,7 @@ def _ours(p: LinearProblem, backend: str, regime: str, out: torch.Tensor) -> Clo
 
 def naive_gather_loop(p: LinearProblem, y: torch.Tensor) -> torch.Tensor:
     """What a user would write first: per output block, gather the active rows, GEMM, scatter back."""
-    x = _masked_input(p)
+    x = zero_inactive_blocks(p.x, p.in_mask, p.block_size)
     y.zero_()
     k = p.block_size
     for block in range(p.weight.shape[0] // k):
@@ -115,7 +109,7 @@ def _sampled_addmm(p: LinearProblem, backend: str, regime: str, out: torch.Tenso
         pattern = torch.sparse_csr_tensor(crow, mask.nonzero()[:, 1], bias.expand_as(mask)[mask], mask.shape,
                                           check_invariants=False)
     weight_t = p.weight.t()
-    return lambda: out.copy_(torch.sparse.sampled_addmm(pattern, _masked_input(p), weight_t).to_dense())
+    return lambda: out.copy_(torch.sparse.sampled_addmm(pattern, zero_inactive_blocks(p.x, p.in_mask, p.block_size), weight_t).to_dense())
 
 
 def _sampled_addmm_unsupported(p: LinearProblem) -> str:

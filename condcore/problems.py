@@ -76,22 +76,20 @@ def make_problem(
     )
 
 
-def relative_error(p: LinearProblem, output: torch.Tensor, dense: bool = False,
-                   want: torch.Tensor | None = None) -> float:
-    """max |output - float64 reference| / max |reference|; NaN if the output holds NaN. dense: against
-    the whole layer's product, masks ignored (what a dense path computes), instead of the spec. want:
-    that reference, computed already (a benchmark checks several providers on fixed inputs)."""
+def relative_error(p: LinearProblem, output: torch.Tensor, want: torch.Tensor | None = None) -> float:
+    """max |output - float64 reference| / max |reference|; NaN if the output holds NaN. want: the
+    reference, when it is computed already or is not the spec (p.dense_reference() for a dense path);
+    p.reference() otherwise."""
     if want is None:
-        want = p.dense_reference() if dense else p.reference()
+        want = p.reference()
     err = (output.double() - want).abs().max() / want.abs().max().clamp_min(1e-12)
     return float(err)
 
 
-def check_output(p: LinearProblem, output: torch.Tensor, dense: bool = False,
-                 want: torch.Tensor | None = None) -> tuple[float, str]:
-    """(relative_error, why it fails or ""), against the tolerance of the output's dtype (dense, want:
-    see relative_error)."""
-    err, tol = relative_error(p, output, dense, want), RELATIVE_TOLERANCE[p.x.dtype]
+def check_output(p: LinearProblem, output: torch.Tensor, want: torch.Tensor | None = None) -> tuple[float, str]:
+    """(relative_error, why it fails or ""), against the tolerance of the output's dtype (want: see
+    relative_error)."""
+    err, tol = relative_error(p, output, want), RELATIVE_TOLERANCE[p.x.dtype]
     if not err <= tol:  # written so that NaN fails
         return err, f"max error {err:.3g} relative to max |y| exceeds {tol}"
     return err, ""

@@ -31,13 +31,17 @@ def test_the_suite_and_dispatch_offer_what_the_registry_holds():
         find("torch", "diagonal")
 
 
-def test_dispatch_runs_the_registered_kernel_and_its_capabilities(rng, monkeypatch):
+def test_dispatch_runs_the_registered_kernel_and_its_capabilities(rng, monkeypatch, request):
     """The sparse backward runs after the kernel whose record names one, and only with an output mask."""
-    from condcore.ops import cpu
+    from condcore.ops import cpu, registry
 
     calls = []
     real = cpu.grouped_linear_backward
     monkeypatch.setattr(cpu, "grouped_linear_backward", lambda *a: calls.append(1) or real(*a))
+    # Kernels are resolved once and kept: resolve them again with the counting stand-in, and after the test
+    # (the cache is cleared again when monkeypatch has put the real one back).
+    registry._resolve.cache_clear()
+    request.addfinalizer(registry._resolve.cache_clear)
     p = make_problem(32, 32, 32, 16, in_density=0.5, out_density=0.5, generator=rng)
     for out_mask, regime, expected in ((p.out_mask, "grouped", 1), (None, "grouped", 0), (p.out_mask, "union", 0)):
         calls.clear()

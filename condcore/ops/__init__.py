@@ -8,7 +8,7 @@ import torch
 
 from condcore.ops.autograd import BlockSparseLinearFunction
 from condcore.ops.packed_weights import frozen_weights
-from condcore.ops.registry import BACKENDS, Kernel, find, kernels_of
+from condcore.ops.registry import BACKEND_DTYPES, BACKENDS, Kernel, find
 from condcore.ops.validate import validate_linear_args, validate_out
 
 REGIMES = ("auto", "grouped", "union")
@@ -39,7 +39,7 @@ def _pick_backend(backend: str, x: torch.Tensor) -> str:
         raise ValueError(
             f"backend 'triton' needs a CUDA tensor (x is on {x.device}) or TRITON_INTERPRET=1 for the CPU interpreter"
         )
-    dtypes = {dtype for kernel in kernels_of(backend) for dtype in kernel.dtypes}
+    dtypes = BACKEND_DTYPES[backend]
     if x.dtype not in dtypes:
         names = ", ".join(str(d).removeprefix("torch.") for d in sorted(dtypes, key=str))
         raise ValueError(f"backend {backend!r} supports {names}, not {str(x.dtype).removeprefix('torch.')}")

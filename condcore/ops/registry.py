@@ -4,6 +4,7 @@ one record here."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ class Kernel:
         return _resolve(self.sparse_backward) if self.sparse_backward else None
 
 
+@functools.cache  # every block_sparse_linear call resolves its kernel: import once
 def _resolve(path: str) -> Callable:
     module, name = path.split(":")
     return getattr(importlib.import_module(module), name)
@@ -58,6 +60,9 @@ KERNELS: tuple[Kernel, ...] = (
 BACKENDS: tuple[str, ...] = ("auto", *dict.fromkeys(k.backend for k in KERNELS))
 # What a benchmark may ask for: the reference is the spec the others are checked against, not a contender.
 BENCHMARKED_BACKENDS: tuple[str, ...] = tuple(b for b in BACKENDS if b != "reference")
+# The dtypes some kernel of each backend takes, for dispatch's check on every call.
+BACKEND_DTYPES: dict[str, frozenset[torch.dtype]] = {
+    b: frozenset(d for k in KERNELS if k.backend == b for d in k.dtypes) for b in BACKENDS if b != "auto"}
 
 
 def find(backend: str, regime: str) -> Kernel:
@@ -66,7 +71,3 @@ def find(backend: str, regime: str) -> Kernel:
         if kernel.backend == backend and kernel.regime in (regime, "any"):
             return kernel
     raise ValueError(f"no {backend} kernel for the {regime} regime")
-
-
-def kernels_of(backend: str) -> tuple[Kernel, ...]:
-    return tuple(k for k in KERNELS if k.backend == backend)
