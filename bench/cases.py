@@ -37,7 +37,12 @@ class KernelCase:
                 f"{self.in_features}x{self.out_features}/k{self.block_size}/d{self.density:g}/{self.masks}/{source}")
 
     def to_dict(self) -> dict:
-        return {"case_id": self.case_id, **asdict(self)}
+        """The case as a result row names it: the requested density, or a trained case's tau, by name."""
+        fields = asdict(self)
+        density = fields.pop("density")
+        trained = self.mask_source == "trained"
+        return {"case_id": self.case_id, **fields, "requested_density": None if trained else density,
+                "tau": density if trained else None}
 
 
 def _matches(assignment: dict, rule: dict) -> bool:

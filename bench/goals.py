@@ -41,7 +41,7 @@ def check_goals(kernels: pd.DataFrame) -> pd.DataFrame:
     for g in GOALS:
         hit = ok[(ok["device"] == g.device) & (ok["dtype"] == g.dtype) & (ok["batch"] == g.batch)
                  & (ok["in_features"] == g.in_features) & (ok["out_features"] == g.out_features)
-                 & (ok["block_size"] == g.block_size) & (ok["masks"] == g.masks) & (ok["density"] == g.density)]
+                 & (ok["block_size"] == g.block_size) & (ok["masks"] == g.masks) & (ok["requested_density"] == g.density)]
         if hit.empty:
             continue
         value = float(hit[g.metric].median())

@@ -11,13 +11,14 @@ import torch
 
 from bench.cases import KernelCase
 from bench.contention import load_since, snapshot
-from bench.metrics import needed_bytes, roofline_seconds, useful_flops, weight_share
+from bench.metrics import CaseWork, case_metrics, weight_share
 from bench.providers import PROVIDERS
+from bench.schema import KernelRow, ProviderCheck
 from condcore.mask_export import load_masks
 from condcore.masks import weight_tile_density, work_density
 from condcore.ops import frozen_weights, pick_regime
 from condcore.problems import LinearProblem, check_output, make_problem
-from condcore.timing import iqr, median, ratio_samples, speedup_interval, time_interleaved
+from condcore.timing import iqr, median, time_interleaved
 
 
 def _trained_problem(case: KernelCase, checkpoints: Path, dtype: torch.dtype, gen: torch.Generator) -> LinearProblem:
@@ -69,23 +70,24 @@ MEMORY_HEADROOM = 0.8
 
 
 def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: int, bandwidth: float,
-                    cuda_graph: bool = False, peers: tuple[str, ...] = ()) -> dict:
-    """The case's row: ours against the dense baseline (the row's own fields) and each of `peers`
-    (bench.providers; the row's `providers` list holds every provider's numbers, long format)."""
-    row = {**case.to_dict(), "regime_used": pick_regime(case.regime, case.batch), "status": "ok", "error": "",
-           "cuda_graph": cuda_graph}
+                    cuda_graph: bool = False, peers: tuple[str, ...] = ()) -> KernelRow:
+    """The case's row: ours, the dense baseline and each of `peers` (bench.providers), each checked,
+    then timed interleaved; its metrics long format (bench.metrics.case_metrics)."""
+    row = KernelRow(**case.to_dict(), regime_used=pick_regime(case.regime, case.batch), status="ok",
+                    cuda_graph=cuda_graph)
     needed, available = case_memory_bytes(case, 2 + len(peers)), available_memory_bytes(case.device)
     if needed > MEMORY_HEADROOM * available:
         # Refused before allocating anything: running out of memory would kill the whole run.
-        row.update(status="failed", error=f"not run: needs about {needed / 2**30:.1f} GiB of {case.device} memory, "
-                                          f"{available / 2**30:.1f} GiB is available")
+        row.status, row.error = "failed", (f"not run: needs about {needed / 2**30:.1f} GiB of {case.device} "
+                                           f"memory, {available / 2**30:.1f} GiB is available")
         return row
     try:
         p = build_problem(case, checkpoints, seed)
         wd = work_density(p.in_mask, p.out_mask)
         td = weight_tile_density(p.in_mask, p.out_mask, -(-p.x.shape[1] // p.block_size), p.weight.shape[0] // p.block_size)
-        row.update(in_features=p.x.shape[1], work_density=wd, tile_density=td,
-                   ideal_density=td if row["regime_used"] == "union" else wd)
+        row.in_features, row.work_density, row.tile_density = p.x.shape[1], wd, td
+        row.ideal_density = td if row.regime_used == "union" else wd
+
         def build(name: str):
             # Poisoned: an element the provider does not write fails its check.
             out = torch.full((p.x.shape[0], p.weight.shape[0]), float("nan"), dtype=p.x.dtype, device=p.x.device)
@@ -96,18 +98,21 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
             dense, sparse = build("dense"), build("ours")
             # Each reference once per case, however many providers are checked against it.
             spec = p.reference()
-            row["max_relative_error"], error = check_output(p, sparse(), want=spec)
+            row.max_relative_error, error = check_output(p, sparse(), want=spec)
             if error:
-                row.update(status="failed", error=f"wrong result: {error}")
+                row.status, row.error = "failed", f"wrong result: {error}"
                 return row
             wants = {False: spec, True: p.dense_reference()}  # keyed by Provider.dense
             dense_error, error = check_output(p, dense(), want=wants[True])
             if error:
-                row.update(status="failed", error=f"the dense baseline computed a wrong result: {error}")
+                row.status, row.error = "failed", f"the dense baseline computed a wrong result: {error}"
                 return row
-            calls, peer_rows = {"dense": dense, "ours": sparse}, {}  # keyed by provider name
+            row.checks = [ProviderCheck(provider="dense", role="baseline", status="ok", max_relative_error=dense_error),
+                          ProviderCheck(provider="ours", role="ours", status="ok", max_relative_error=row.max_relative_error)]
+            calls = {"dense": dense, "ours": sparse}  # keyed by provider name
             for name in peers:
-                peer_rows[name], call = _checked_peer(name, p, build, wants)
+                check, call = _checked_peer(name, p, build, wants)
+                row.checks.append(check)
                 if call is not None:
                     calls[name] = call
             before = snapshot()
@@ -115,63 +120,38 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
             load = load_since(before)
     except Exception as exc:  # OOM, an unsupported shape, a kernel bug: a failed row, the sweep goes on
         last = traceback.extract_tb(exc.__traceback__)[-1]
-        row.update(status="error", error=f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})")
+        row.status, row.error = "error", f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})"
+        row.checks = []
         return row
-    speedups = ratio_samples(samples["dense"], samples["ours"])
-    dense_s, sparse_s = median(samples["dense"]), median(samples["ours"])
-    element = p.x.element_size()
-    batch, k_in, n_out = p.x.shape[0], p.x.shape[1], p.weight.shape[0]
-    flops = useful_flops(batch, k_in, n_out, wd)
-    moved = needed_bytes(batch, k_in, n_out, element, weight_share(row["regime_used"], td))
-    dense_rate = useful_flops(batch, k_in, n_out, 1.0) / dense_s  # this machine's GEMM rate at this very shape
-    roofline_s = roofline_seconds(flops, moved, dense_rate, bandwidth)
-    row.update(
-        **load.row_fields(torch.get_num_threads(), iqr(samples["dense"]) / dense_s if case.device == "cpu" else None),
-        rounds=len(samples["ours"]),
-        dense_median_s=dense_s, dense_iqr_s=iqr(samples["dense"]),
-        sparse_median_s=sparse_s, sparse_iqr_s=iqr(samples["ours"]),
-        speedup=median(speedups), speedup_iqr=iqr(speedups),
-        **dict(zip(("speedup_ci_low", "speedup_ci_high"), speedup_interval(samples["dense"], samples["ours"], case.device))),
-        fraction_of_ideal=median(speedups) * row["ideal_density"],
-        sparse_tflops=flops / sparse_s / 1e12, sparse_gbps=moved / sparse_s / 1e9,
-        dense_tflops=dense_rate / 1e12, fraction_of_roofline=roofline_s / sparse_s,
-    )
-    row["providers"] = _provider_rows(samples, peer_rows, case.device, row["max_relative_error"], dense_error)
-    timed = [r for r in row["providers"] if r["status"] == "ok"]
+    dense_spread = iqr(samples["dense"]) / median(samples["dense"]) if case.device == "cpu" else None
+    for name, value in load.row_fields(torch.get_num_threads(), dense_spread).items():
+        setattr(row, name, value)
+    work = CaseWork(p.x.shape[0], p.x.shape[1], p.weight.shape[0], p.x.element_size(), wd, row.ideal_density,
+                    weight_share(row.regime_used, td))
+    row.rounds = len(samples["ours"])
+    row.metrics = case_metrics(samples, work, case.device, bandwidth)
+    ours = median(samples["ours"])
     # 1 + the providers (baseline and peers) whose median beat ours: where ours ranks among all it was timed with
-    row["ours_rank"] = 1 + sum(r["median_s"] < sparse_s for r in timed if r["provider"] != "ours")
-    row["providers_timed"] = len(timed)
+    row.ours_rank = 1 + sum(median(times) < ours for name, times in samples.items() if name != "ours")
+    row.providers_timed = len(samples)
     return row
 
 
-def _checked_peer(name: str, p: LinearProblem, build, wants: dict) -> tuple[dict, object]:
-    """A peer's row so far and its call, checked against the reference; no call when it cannot run or
+def _checked_peer(name: str, p: LinearProblem, build, wants: dict) -> tuple[ProviderCheck, object]:
+    """A peer's check and its call, checked against the reference; no call when it cannot run or
     computes a wrong result (the case goes on without it)."""
     provider = PROVIDERS[name]
-    peer = {"provider": name, "role": provider.role, "status": "ok", "error": ""}
+    check = ProviderCheck(provider=name, role=provider.role, status="ok")
     if reason := provider.unsupported(p):
-        return {**peer, "status": "skipped", "error": reason}, None
+        check.status, check.error = "skipped", reason
+        return check, None
     try:
         call = build(name)
-        peer["max_relative_error"], error = check_output(p, call(), want=wants[provider.dense])
+        check.max_relative_error, error = check_output(p, call(), want=wants[provider.dense])
     except Exception as exc:  # a peer that cannot run this case is a note in its row, not a failed case
-        return {**peer, "status": "error", "error": f"{type(exc).__name__}: {exc}"}, None
+        check.status, check.error = "error", f"{type(exc).__name__}: {exc}"
+        return check, None
     if error:
-        return {**peer, "status": "failed", "error": f"wrong result: {error}"}, None
-    return peer, call
-
-
-def _provider_rows(samples: dict, peers: dict, device: str, ours_error: float, dense_error: float) -> list[dict]:
-    """One entry per provider, long format: the baseline, ours, then each peer in the suite's order;
-    speedup is the baseline's time over the provider's, per round, with its 95% interval."""
-    rows = [{"provider": "dense", "role": "baseline", "status": "ok", "error": "", "max_relative_error": dense_error},
-            {"provider": "ours", "role": "ours", "status": "ok", "error": "", "max_relative_error": ours_error},
-            *peers.values()]
-    for r in rows:
-        if r["status"] != "ok":
-            continue
-        times = samples[r["provider"]]
-        low, high = speedup_interval(samples["dense"], times, device)
-        r.update(median_s=median(times), iqr_s=iqr(times), speedup=median(ratio_samples(samples["dense"], times)),
-                 speedup_ci_low=low, speedup_ci_high=high)
-    return rows
+        check.status, check.error = "failed", f"wrong result: {error}"
+        return check, None
+    return check, call

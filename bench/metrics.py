@@ -1,7 +1,13 @@
-"""What a block-sparse linear case must do at the least, and how close a measured time comes to it:
-the one place these are computed (the suite runner and bench_kernels both use them)."""
+"""What a block-sparse linear case must do at the least, how close a measured time comes to it, and
+every provider's metrics of a case: the one place these are computed (the suite runner and
+bench_kernels both use them)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.schema import Metric
+from condcore.timing import iqr, median, ratio_samples, speedup_interval, time_interval
 
 
 def useful_flops(batch: int, in_features: int, out_features: int, work_density: float) -> float:
@@ -22,3 +28,43 @@ def weight_share(regime: str, tile_density: float) -> float:
 def roofline_seconds(flops: float, moved_bytes: float, flop_rate: float, bandwidth: float) -> float:
     """The least time this machine allows: the FLOPs at its GEMM rate or the bytes at its copy bandwidth."""
     return max(flops / flop_rate, moved_bytes / bandwidth)
+
+
+@dataclass(frozen=True)
+class CaseWork:
+    """What a case asks of any provider: its shape, element size and the densities its masks realized."""
+
+    batch: int
+    in_features: int
+    out_features: int
+    element_size: int
+    work_density: float
+    ideal_density: float
+    weight_share: float
+
+
+def case_metrics(samples: dict[str, list[float]], work: CaseWork, device: str, bandwidth: float,
+                 baseline: str = "dense") -> list[Metric]:
+    """Every timed provider's metrics, long format: time, speedup over the baseline (per round, with
+    its interval), useful TFLOP/s, needed GB/s, fraction of the ideal speedup and of this machine's
+    roofline; plus the baseline's GEMM rate at this shape, which the roofline uses."""
+    w = work
+    flops = useful_flops(w.batch, w.in_features, w.out_features, w.work_density)
+    moved = needed_bytes(w.batch, w.in_features, w.out_features, w.element_size, w.weight_share)
+    base = samples[baseline]
+    gemm_rate = useful_flops(w.batch, w.in_features, w.out_features, 1.0) / median(base)
+    least_s = roofline_seconds(flops, moved, gemm_rate, bandwidth)
+    metrics = [Metric.of(baseline, "gemm_rate", gemm_rate / 1e12)]
+    for provider, times in samples.items():
+        t, ratios = median(times), ratio_samples(base, times)
+        speedup = median(ratios)
+        metrics += [
+            Metric.of(provider, "time", t, iqr(times), *time_interval(times, device)),
+            Metric.of(provider, "speedup", speedup, iqr(ratios), *speedup_interval(base, times, device)),
+            Metric.of(provider, "throughput", flops / t / 1e12),
+            Metric.of(provider, "bandwidth", moved / t / 1e9),
+            Metric.of(provider, "fraction_of_ideal", speedup * w.ideal_density),
+            Metric.of(provider, "fraction_of_roofline", least_s / t),
+        ]
+    return metrics
+

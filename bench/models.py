@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from bench.contention import load_since, snapshot
+from bench.schema import Metric
 from condcore.data import Dataset, load_dataset
 from condcore.mask_export import export_masks
 from condcore.models import CondNet, CondNetConfig
@@ -168,27 +169,28 @@ def test_batches(x: torch.Tensor, batch: int, most: int = 16) -> list[torch.Tens
 
 
 def accuracy_row(model: CondNet, metrics: dict) -> dict:
-    """A model's row without timings: what its checkpoint says of its accuracy and density."""
+    """A model's row fields without timings: what its checkpoint says of its accuracy and density."""
     return {
         "dataset": metrics["dataset"], "policy": metrics["policy"], "tau": metrics["tau"],
         "inference_mode": metrics["inference_mode"], "test_error": metrics["test_error"],
         "valid_error": metrics.get("valid_error"),
         "test_examples": metrics.get("test_examples"),
-        "density": json.dumps([round(d, 4) for d in metrics["density"]]), "train_seconds": metrics["train_seconds"],
+        "realized_density": [round(d, 4) for d in metrics["density"]], "train_seconds": metrics["train_seconds"],
         "hidden": "x".join(map(str, model.config.hidden)), "block_size": model.config.block_size,
     }
 
 
 def measure_model(model: CondNet, metrics: dict, data: Dataset, batches: tuple[int, ...], rounds: int) -> dict:
-    """One row: accuracy numbers from the checkpoint, plus end-to-end speedups at each batch size."""
+    """A model's row fields: accuracy numbers from the checkpoint, plus end-to-end timings of it and its
+    dense twin at each batch size (long format)."""
     row = accuracy_row(model, metrics)
     before = snapshot()
+    timings = []
     for batch in batches:
         torch.manual_seed(0)
         speed = inference_speedup(model, test_batches(data.test.x, batch), metrics["inference_mode"], rounds=rounds)
-        row[f"dense_ms_b{batch}"] = speed.dense_s * 1e3
-        row[f"sparse_ms_b{batch}"] = speed.sparse_s * 1e3
-        row[f"speedup_b{batch}"] = speed.speedup
-        row[f"ci_low_b{batch}"], row[f"ci_high_b{batch}"] = speed.interval
-    row.update(load_since(before).row_fields(torch.get_num_threads()))
+        timings += [Metric.of("dense", "time", speed.dense_s, batch=batch),
+                    Metric.of("ours", "time", speed.sparse_s, batch=batch),
+                    Metric.of("ours", "speedup", speed.speedup, None, *speed.interval, batch=batch)]
+    row.update(load_since(before).row_fields(torch.get_num_threads()), metrics=timings)
     return row

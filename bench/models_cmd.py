@@ -11,6 +11,7 @@ import torch
 from bench.cases import check_threads
 from bench.cli_common import UserError, bounded_float, bounded_int, positive_int_list, writable_folder
 from bench.models import Datasets, measure_model, model_grid, train_missing, train_or_reuse
+from bench.schema import ModelRow, model_speed_records
 from bench.suite import MAX_BATCH, MAX_EPOCHS, MAX_FEATURES, MAX_LR, MAX_REPEATS, MIN_LR, MAX_SEED, MAX_THREADS
 from condcore.data import DATASETS, DatasetNotFound
 from condcore.data.formats import DataFormatError
@@ -79,20 +80,25 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for case in cases:
         model, metrics = train_or_reuse(case, data, checkpoints)
-        rows.append(measure_model(model, metrics, data, tuple(args.batches), args.rounds))
-    table = pd.DataFrame(rows)
+        fields = measure_model(model, metrics, data, tuple(args.batches), args.rounds)
+        rows.append(ModelRow(name=case.name, seed=case.seed, **fields))
+    table = pd.DataFrame([r.model_dump(exclude={"metrics"}) for r in rows])
+    speeds = pd.DataFrame([rec for r in rows for rec in model_speed_records(r)])
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "models.csv", index=False)
-    (args.out / "models.md").write_text(to_markdown(table, args.batches) + "\n")
-    print(to_markdown(table, args.batches))
+    speeds.to_csv(args.out / "model_speeds.csv", index=False)
+    (args.out / "models.md").write_text(to_markdown(table, speeds, args.batches) + "\n")
+    print(to_markdown(table, speeds, args.batches))
     return 0
 
 
-def to_markdown(table: pd.DataFrame, batches: list[int]) -> str:
+def to_markdown(table: pd.DataFrame, speeds: pd.DataFrame, batches: list[int]) -> str:
     head = ["policy", "tau", "mode", "test error %", "density per layer"] + [f"speedup B={b}" for b in batches]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    speedup = {(r["name"], r["batch"]): r["speedup"] for r in speeds.to_dict("records")}
     for _, r in table.iterrows():
-        cells = [r.policy, f"{r.tau:g}", r.inference_mode, f"{100 * r.test_error:.2f}", r.density]
-        cells += [f"{r[f'speedup_b{b}']:.2f}" for b in batches]
+        cells = [r.policy, f"{r.tau:g}", r.inference_mode, f"{100 * r.test_error:.2f}",
+                 ", ".join(f"{d:.3f}" for d in r.realized_density)]
+        cells += [f"{speedup[(r['name'], b)]:.2f}" for b in batches]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)

@@ -6,7 +6,6 @@ import argparse
 import base64
 import html
 import io
-import json
 import math
 import sys
 from pathlib import Path
@@ -44,8 +43,8 @@ def break_even(kernels: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     rows = []
     for key, group in ok.groupby(["device", "dtype", "block_size", "batch", "masks"]):
-        wins = group[group["speedup"] > 1.0]["density"]
-        losses = group[group["speedup"] <= 1.0]["density"]
+        wins = group[group["speedup"] > 1.0]["requested_density"]
+        losses = group[group["speedup"] <= 1.0]["requested_density"]
         rows.append(dict(zip(["device", "dtype", "block_size", "batch", "masks"], key),
                          smallest_winning_density=wins.min() if len(wins) else float("nan"),
                          largest_losing_density=losses.max() if len(losses) else float("nan"),
@@ -197,7 +196,9 @@ def print_report(run: Run, console: Console | None = None) -> None:
         console.print(table)
     m = model_summary(run.models)
     if not m.empty:
-        batches = _batches(m)
+        speeds = speed_summary(run.models, run.model_speeds)
+        batches = sorted(speeds["batch"].unique()) if not speeds.empty else []
+        cell = {(r["policy"], r["tau"], r["batch"]): r for r in speeds.to_dict("records")}
         seeded = (m["seeds"] > 1).any()
         title = "trained models: test error vs measured end-to-end inference speedup over the dense net"
         if seeded:
@@ -216,9 +217,7 @@ def print_report(run: Run, console: Console | None = None) -> None:
             if r.get("test_error_low", math.nan) == r.get("test_error_low", math.nan):
                 error += f" [{100 * r['test_error_low']:.2f}, {100 * r['test_error_high']:.2f}]"
             table.add_row(policy, f"{r['tau']:g}", r["inference_mode"], str(r["seeds"]), error, _error_change_cell(r),
-                          r["density"],
-                          *[_speed_cell(r[f"speedup_b{b}"], 1.0, r.get(f"ci_low_b{b}", float("nan")),
-                                        r.get(f"ci_high_b{b}", float("nan"))) for b in batches])
+                          r["realized_density"], *[_model_speed_cell(cell.get((r["policy"], r["tau"], b))) for b in batches])
         console.print(table)
 
 
@@ -234,8 +233,10 @@ def _error_change_cell(row: dict) -> str:
     return cell
 
 
-def _batches(models: pd.DataFrame) -> list[int]:
-    return sorted(int(c.removeprefix("speedup_b")) for c in models.columns if c.startswith("speedup_b"))
+def _model_speed_cell(speed: dict | None) -> str:
+    if speed is None:
+        return ""
+    return _speed_cell(speed["speedup"], 1.0, speed["speedup_ci_low"], speed["speedup_ci_high"])
 
 
 def model_summary(models: pd.DataFrame) -> pd.DataFrame:
@@ -243,7 +244,7 @@ def model_summary(models: pd.DataFrame) -> pd.DataFrame:
     its change against the dense net trained on the same seeds' splits (`error_change`, paired
     per seed, with a t-interval from two shared seeds on); per-layer densities averaged, the median
     speedup per batch with the envelope of the seeds' intervals (a conservative bound, not a new
-    interval)."""
+    interval; `speed_summary`)."""
     if models.empty:
         return models
     dense_error = {}
@@ -266,16 +267,22 @@ def model_summary(models: pd.DataFrame) -> pd.DataFrame:
             row.update(error_change=sum(changes) / len(changes), error_change_seeds=len(changes))
             if len(changes) > 1:
                 row["error_change_low"], row["error_change_high"] = _t_interval(pd.Series(changes))
-        layers = [json.loads(d) for d in g["density"]]
-        row["density"] = ", ".join(f"{sum(col) / n:.3f}" for col in zip(*layers))
-        for b in _batches(g):
-            row[f"speedup_b{b}"] = g[f"speedup_b{b}"].median()
-            if f"ci_low_b{b}" in g:
-                row[f"ci_low_b{b}"], row[f"ci_high_b{b}"] = g[f"ci_low_b{b}"].min(), g[f"ci_high_b{b}"].max()
+        row["realized_density"] = ", ".join(f"{sum(col) / n:.3f}" for col in zip(*g["realized_density"]))
         if "load_flags" in g:
             row["load_flags"] = ",".join(sorted({f for v in g["load_flags"].dropna() for f in str(v).split(",") if f}))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def speed_summary(models: pd.DataFrame, speeds: pd.DataFrame) -> pd.DataFrame:
+    """One row per policy x tau x batch over the seeds timed: the median speedup, and the envelope of
+    the seeds' intervals (a conservative bound, not a new interval)."""
+    if speeds.empty:
+        return pd.DataFrame(columns=["policy", "tau", "batch", "speedup", "speedup_ci_low", "speedup_ci_high"])
+    timed = speeds.merge(models[["name", "policy", "tau"]], on="name")
+    return (timed.groupby(["policy", "tau", "batch"], sort=False)
+            .agg(speedup=("speedup", "median"), speedup_ci_low=("speedup_ci_low", "min"),
+                 speedup_ci_high=("speedup_ci_high", "max")).reset_index())
 
 
 def _error_interval(errors: pd.Series, examples: pd.Series | None) -> tuple[float, float] | None:
@@ -346,7 +353,7 @@ def plot_speedup_vs_batch(k: pd.DataFrame):
 
     ok = k[(k["status"] == "ok") & (k["mask_source"] != "trained")]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for (bs, density, masks, source, device), g in ok.groupby(["block_size", "density", "masks", "mask_source", "device"]):
+    for (bs, density, masks, source, device), g in ok.groupby(["block_size", "requested_density", "masks", "mask_source", "device"]):
         if g["batch"].nunique() < 2:
             continue
         g = g.sort_values("batch")
@@ -359,20 +366,19 @@ def plot_speedup_vs_batch(k: pd.DataFrame):
     return fig
 
 
-def plot_pareto(m: pd.DataFrame):
+def plot_pareto(models: pd.DataFrame, speeds: pd.DataFrame):
     import matplotlib.pyplot as plt
 
-    m = model_summary(m)
-    batches = _batches(m)
+    m = model_summary(models).merge(speed_summary(models, speeds), on=["policy", "tau"])
+    batches = sorted(m["batch"].unique())
     fig, axes = plt.subplots(1, len(batches), figsize=(5.5 * len(batches), 4.5), squeeze=False)
     for ax, b in zip(axes[0], batches):
-        for policy, g in m.groupby("policy"):
+        for policy, g in m[m["batch"] == b].groupby("policy"):
             yerr = _error_bars(g, "test_error", "test_error_low", "test_error_high")
-            ax.errorbar(g[f"speedup_b{b}"], 100 * g["test_error"], fmt="o", capsize=2, label=policy,
-                        xerr=_error_bars(g, f"speedup_b{b}", f"ci_low_b{b}", f"ci_high_b{b}"),
+            ax.errorbar(g["speedup"], 100 * g["test_error"], fmt="o", capsize=2, label=policy, xerr=_error_bars(g),
                         yerr=None if yerr is None else [100 * e.fillna(0) for e in yerr])
             for r in g.itertuples():
-                ax.annotate(f"{r.tau:g}", (getattr(r, f"speedup_b{b}"), 100 * r.test_error), fontsize=7)
+                ax.annotate(f"{r.tau:g}", (r.speedup, 100 * r.test_error), fontsize=7)
         ax.axvline(1.0, color="grey", lw=0.8)
         ax.set(xlabel=f"measured inference speedup over dense (batch {b})", ylabel="test error (%)",
                title=f"speed vs accuracy, batch {b}")
@@ -391,8 +397,8 @@ def write_report(run: Run, out: Path) -> Path:
     if not run.kernels.empty and (run.kernels["status"] == "ok").any():
         figures["speedup_vs_density"] = plot_speedup_vs_density(run.kernels)
         figures["speedup_vs_batch"] = plot_speedup_vs_batch(run.kernels)
-    if not run.models.empty:
-        figures["pareto"] = plot_pareto(run.models)
+    if not run.model_speeds.empty:
+        figures["pareto"] = plot_pareto(run.models, run.model_speeds)
     images = {}
     for name, fig in figures.items():
         images[name] = _figure_png(fig)
@@ -421,6 +427,9 @@ def write_report(run: Run, out: Path) -> Path:
     if not run.models.empty:
         parts.append("<h2>Trained models</h2>" + model_summary(run.models).to_html(index=False, float_format=lambda v: f"{v:.4g}"))
         parts.append("<h2>Trained models, each seed</h2>" + run.models.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
+        if not run.model_speeds.empty:
+            parts.append("<h2>Trained models' timings, each seed and batch</h2>"
+                         + run.model_speeds.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>condbench " + html.escape(run.run_id) +
             "</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
             "td,th{border:1px solid #ccc;padding:2px 6px}"

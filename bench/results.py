@@ -3,8 +3,12 @@
 results/runs/<run_id>/
   suite.yaml      the suite as run           env.json     the machine fingerprint
   kernels.jsonl   one JSON row per finished kernel case (appended and fsynced: a kill loses at most
-  models.jsonl    the case in flight)         one row per trained model
-  kernels.csv, kernels.parquet, models.csv    the tidy tables, rewritten at the end of a run
+  models.jsonl    the case in flight)         one row per trained model (bench.schema: typed, versioned)
+  kernels.csv, kernels.parquet   one row per case, with ours-vs-baseline summary columns
+  providers.csv   one row per case and provider (its check, time and speedup)
+  metrics.csv     every metric of every provider of every case, long format
+  models.csv, model_speeds.csv   one row per model; one per model and batch size
+  (the tables are rewritten from the rows at the end of a run)
 """
 
 from __future__ import annotations
@@ -12,18 +16,23 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
 
 from bench.cli_common import UserError, read_text, writable_folder
 from bench.run_folder import read_env
+from bench.schema import (KernelRow, ModelRow, SchemaError, kernel_summary, model_speed_records, parse_kernel_row,
+                          parse_model_row, provider_records)
 
 TABLE_KEYS = {"kernels": "case_id", "models": "name"}  # each table's row key
 TABLES = tuple(TABLE_KEYS)
 
 
-def append_row(path: Path, row: dict) -> None:
+def append_row(path: Path, row: dict | KernelRow | ModelRow) -> None:
+    if not isinstance(row, dict):
+        row = row.model_dump()
     with open(path, "a") as f:
         f.write(json.dumps(row, default=str) + "\n")
         f.flush()
@@ -71,18 +80,55 @@ def read_rows(path: Path, key: str) -> list[dict]:
     return rows
 
 
+def read_typed_rows(path: Path, table: str) -> list[KernelRow] | list[ModelRow]:
+    """A table's rows as schema records (version-1 rows upgraded); a row of an unknown version, or one
+    that is not a row of this table, is one error naming its line."""
+    parse = {"kernels": parse_kernel_row, "models": parse_model_row}[table]
+    typed = []
+    for number, raw in enumerate(read_rows(path, TABLE_KEYS[table]), start=1):
+        try:
+            typed.append(parse(raw))
+        except SchemaError as exc:
+            raise UserError(f"{path}: line {number} {exc}") from None
+    return typed
+
+
 @dataclass
 class Run:
     folder: Path
     env: dict
-    kernels: pd.DataFrame
-    models: pd.DataFrame
-    # long format: one row per kernel case and provider (baseline, ours, peers); empty for runs before them
-    providers: pd.DataFrame = field(default_factory=pd.DataFrame)
+    kernel_rows: list[KernelRow] = field(default_factory=list)
+    model_rows: list[ModelRow] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
         return self.folder.name
+
+    @cached_property
+    def kernels(self) -> pd.DataFrame:
+        """One row per case: its fields and the ours-vs-baseline summary columns (bench.schema.SUMMARY)."""
+        return pd.DataFrame([kernel_summary(r) for r in self.kernel_rows])
+
+    @cached_property
+    def providers(self) -> pd.DataFrame:
+        """One row per case and provider (baseline, ours, peers): its check, time and speedup."""
+        return pd.DataFrame([rec for r in self.kernel_rows for rec in provider_records(r)])
+
+    @cached_property
+    def metrics(self) -> pd.DataFrame:
+        """Every metric of every provider of every case, long format."""
+        return pd.DataFrame([{"case_id": r.case_id, "sweep": r.sweep, **m.model_dump(exclude={"batch"})}
+                             for r in self.kernel_rows for m in r.metrics])
+
+    @cached_property
+    def models(self) -> pd.DataFrame:
+        """One row per trained model (per-layer densities as a list), without its timings."""
+        return pd.DataFrame([r.model_dump(exclude={"metrics"}) for r in self.model_rows])
+
+    @cached_property
+    def model_speeds(self) -> pd.DataFrame:
+        """One row per model and batch size: the dense twin's and ours' times and the speedup."""
+        return pd.DataFrame([rec for r in self.model_rows for rec in model_speed_records(r)])
 
 
 def load_run(folder: Path) -> Run:
@@ -91,20 +137,8 @@ def load_run(folder: Path) -> Run:
     env = read_env(folder)
     if env is None:
         raise UserError(f"{folder}: not a condbench run (no env.json)")
-    tables = {name: pd.DataFrame(read_rows(folder / f"{name}.jsonl", key)) for name, key in TABLE_KEYS.items()}
-    kernels = tables["kernels"]
-    return Run(folder, env, kernels.drop(columns=["providers"], errors="ignore"), tables["models"],
-               _providers_table(kernels))
-
-
-def _providers_table(kernels: pd.DataFrame) -> pd.DataFrame:
-    """The rows' per-provider lists as one long table, each entry with its case's id and sweep."""
-    if "providers" not in kernels:
-        return pd.DataFrame()
-    entries = [{"case_id": case_id, "sweep": sweep, **entry}
-               for case_id, sweep, providers in zip(kernels["case_id"], kernels["sweep"], kernels["providers"])
-               if isinstance(providers, list) for entry in providers]
-    return pd.DataFrame(entries)
+    return Run(folder, env, read_typed_rows(folder / "kernels.jsonl", "kernels"),
+               read_typed_rows(folder / "models.jsonl", "models"))
 
 
 def write_tables(run: Run) -> None:
@@ -114,10 +148,10 @@ def write_tables(run: Run) -> None:
             run.kernels.to_parquet(run.folder / "kernels.parquet", index=False)
         except ImportError:  # parquet needs pyarrow; the CSV is the portable copy
             pass
-    if not run.providers.empty:
-        run.providers.to_csv(run.folder / "providers.csv", index=False)
-    if not run.models.empty:
-        run.models.to_csv(run.folder / "models.csv", index=False)
+    for name in ("providers", "metrics", "models", "model_speeds"):
+        table = getattr(run, name)
+        if not table.empty:
+            table.to_csv(run.folder / f"{name}.csv", index=False)
 
 
 def read_histories(folder: Path) -> dict[str, list[dict]]:
@@ -156,11 +190,11 @@ def merge_runs(folders: list[Path], out: Path) -> Run:
     (out / "env.json").write_text(json.dumps(env, indent=2))
     for table, key in TABLE_KEYS.items():
         seen = set()
-        for folder in folders:
-            for row in read_rows(folder / f"{table}.jsonl", key):  # as written: nested provider lists kept
-                if row[key] in seen:
-                    raise UserError(f"case {row[key]} appears in more than one run")
-                seen.add(row[key])
+        for shard_run in runs:  # typed: rows of an older schema are written in today's
+            for row in getattr(shard_run, f"{table[:-1]}_rows"):
+                if getattr(row, key) in seen:
+                    raise UserError(f"case {getattr(row, key)} appears in more than one run")
+                seen.add(getattr(row, key))
                 append_row(out / f"{table}.jsonl", row)
     if histories:
         (out / "histories.json").write_text(json.dumps(histories, indent=1))

@@ -23,8 +23,9 @@ from bench.measure import run_kernel_case
 from bench.models import Datasets, accuracy_row, measure_model, train_missing, train_or_reuse
 from bench.phase_clock import PhaseClock
 from bench.report import print_report, write_report
-from bench.results import append_row, drop_partial_tail, load_run, read_histories, read_rows, write_tables
+from bench.results import append_row, drop_partial_tail, load_run, read_histories, read_typed_rows, write_tables
 from bench.run_folder import MEASURED_KEY, create_run_folder, owned, resumable, write_json_atomic
+from bench.schema import ModelRow
 from bench.suite import Suite, parse_suite, suite_text
 from condcore.data import DatasetNotFound
 from condcore.data.formats import DataFormatError
@@ -144,8 +145,8 @@ def _run_owned(args: argparse.Namespace, suite: Suite, folder: Path, env: dict |
     console = Console(stderr=True)
     notes = [note for table in ("models", "kernels") if (note := drop_partial_tail(folder / f"{table}.jsonl"))]
     # Rows are read (and refused if corrupt) before anything is measured, so a bad folder costs no time.
-    done_models = {r["name"] for r in read_rows(folder / "models.jsonl", "name")}
-    done_kernels = {r["case_id"] for r in read_rows(folder / "kernels.jsonl", "case_id")}
+    done_models = {r.name for r in read_typed_rows(folder / "models.jsonl", "models")}
+    done_kernels = {r.case_id for r in read_typed_rows(folder / "kernels.jsonl", "kernels")}
     histories = read_histories(folder)
     for note in notes:
         console.print(f"[yellow]note[/yellow]: {note}")
@@ -226,7 +227,7 @@ def _time_models(suite: Suite, folder: Path, models: list, done_models: set, his
         # Before the row: a row in models.jsonl marks the model done, and its history must be kept by then.
         histories[case.name] = metrics["history"]
         write_json_atomic(folder / "histories.json", histories)
-        append_row(folder / "models.jsonl", {"name": case.name, "seed": case.seed, **fields})
+        append_row(folder / "models.jsonl", ModelRow(name=case.name, seed=case.seed, **fields))
         progress.advance(task)
 
 

@@ -106,6 +106,13 @@ def bootstrap_interval(samples: list[float], level: float = CONFIDENCE) -> tuple
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
+def time_interval(samples: list[float], device: str) -> tuple[float, float]:
+    """A median time's interval: on CPU the 95% bootstrap interval, on CUDA do_bench's 20%-80% range."""
+    if device == "cuda":
+        return samples[0], samples[-1]
+    return bootstrap_interval(samples)
+
+
 def speedup_interval(dense: list[float], sparse: list[float], device: str) -> tuple[float, float]:
     """The speedup's interval: on CPU a 95% bootstrap interval of the median per-round ratio; on CUDA,
     where do_bench keeps only quantiles, the range from (dense 20% / sparse 80%) to (dense 80% /

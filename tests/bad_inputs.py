@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from bench.schema import KernelRow, Metric
+
 SWEEP = {"name": "k", "batch": [4], "shape": [{"in_features": 64, "out_features": 64}], "block_size": [16],
          "density": [0.5]}
 
@@ -28,8 +30,10 @@ ALIAS_BOMB = "name: t\nkernels:\n  - name: k\n    batch: [4]\n    shape: [{in_fe
     "&f [*e,*e,*e,*e,*e,*e,*e,*e,*e], &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]]\n"
 
 RUN = "res/runs/t-1"  # a run folder to resume, report or merge
-GOOD_ROW = json.dumps({"case_id": "k/cpu/float32/auto/auto/B4/64x64/k16/d0.5/out/iid", "status": "ok",
-                       "speedup": 1.5, "speedup_iqr": 0.1})
+GOOD_ROW = KernelRow(case_id="k/cpu/float32/auto/auto/B4/64x64/k16/d0.5/out/iid", sweep="k", device="cpu",
+                     dtype="float32", backend="auto", regime="auto", batch=4, in_features=64, out_features=64,
+                     block_size=16, masks="out", mask_source="iid", requested_density=0.5, regime_used="grouped",
+                     status="ok", metrics=[Metric.of("ours", "speedup", 1.5, 0.1)]).model_dump_json()
 ENV = json.dumps({"suite": "t", "shard": [0, 1], "cpu_model": "x", "torch_threads": 1})
 CSV_HEAD = "case_id,status,speedup,speedup_iqr\n"
 
@@ -138,6 +142,12 @@ CORPUS = [
     Bad("resume-env-not-utf8", ["run", "--resume", RUN], "not a UTF-8 text", run_folder(env=b'{"a": "\xff"}')),
     Bad("resume-row-without-case-id", ["run", "--resume", RUN], "line 2 is not a result row",
         run_folder(rows=GOOD_ROW + '\n{"status": "ok"}\n')),
+    Bad("resume-row-newer-schema", ["run", "--resume", RUN], "line 2 written by results schema version 9",
+        run_folder(rows=GOOD_ROW + "\n" + GOOD_ROW.replace('"schema_version":2', '"schema_version":9') + "\n")),
+    Bad("report-row-newer-schema", ["report", RUN], "line 1 written by results schema version 9",
+        run_folder(rows=GOOD_ROW.replace('"schema_version":2', '"schema_version":9') + "\n")),
+    Bad("report-row-missing-field", ["report", RUN], "line 1 not a version-2 KernelRow (batch: Field required)",
+        run_folder(rows=GOOD_ROW.replace('"batch":4,', '') + "\n")),
     Bad("resume-row-a-list", ["run", "--resume", RUN], "line 1 is not a result row", run_folder(rows="[1, 2]\n")),
     Bad("resume-row-garbage", ["run", "--resume", RUN], "line 1 is not a JSON row", run_folder(rows="{oops\n")),
     Bad("resume-row-not-utf8", ["run", "--resume", RUN], "line 2 is not UTF-8",

@@ -38,11 +38,11 @@ def test_gpu_suite_case_kinds_run_and_check(case, tmp_path):
         assert os.environ.get("TRITON_INTERPRET") == "1"
     peers = {sweep.name: tuple(sweep.peers) for sweep in load_suite(ROOT / "suites" / "gpu.yaml").kernels}
     row = run_kernel_case(case, checkpoints=tmp_path, seed=0, rounds=1, bandwidth=1e10, peers=peers[case.sweep])
-    assert row["status"] == "ok", row["error"]
-    assert row["max_relative_error"] <= 5e-2 and row["speedup"] > 0
+    assert row.status == "ok", row.error
+    assert row.max_relative_error <= 5e-2 and row.metric("ours", "speedup").median > 0
     # the suite's peers ran beside ours, each checked first; the gather loop runs on every device and dtype
-    entries = {e["provider"]: e for e in row["providers"]}
-    assert set(entries) == {"dense", "ours", *peers[case.sweep]}
-    assert all(e["median_s"] > 0 for e in entries.values() if e["status"] == "ok")
-    if "naive_gather" in entries:
-        assert entries["naive_gather"]["status"] == "ok", entries["naive_gather"]["error"]
+    checks = {c.provider: c for c in row.checks}
+    assert set(checks) == {"dense", "ours", *peers[case.sweep]}
+    assert all(row.metric(name, "time").median > 0 for name, c in checks.items() if c.status == "ok")
+    if "naive_gather" in checks:
+        assert checks["naive_gather"].status == "ok", checks["naive_gather"].error

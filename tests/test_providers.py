@@ -73,11 +73,14 @@ def test_adding_a_provider_is_one_registration(monkeypatch, tmp_path):
     assert {"toy_spec", "toy_wrong"} <= set(peer_names())
     row = run_kernel_case(case(), checkpoints=tmp_path, seed=0, rounds=3, bandwidth=1e10,
                           peers=("toy_spec", "toy_wrong"))
-    assert row["status"] == "ok"
-    entries = {e["provider"]: e for e in row["providers"]}
-    assert entries["toy_spec"]["status"] == "ok" and entries["toy_spec"]["median_s"] > 0
-    assert entries["toy_wrong"]["status"] == "failed" and "wrong result" in entries["toy_wrong"]["error"]
-    assert "median_s" not in entries["toy_wrong"] and row["providers_timed"] == 3
+    assert row.status == "ok"
+    checks = {c.provider: c for c in row.checks}
+    assert checks["toy_spec"].status == "ok" and row.metric("toy_spec", "time").median > 0
+    assert checks["toy_wrong"].status == "failed" and "wrong result" in checks["toy_wrong"].error
+    assert row.metric("toy_wrong", "time") is None and row.providers_timed == 3
+    # every timed provider has the same metrics, each in its unit
+    assert {(m.metric, m.unit) for m in row.metrics if m.provider == "toy_spec"} == {
+        (m.metric, m.unit) for m in row.metrics if m.provider == "ours"} >= {("time", "s"), ("speedup", "x")}
     with pytest.raises(ValueError, match="registered twice"):
         register(Provider("toy_spec", "peer", "again", spec))
 
@@ -85,8 +88,8 @@ def test_adding_a_provider_is_one_registration(monkeypatch, tmp_path):
 def test_a_peer_that_cannot_run_a_case_says_why(tmp_path):
     row = run_kernel_case(case(dtype="bfloat16"), checkpoints=tmp_path, seed=0, rounds=2, bandwidth=1e10,
                           peers=("torch_sparse",))
-    (peer,) = [e for e in row["providers"] if e["provider"] == "torch_sparse"]
-    assert row["status"] == "ok" and peer["status"] == "skipped" and "bfloat16" in peer["error"]
+    (peer,) = [c for c in row.checks if c.provider == "torch_sparse"]
+    assert row.status == "ok" and peer.status == "skipped" and "bfloat16" in peer.error
     both_masks = run_kernel_case(case(masks="both", batch=4), checkpoints=tmp_path, seed=0, rounds=2,
                                  bandwidth=1e10, peers=("naive_gather",))
-    assert [e["status"] for e in both_masks["providers"]] == ["ok", "ok", "ok"]
+    assert [c.status for c in both_masks.checks] == ["ok", "ok", "ok"]

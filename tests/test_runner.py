@@ -12,6 +12,7 @@ import pytest
 from bench_cli import bench
 
 from bench.results import load_run, read_rows
+from bench.schema import SCHEMA_VERSION
 
 TINY = """
 name: tiny
@@ -101,7 +102,7 @@ def test_resume_finishes_an_interrupted_run(tiny_run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = read_rows(copy / "kernels.jsonl", "case_id")
     assert sorted(r["case_id"] for r in rows) == sorted(json.loads(l)["case_id"] for l in lines)
-    assert [r["speedup"] for r in rows[:3]] == [json.loads(l)["speedup"] for l in lines[:3]]  # kept, not rerun
+    assert rows[:3] == [json.loads(l) for l in lines[:3]]  # kept, not rerun
     # the resume's wall time is added beside the first invocation's, and measures no environment again
     first, resumed = json.loads((copy / "env.json").read_text())["wall_seconds"]
     assert "environment" in first and "environment" not in resumed and resumed["kernels"] > 0
@@ -170,9 +171,9 @@ def test_models_and_trained_masks(tmp_path):
     assert proc.returncode == 0, proc.stderr
     run = load_run(only_run(tmp_path / "res"))
     assert sorted(run.models["policy"]) == ["dense", "reinforce"]
-    for col in ("test_error", "valid_error", "density", "speedup_b1", "speedup_b8", "ci_low_b1", "ci_high_b8",
-                "others_cores"):
+    for col in ("test_error", "valid_error", "realized_density", "others_cores"):
         assert run.models[col].notna().all()
+    assert all(r.schema_version == SCHEMA_VERSION for r in run.model_rows + run.kernel_rows)
     # each model's training curve is kept with the run; its last validation is the row's valid_error
     histories = json.loads((run.folder / "histories.json").read_text())
     assert sorted(histories) == sorted(run.models["name"])
@@ -180,9 +181,10 @@ def test_models_and_trained_masks(tmp_path):
         history = histories[row["name"]]
         assert [r["epoch"] for r in history] == [1, 2]
         assert math.isclose(row["valid_error"], 1 - history[-1]["valid_accuracy"])
-    for b in (1, 8):
-        assert ((run.models[f"ci_low_b{b}"] <= run.models[f"speedup_b{b}"])
-                & (run.models[f"speedup_b{b}"] <= run.models[f"ci_high_b{b}"])).all()
+    speeds = run.model_speeds  # long format: one row per model and batch size
+    assert sorted(zip(speeds["name"], speeds["batch"])) == sorted((n, b) for n in run.models["name"] for b in (1, 8))
+    assert speeds.notna().all().all()
+    assert ((speeds["speedup_ci_low"] <= speeds["speedup"]) & (speeds["speedup"] <= speeds["speedup_ci_high"])).all()
     (trained,) = run.kernels.to_dict("records")
     assert trained["mask_source"] == "trained" and trained["status"] == "ok" and trained["model"].startswith("digits-reinforce")
     assert "trained models" in proc.stdout
@@ -250,10 +252,10 @@ def test_a_case_too_big_for_memory_is_a_failed_row_not_a_dead_run(tmp_path):
     assert case_memory_bytes(huge) > psutil.virtual_memory().total
     before = psutil.Process().memory_info().rss
     row = run_kernel_case(huge, checkpoints=tmp_path, seed=0, rounds=3, bandwidth=1e10)
-    assert row["status"] == "failed" and "GiB" in row["error"] and "not run" in row["error"]
+    assert row.status == "failed" and "GiB" in row.error and "not run" in row.error and not row.metrics
     assert psutil.Process().memory_info().rss - before < 2**30
     small = KernelCase("s", "cpu", "float32", "auto", "auto", 8, 64, 64, 16, 0.5, "out", "iid")
-    assert run_kernel_case(small, checkpoints=tmp_path, seed=0, rounds=3, bandwidth=1e10)["status"] == "ok"
+    assert run_kernel_case(small, checkpoints=tmp_path, seed=0, rounds=3, bandwidth=1e10).status == "ok"
 
 
 def test_time_every_seed_times_every_seed(tmp_path):
@@ -262,8 +264,8 @@ def test_time_every_seed_times_every_seed(tmp_path):
     (tmp_path / "m.yaml").write_text(text)
     proc = bench("run", "m.yaml", "--results", "res", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    models = load_run(only_run(tmp_path / "res")).models
-    assert sorted(models["seed"]) == [3, 4] and models["speedup_b8"].notna().all()
+    speeds = load_run(only_run(tmp_path / "res")).model_speeds
+    assert sorted(speeds["seed"]) == [3, 4] and set(speeds["batch"]) == {8} and speeds["speedup"].notna().all()
 
 
 def test_the_error_change_against_dense_is_paired_per_seed():
@@ -271,7 +273,7 @@ def test_the_error_change_against_dense_is_paired_per_seed():
 
     def row(policy, tau, seed, error):
         return {"policy": policy, "tau": tau, "seed": seed, "test_error": error, "inference_mode": "threshold",
-                "density": "[0.5]", "speedup_b1": 1.0}
+                "realized_density": [0.5]}
 
     models = pd.DataFrame([row("dense", 1.0, 0, 0.02), row("dense", 1.0, 1, 0.05), row("dense", 1.0, 2, 0.03),
                            row("reinforce", 0.5, 0, 0.03), row("reinforce", 0.5, 1, 0.06), row("reinforce", 0.5, 2, 0.04),
@@ -292,7 +294,7 @@ def test_an_error_interval_never_leaves_zero_to_one():
     from bench.report import model_summary
 
     models = pd.DataFrame([{"policy": "reinforce", "tau": 0.5, "seed": s, "test_error": e, "test_examples": 269,
-                            "inference_mode": "threshold", "density": "[0.5]", "speedup_b1": 1.0}
+                            "inference_mode": "threshold", "realized_density": [0.5]}
                            for s, e in enumerate([3 / 269, 8 / 269, 7 / 269])])
     (row,) = model_summary(models).to_dict("records")
     assert row["test_error_low"] == 0.0 and row["test_error"] < row["test_error_high"] < 0.05
@@ -308,7 +310,7 @@ def test_seeds_that_agree_by_chance_keep_the_test_sets_uncertainty():
     from bench.report import model_summary
 
     models = pd.DataFrame([{"policy": "dense", "tau": 1.0, "seed": s, "test_error": 7 / 269, "test_examples": 269,
-                            "inference_mode": "threshold", "density": "[1.0]", "speedup_b1": 1.0} for s in range(3)])
+                            "inference_mode": "threshold", "realized_density": [1.0]} for s in range(3)])
     (dense,) = model_summary(models).to_dict("records")
     assert dense["test_error_low"] == pytest.approx(stats.beta.ppf(0.025, 21, 807 - 21 + 1))
     assert dense["test_error_high"] == pytest.approx(stats.beta.ppf(0.975, 22, 807 - 21))
@@ -326,7 +328,7 @@ def test_models_over_seeds_report_mean_and_interval(tmp_path):
     assert sorted(run.models.loc[run.models["policy"] == "reinforce", "seed"]) == [0, 1, 2]
     assert list(run.models.loc[run.models["policy"] == "dense", "seed"]) == [0]
     # speed is timed on the first seed's models only
-    assert (run.models["speedup_b8"].isna() == (run.models["seed"] != 0)).all()
+    assert set(run.model_speeds["seed"]) == {0} and set(run.model_speeds["name"]) == set(run.models["name"][run.models["seed"] == 0])
     from bench.report import model_summary
 
     dense, summary = model_summary(run.models).to_dict("records")

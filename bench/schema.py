@@ -1,0 +1,274 @@
+"""The results schema: what one row of a run holds, typed and versioned.
+
+A kernel row is one case: what the suite asked for, what the masks realized, whether each provider
+computed it right, and its measurements in long format (one `Metric` per provider and metric). A model
+row is one trained model: its accuracy, realized densities and its end-to-end timings, long format too,
+one per batch. Every row carries `schema_version`; rows written before it existed are version 1 and
+are upgraded on reading; a version this code does not know is refused in one line.
+
+The wide per-case columns that tables, reports and the regression check read (`speedup`,
+`dense_median_s`, ...) are derived from the metrics here, by `SUMMARY`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+SCHEMA_VERSION = 2
+# Version 1: flat dicts, no schema_version; a kernel case's `density` (requested, or a trained case's
+# tau), ours and the baseline as `sparse_*` / `dense_*` columns, peers in a `providers` list; a model's
+# `density` a JSON text of per-layer densities and its timings as `speedup_b{batch}` columns.
+READABLE_VERSIONS = (1, 2)
+
+
+class SchemaError(ValueError):
+    """A row this code cannot read: the message is one line naming what is wrong."""
+
+
+class Metric(BaseModel):
+    """One measured quantity of one provider, long format. `median` and `iqr` are over the per-round
+    samples; `low`, `high` its 95% interval where one was computed (None otherwise)."""
+
+    model_config = ConfigDict(extra="forbid")
+    provider: str
+    metric: str
+    unit: str
+    median: float
+    iqr: float | None = None
+    low: float | None = None
+    high: float | None = None
+    batch: int | None = None  # a model's timings are per batch size; a kernel case has one batch
+
+    @classmethod
+    def of(cls, provider: str, metric: str, median: float, iqr=None, low=None, high=None,
+           batch: int | None = None) -> Metric:
+        """A metric in its unit (UNITS); a spread or bound that is missing or not finite is None."""
+        return cls(provider=provider, metric=metric, unit=UNITS[metric], median=median, iqr=_finite(iqr),
+                   low=_finite(low), high=_finite(high), batch=batch)
+
+
+class ProviderCheck(BaseModel):
+    """A provider's correctness check (float64) before timing; a peer that could not run says why."""
+
+    model_config = ConfigDict(extra="forbid")
+    provider: str
+    role: Literal["baseline", "ours", "peer"]
+    status: str  # ok, skipped, failed, error
+    error: str = ""
+    max_relative_error: float | None = None
+
+
+class LoadFields(BaseModel):
+    """What the machine's other processes took while a row was measured (bench.contention)."""
+
+    others_cores: float | None = None
+    steal_cores: float | None = None
+    load_flags: str = ""
+    contended: bool | None = None
+
+
+class KernelRow(LoadFields):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    schema_version: Literal[2] = SCHEMA_VERSION
+    case_id: str
+    sweep: str
+    device: str
+    dtype: str
+    backend: str
+    regime: str
+    batch: int
+    in_features: int
+    out_features: int
+    block_size: int
+    masks: str
+    mask_source: str
+    model: str = ""
+    requested_density: float | None = None  # what the suite asked (None for trained masks)
+    tau: float | None = None  # a trained-mask case: its model's sparsity target
+    regime_used: str
+    status: str
+    error: str = ""
+    cuda_graph: bool = False
+    # realized by the masks: the share of (input, output) block pairs active per example, the share
+    # of weight tiles any example needs, and the one that bounds this regime's speedup
+    work_density: float | None = None
+    tile_density: float | None = None
+    ideal_density: float | None = None
+    max_relative_error: float | None = None
+    rounds: int | None = None
+    checks: list[ProviderCheck] = []
+    metrics: list[Metric] = []
+    ours_rank: int | None = None  # 1 + the timed providers faster than ours
+    providers_timed: int | None = None
+
+    def metric(self, provider: str, name: str) -> Metric | None:
+        return next((m for m in self.metrics if m.provider == provider and m.metric == name), None)
+
+
+class ModelRow(LoadFields):
+    model_config = ConfigDict(extra="forbid")
+    schema_version: Literal[2] = SCHEMA_VERSION
+    name: str
+    seed: int
+    dataset: str
+    policy: str
+    tau: float  # the sparsity target it was trained for
+    inference_mode: str
+    test_error: float
+    valid_error: float | None = None
+    test_examples: int | None = None
+    realized_density: list[float]  # per layer, on the test set
+    train_seconds: float
+    hidden: str
+    block_size: int
+    metrics: list[Metric] = []  # per batch: time of the dense twin and ours, and the speedup
+
+
+# The wide columns of the kernels table: column -> (provider, metric, statistic).
+SUMMARY = {
+    "dense_median_s": ("dense", "time", "median"), "dense_iqr_s": ("dense", "time", "iqr"),
+    "sparse_median_s": ("ours", "time", "median"), "sparse_iqr_s": ("ours", "time", "iqr"),
+    "speedup": ("ours", "speedup", "median"), "speedup_iqr": ("ours", "speedup", "iqr"),
+    "speedup_ci_low": ("ours", "speedup", "low"), "speedup_ci_high": ("ours", "speedup", "high"),
+    "fraction_of_ideal": ("ours", "fraction_of_ideal", "median"),
+    "fraction_of_roofline": ("ours", "fraction_of_roofline", "median"),
+    "sparse_tflops": ("ours", "throughput", "median"), "sparse_gbps": ("ours", "bandwidth", "median"),
+    "dense_tflops": ("dense", "gemm_rate", "median"),
+}
+# A model's per-batch columns (the model_speeds table): column -> (provider, metric, statistic).
+MODEL_SPEED = {
+    "dense_median_s": ("dense", "time", "median"), "sparse_median_s": ("ours", "time", "median"),
+    "speedup": ("ours", "speedup", "median"), "speedup_ci_low": ("ours", "speedup", "low"),
+    "speedup_ci_high": ("ours", "speedup", "high"),
+}
+UNITS = {"time": "s", "speedup": "x", "throughput": "TFLOP/s", "bandwidth": "GB/s", "gemm_rate": "TFLOP/s",
+         "fraction_of_ideal": "1", "fraction_of_roofline": "1"}
+
+
+def kernel_summary(row: KernelRow) -> dict:
+    """The row as one flat record: its fields less the nested lists, plus the SUMMARY columns."""
+    flat = row.model_dump(exclude={"checks", "metrics"})
+    for column, (provider, name, stat) in SUMMARY.items():
+        m = row.metric(provider, name)
+        flat[column] = getattr(m, stat) if m is not None else None
+    return flat
+
+
+def provider_records(row: KernelRow) -> list[dict]:
+    """One record per provider of the case: its check, and its time and speedup where it was timed."""
+    records = []
+    for check in row.checks:
+        record = {"case_id": row.case_id, "sweep": row.sweep, **check.model_dump()}
+        if (t := row.metric(check.provider, "time")) is not None:
+            record.update(median_s=t.median, iqr_s=t.iqr)
+        if (s := row.metric(check.provider, "speedup")) is not None:
+            record.update(speedup=s.median, speedup_ci_low=s.low, speedup_ci_high=s.high)
+        records.append(record)
+    return records
+
+
+def model_speed_records(row: ModelRow) -> list[dict]:
+    """One record per batch size the model was timed at."""
+    batches = sorted({m.batch for m in row.metrics if m.batch is not None})
+    records = []
+    for batch in batches:
+        record = {"name": row.name, "seed": row.seed, "batch": batch}
+        for column, (provider, name, stat) in MODEL_SPEED.items():
+            m = next((m for m in row.metrics if (m.provider, m.metric, m.batch) == (provider, name, batch)), None)
+            record[column] = getattr(m, stat) if m is not None else None
+        records.append(record)
+    return records
+
+
+# ---- reading: version check and the upgrade from version 1 ---------------------------------------------
+
+def parse_kernel_row(raw: dict) -> KernelRow:
+    return _parse(raw, KernelRow, _kernel_from_v1)
+
+
+def parse_model_row(raw: dict) -> ModelRow:
+    return _parse(raw, ModelRow, _model_from_v1)
+
+
+def _parse(raw: dict, schema: type[BaseModel], upgrade) -> BaseModel:
+    version = raw.get("schema_version", 1)
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        raise SchemaError(f"written by results schema version {version!r}; this condbench reads versions "
+                          f"{', '.join(map(str, READABLE_VERSIONS))} (a newer condbench wrote it?)")
+    try:
+        return schema.model_validate(upgrade(raw) if version == 1 else raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "row"
+        raise SchemaError(f"not a version-{version} {schema.__name__} ({where}: {first['msg']})") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SchemaError(f"not a version-1 {schema.__name__} (it lacks or garbles {exc})") from None
+
+
+def _finite(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
+
+
+def _kernel_from_v1(raw: dict) -> dict:
+    row = {k: v for k, v in raw.items() if k in KernelRow.model_fields}
+    density = raw.get("density")
+    trained = raw.get("mask_source") == "trained"
+    row["requested_density"], row["tau"] = (None, density) if trained else (density, None)
+    row["schema_version"] = SCHEMA_VERSION
+    entries = raw.get("providers")
+    if not isinstance(entries, list):  # runs before the peers: ours and the baseline, in the wide columns
+        entries = [{"provider": "dense", "role": "baseline", "status": "ok", "median_s": raw.get("dense_median_s"),
+                    "iqr_s": raw.get("dense_iqr_s"), "speedup": 1.0},
+                   {"provider": "ours", "role": "ours", "status": "ok", "median_s": raw.get("sparse_median_s"),
+                    "iqr_s": raw.get("sparse_iqr_s"), "speedup": raw.get("speedup"),
+                    "speedup_ci_low": raw.get("speedup_ci_low"), "speedup_ci_high": raw.get("speedup_ci_high"),
+                    "max_relative_error": raw.get("max_relative_error")}]
+    ok = raw.get("status") == "ok"
+    row["checks"] = [{k: e.get(k) for k in ("provider", "role", "status", "error", "max_relative_error") if k in e}
+                     for e in entries] if ok else []
+    metrics = []
+    for e in entries if ok else []:
+        if e.get("status") != "ok" or _finite(e.get("median_s")) is None:
+            continue
+        metrics.append(Metric.of(e["provider"], "time", e["median_s"], e.get("iqr_s")))
+        if e["provider"] == "ours":
+            metrics.append(Metric.of("ours", "speedup", raw["speedup"], raw.get("speedup_iqr"),
+                                   raw.get("speedup_ci_low"), raw.get("speedup_ci_high")))
+        elif _finite(e.get("speedup")) is not None:
+            metrics.append(Metric.of(e["provider"], "speedup", e["speedup"], None, e.get("speedup_ci_low"),
+                                   e.get("speedup_ci_high")))
+    if ok:
+        for column in ("fraction_of_ideal", "fraction_of_roofline", "sparse_tflops", "sparse_gbps", "dense_tflops"):
+            provider, name, _ = SUMMARY[column]
+            if _finite(raw.get(column)) is not None:
+                metrics.append(Metric.of(provider, name, raw[column]))
+    row["metrics"] = metrics
+    return row
+
+
+def _model_from_v1(raw: dict) -> dict:
+    row = {k: v for k, v in raw.items() if k in ModelRow.model_fields}
+    density = raw["density"]
+    row["realized_density"] = json.loads(density) if isinstance(density, str) else density
+    row["schema_version"] = SCHEMA_VERSION
+    if "seed" not in raw:  # rows before seeds: one seed, the suite's, which the checkpoint name ends with
+        row["seed"] = int(raw["name"].rsplit("-s", 1)[1])
+    metrics = []
+    # Version 1 named its per-batch columns by batch: the one place they are parsed back.
+    for column in raw:
+        if not (column.startswith("speedup_b") and column[len("speedup_b"):].isdigit()):
+            continue
+        b = int(column[len("speedup_b"):])
+        if _finite(raw.get(f"dense_ms_b{b}")) is not None:
+            metrics.append(Metric.of("dense", "time", raw[f"dense_ms_b{b}"] / 1e3, batch=b))
+            metrics.append(Metric.of("ours", "time", raw[f"sparse_ms_b{b}"] / 1e3, batch=b))
+        metrics.append(Metric.of("ours", "speedup", raw[column], None, raw.get(f"ci_low_b{b}"),
+                               raw.get(f"ci_high_b{b}"), batch=b))
+    row["metrics"] = metrics
+    return row
+
+
