@@ -114,9 +114,9 @@ def check_threads(threads: int, what: str) -> None:
 
 def check_runnable(cases: list[KernelCase], source: str, threads: int = 1) -> None:
     """Impossible requests on this machine stop the run before it starts, in one line."""
-    check_threads(threads, f"{source}: threads")
     if any(c.device == "cuda" for c in cases) and not torch.cuda.is_available():
         raise UserError(f"{source}: asks for device cuda, but CUDA is not available on this machine")
+    check_threads(threads, f"{source}: threads")
     if any(c.backend == "triton" and c.device == "cpu" for c in cases) and os.environ.get("TRITON_INTERPRET") != "1":
         raise UserError(f"{source}: backend triton on device cpu needs TRITON_INTERPRET=1 (the slow interpreter)")
 

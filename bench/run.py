@@ -1,14 +1,17 @@
 """`python -m bench run SUITE`: suite -> cases -> correctness -> timing -> results, with live progress.
 
-Models come first (kernel cases may time their masks), then kernel cases. Each finished case is
-appended to the run folder at once, so Ctrl-C or a kill loses at most the case in flight, and
-`--resume RUN_DIR` finishes the rest.
+Steps: plan (cases, shard, checks, data, the machine's load: all that can refuse the run, before a
+folder exists), then in the run folder: train (missing models; kernel cases may time their masks),
+measure (models, then kernel cases), finish (tables and report). Each finished case is appended to the
+run folder at once, so Ctrl-C or a kill loses at most the case in flight, and `--resume RUN_DIR`
+finishes the rest.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -45,7 +48,9 @@ def add_parser(subparsers) -> None:
                    help="wait up to SECONDS for other processes to leave this run's CPUs, then start")
     p.add_argument("--free-cores-only", action="store_true",
                    help="run with no more threads than the cores other processes leave free at the start")
-    p.set_defaults(run=run)
+    # suite_text: the suite's YAML when it does not come from the file `suite` names (bench_kernels
+    # applies its options to a suite; `suite` then only names it in messages)
+    p.set_defaults(run=run, suite_text=None)
 
 
 def _open_run(args: argparse.Namespace) -> tuple[Suite, str, Path | None, dict | None, tuple[int, int]]:
@@ -59,7 +64,7 @@ def _open_run(args: argparse.Namespace) -> tuple[Suite, str, Path | None, dict |
         return suite, text, args.resume, env, shard
     if args.suite is None:
         raise UserError("name a suite file (e.g. suites/cpu.yaml) or --resume RUN_DIR")
-    text = suite_text(args.suite)
+    text = args.suite_text or suite_text(args.suite)
     return parse_suite(text, str(args.suite)), text, None, None, parse_shard(args.shard)
 
 
@@ -79,8 +84,31 @@ def _measure_env(suite: Suite, kernels: list, shard: tuple[int, int]) -> dict:
     return env
 
 
+@dataclass
+class Plan:
+    """What a run will do, decided and checked before any folder exists: a refused run leaves none."""
+
+    suite: Suite
+    text: str  # the suite's YAML, stored with the run
+    folder: Path | None  # the folder to resume, or None for a new run
+    env: dict | None  # the resumed run's environment, if it was written
+    shard: tuple[int, int]
+    kernels: list  # this shard's cases
+    models: list
+    data: Datasets | None
+    start: dict  # the machine's load and the threads used, at the start of this invocation
+
+
 def run(args: argparse.Namespace) -> int:
+    """plan -> (in the run folder) train -> measure -> finish."""
     clock = PhaseClock()
+    plan = make_plan(args, clock)
+    folder = plan.folder or create_run_folder(args.results, plan.suite.name, plan.text, plan.shard)
+    with owned(folder):
+        return _run_owned(args, plan, folder, clock)
+
+
+def make_plan(args: argparse.Namespace, clock: PhaseClock) -> Plan:
     suite, text, folder, env, (index, count) = _open_run(args)
     source = str(args.suite or folder)
     all_kernels, all_models = kernel_cases(suite), model_cases(suite)
@@ -92,7 +120,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{source}: shard {index}/{count} gets no case: the suite has "
                         f"{len(all_kernels) + len(all_models)}; use at most that many shards")
     check_runnable(kernels, source, suite.threads)
-    # Everything that can refuse the run is checked before a folder is made: a refused run leaves none.
     data = _load_data(suite)
     with clock.phase("waiting_for_quiet" if args.wait_quiet > 0 else "load_check"):
         load = _machine_load(args, suite.threads)
@@ -102,10 +129,7 @@ def run(args: argparse.Namespace) -> int:
         Console(stderr=True).print(f"[yellow]note[/yellow]: {suite.threads} thread(s) instead of {requested}: "
                                    "--free-cores-only")
     start = {**load.to_dict(), "threads": suite.threads, "threads_requested": requested}
-    if folder is None:
-        folder = create_run_folder(args.results, suite.name, text, (index, count))
-    with owned(folder):
-        return _run_owned(args, suite, folder, env, (index, count), kernels, models, data, start, clock)
+    return Plan(suite, text, folder, env, (index, count), kernels, models, data, start)
 
 
 def _machine_load(args: argparse.Namespace, threads: int) -> Load:
@@ -139,29 +163,28 @@ def _load_data(suite: Suite) -> Datasets | None:
     return datasets
 
 
-def _run_owned(args: argparse.Namespace, suite: Suite, folder: Path, env: dict | None, shard_of: tuple[int, int],
-               kernels: list, models: list, data: Datasets | None, start: dict, clock: PhaseClock) -> int:
-    torch.set_num_threads(suite.threads)
+def _run_owned(args: argparse.Namespace, plan: Plan, folder: Path, clock: PhaseClock) -> int:
+    torch.set_num_threads(plan.suite.threads)
     console = Console(stderr=True)
     notes = [note for table in ("models", "kernels") if (note := drop_partial_tail(folder / f"{table}.jsonl"))]
     # Rows are read (and refused if corrupt) before anything is measured, so a bad folder costs no time.
-    done_models = {r.name for r in read_typed_rows(folder / "models.jsonl", "models")}
-    done_kernels = {r.case_id for r in read_typed_rows(folder / "kernels.jsonl", "kernels")}
-    histories = read_histories(folder)
+    done = Done({r.name for r in read_typed_rows(folder / "models.jsonl", "models")},
+                {r.case_id for r in read_typed_rows(folder / "kernels.jsonl", "kernels")}, read_histories(folder))
     for note in notes:
         console.print(f"[yellow]note[/yellow]: {note}")
+    env = plan.env
     if env is None or MEASURED_KEY not in env:
         if env is None and args.resume is not None:
             console.print(f"[yellow]note[/yellow]: {folder} has no environment (killed before it was written); "
                           "measuring it now")
         with clock.phase("environment"):
-            env = _measure_env(suite, kernels, shard_of)
-        env["load_at_start"] = start
+            env = _measure_env(plan.suite, plan.kernels, plan.shard)
+        env["load_at_start"] = plan.start
     else:
-        env.setdefault("load_at_resumes", []).append(start)
+        env.setdefault("load_at_resumes", []).append(plan.start)
     write_json_atomic(folder / "env.json", env)
     try:
-        status = _measure(args, suite, folder, env, kernels, models, data, done_models, done_kernels, histories, clock)
+        status = _measure(args, plan, folder, env, done, clock)
     finally:
         # Each invocation (a resume adds one) says where its wall time went, interrupted or not; the
         # report, written next, is not in it.
@@ -170,9 +193,19 @@ def _run_owned(args: argparse.Namespace, suite: Suite, folder: Path, env: dict |
     return status if status else _finish(args, folder)
 
 
-def _measure(args: argparse.Namespace, suite: Suite, folder: Path, env: dict, kernels: list, models: list,
-             data: Datasets | None, done_models: set, done_kernels: set, histories: dict, clock: PhaseClock) -> int:
+@dataclass
+class Done:
+    """What an earlier invocation of this run finished (nothing, for a new run)."""
+
+    models: set[str]
+    kernels: set[str]
+    histories: dict
+
+
+def _measure(args: argparse.Namespace, plan: Plan, folder: Path, env: dict, done: Done, clock: PhaseClock) -> int:
+    """Trains what is missing, then times the models and the kernel cases not done yet, with progress."""
     console = Console(stderr=True)
+    suite, kernels, models = plan.suite, plan.kernels, plan.models
     checkpoints = args.results / "checkpoints"
     console.print(f"[bold]{suite.name}[/bold]: {len(models)} models, {len(kernels)} kernel cases -> {folder}")
     needed = {c.model for c in kernels if c.model}
@@ -180,14 +213,14 @@ def _measure(args: argparse.Namespace, suite: Suite, folder: Path, env: dict, ke
                         TimeRemainingColumn(), console=console, disable=args.quiet)
     try:
         with progress:
-            _train(suite, models, done_models, needed, data, checkpoints, progress, clock)
+            _train(suite, models, done.models, needed, plan.data, checkpoints, progress, clock)
             task = progress.add_task("cases", total=len(models) + len(kernels))
-            progress.advance(task, len({c.name for c in models} & done_models)
-                             + len(done_kernels & {k.case_id for k in kernels}))
+            progress.advance(task, len({c.name for c in models} & done.models)
+                             + len(done.kernels & {k.case_id for k in kernels}))
             with clock.phase("model_timing"):
-                _time_models(suite, folder, models, done_models, histories, data, checkpoints, progress, task)
+                _time_models(suite, folder, models, done.models, done.histories, plan.data, checkpoints, progress, task)
             with clock.phase("kernels"):
-                _time_kernels(suite, folder, env, kernels, done_kernels, checkpoints, progress, task)
+                _time_kernels(suite, folder, env, kernels, done.kernels, checkpoints, progress, task)
     except KeyboardInterrupt:
         console.print(f"interrupted: finished cases are in {folder}; finish with "
                       f"`python -m bench run --resume {folder}`")

@@ -1,6 +1,7 @@
 """Compile the Triton kernels for a GPU that is not here (default: H100, sm_90) and read their machine code.
 
-    python -m bench.triton_compile_check            # every autotune config, the suites' shapes
+    python -m bench.triton_compile_check            # every autotune config, suites/gpu.yaml's launches
+    python -m bench.triton_compile_check --suite suites/kernels-cuda.yaml
     python -m bench.triton_compile_check --arch 90 --json out.json
 
 Why: development and CI machines have no GPU. The interpreter proves the kernels compute the right
@@ -31,10 +32,15 @@ import tempfile
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import triton
 
+from bench.cases import kernel_cases
+from bench.cli_common import UserError, fail
+from bench.suite import load_suite
+from condcore.ops import pick_regime
 from condcore.problems import make_problem
 from condcore.ops.triton_common import KernelLaunch, fitting_configs
 
@@ -42,6 +48,7 @@ from condcore.ops.triton_common import KernelLaunch, fitting_configs
 OPCODES = ("HGMMA", "HMMA", "LDGSTS", "UTMALDG", "LDL", "STL")
 # Largest shared memory a block may opt in to (bytes), by compute capability; Triton's autotuner skips a
 # config over it at run time, so it is reported, not an error.
+GPU_SUITE = Path(__file__).resolve().parent.parent / "suites" / "gpu.yaml"
 SHARED_LIMIT = {80: 166912, 86: 101376, 89: 101376, 90: 232448}
 
 
@@ -199,13 +206,15 @@ def _check_case(case: LaunchCase, arch: int) -> list[CompiledConfig]:
     return rows
 
 
-def default_cases() -> list[LaunchCase]:
-    """The shapes of the GPU goals (suites/gpu.yaml, bench_kernels --device cuda) in each dtype."""
-    cases = []
-    for dtype in ("bfloat16", "float16", "float32"):
-        cases += [LaunchCase("grouped", 8192, 4096, 4096, 128, dtype, masks) for masks in ("out", "both")]
-        cases += [LaunchCase("union", 16, 4096, 14336, 128, dtype, "both"), LaunchCase("union", 1, 4096, 14336, 128, dtype, "both")]
-    return cases
+def suite_cases(suite_file: Path) -> list[LaunchCase]:
+    """The distinct Triton launches a suite's CUDA cases make (shape, block size, dtype, mask sides and the
+    regime each batch takes), in the suite's order."""
+    launches: dict[LaunchCase, None] = {}
+    for c in kernel_cases(load_suite(suite_file)):
+        if c.device == "cuda" and c.backend in ("auto", "triton"):
+            launches[LaunchCase(pick_regime(c.regime, c.batch), c.batch, c.in_features, c.out_features,
+                                c.block_size, c.dtype, c.masks)] = None
+    return list(launches)
 
 
 def render(rows: list[CompiledConfig], arch: int) -> None:
@@ -231,13 +240,21 @@ def render(rows: list[CompiledConfig], arch: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.triton_compile_check", description=__doc__.split("\n")[0])
     parser.add_argument("--arch", type=int, default=90, help="CUDA compute capability to compile for (90: H100/H200)")
+    parser.add_argument("--suite", type=Path, default=GPU_SUITE, help="take the launches from this suite's CUDA "
+                        "cases (default: suites/gpu.yaml)")
     parser.add_argument("--regime", choices=("grouped", "union"), help="only this kernel")
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="only this dtype")
     parser.add_argument("--workers", type=int, help="compiling processes (default: one per core)")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     args = parser.parse_args(argv)
-    cases = [c for c in default_cases()
+    try:
+        launches = suite_cases(args.suite)
+    except UserError as exc:
+        fail(str(exc))
+    cases = [c for c in launches
              if args.regime in (None, c.regime) and args.dtype in (None, c.dtype)]
+    if not cases:
+        fail(f"{args.suite}: no CUDA case with a Triton kernel" + (" matches --regime/--dtype" if args.regime or args.dtype else ""))
     rows = check_cases(cases, args.arch, args.workers)
     render(rows, args.arch)
     if args.json:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
-from bench.triton_compile_check import LaunchCase, check_cases, main, plan
+from bench.triton_compile_check import LaunchCase, check_cases, main, plan, suite_cases
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
+SUITES = Path(__file__).resolve().parent.parent / "suites"
 
 
 def grouped(dtype: str, masks: str, tiles=None) -> LaunchCase:
@@ -89,7 +91,22 @@ def test_unknown_tiles_are_a_failed_row_not_an_error(compiled):
 
 def test_cli_writes_a_table_and_json(tmp_path, capsys):
     out = tmp_path / "check.json"
-    assert main(["--regime", "union", "--dtype", "float16", "--json", str(out)]) == 0
+    assert main(["--suite", str(SUITES / "kernels-cuda.yaml"), "--regime", "union", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["arch"] == 90 and report["rows"] and all(r["ok"] for r in report["rows"])
+    # the launches are the suite's decode cases: batch 1 and 16, bf16, both mask sides
+    assert {(r["case"]["batch"], r["case"]["dtype"], r["case"]["masks"]) for r in report["rows"]} == {
+        (1, "bfloat16", "both"), (16, "bfloat16", "both")}
     assert "sm_90" in capsys.readouterr().out
+
+
+def test_launches_come_from_a_suites_cuda_cases():
+    launches = suite_cases(SUITES / "gpu.yaml")
+    assert len(launches) == len(set(launches))
+    # large batch: bf16 at 2048 and 8192, fp16 at 8192 only (the suite excludes the rest); k 64 and 128
+    grouped = {(c.batch, c.dtype, c.block_size, c.masks) for c in launches if c.regime == "grouped"}
+    assert grouped == {(b, d, k, m) for b in (2048, 8192) for d in ("bfloat16", "float16") for k in (64, 128)
+                       for m in ("out", "both") if (d, b) != ("float16", 2048)}
+    assert {(c.batch, c.in_features, c.out_features) for c in launches if c.regime == "union"} == {
+        (1, 4096, 14336), (16, 4096, 14336)}
+    assert suite_cases(SUITES / "cpu.yaml") == []
