@@ -1,6 +1,6 @@
 """What a block-sparse linear case must do at the least, how close a measured time comes to it, and
-every provider's metrics of a case: the one place these are computed (the suite runner and
-bench_kernels both use them)."""
+every provider's metrics of a case: the one place these are computed (bench.measure calls it for
+every case of every suite, bench_kernels' included)."""
 
 from __future__ import annotations
 
