@@ -22,11 +22,20 @@ def sweep(**fields) -> str:
     return "name: t\nkernels:\n  - " + "\n    ".join(f"{k}: {v}" for k, v in body.items())
 
 
-@pytest.mark.parametrize("name", ["cpu", "gpu", "ci"])
+SHIPPED = sorted(path.stem for path in (ROOT / "suites").glob("*.yaml"))
+
+
+def test_the_shipped_suites_are_these():
+    assert SHIPPED == ["ci", "cpu", "gpu", "kernels-cpu", "kernels-cuda"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_suites_parse_and_expand(name):
     suite = load_suite(ROOT / "suites" / f"{name}.yaml")
     cases = kernel_cases(suite)
     assert cases and len({c.case_id for c in cases}) == len(cases)
+    # every shipped suite's report shows peers beside ours
+    assert any(sweep.peers for sweep in suite.kernels)
 
 
 def test_cpu_suite_shape():
