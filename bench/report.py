@@ -366,6 +366,51 @@ def plot_speedup_vs_batch(k: pd.DataFrame):
     return fig
 
 
+def plot_providers(run: Run):
+    """Per sweep with peers: every provider's speedup over the dense baseline in each case, with its
+    95% interval; a provider that did not run a case (or computed it wrong) has no point there."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    long = run.providers
+    if long.empty or "speedup" not in long or not (long["role"] == "peer").any():
+        return None
+    sweeps = [s for s in long.loc[long["role"] == "peer", "sweep"].unique()]
+    fig, axes = plt.subplots(len(sweeps), 1, figsize=(9, 3.6 * len(sweeps)), squeeze=False)
+    cases = run.kernels.set_index("case_id")
+    markers = "os^vDPX*"
+    for ax, sweep in zip(axes[:, 0], sweeps):
+        timed = long[(long["sweep"] == sweep) & (long["status"] == "ok")]
+        ids = sorted(dict.fromkeys(timed["case_id"]), key=lambda i: _case_order(cases.loc[i]))
+        labels = [_case_label(cases.loc[i]) for i in ids]
+        names = list(dict.fromkeys(timed["provider"]))
+        width = 0.8 / len(names)
+        for n, (name, marker) in enumerate(zip(names, markers * len(names))):
+            g = timed[timed["provider"] == name].set_index("case_id").reindex(ids)
+            xs = [i + (n - (len(names) - 1) / 2) * width for i in range(len(ids))]
+            ax.errorbar(xs, g["speedup"], yerr=_error_bars(g), fmt=marker, capsize=2, label=name)
+        ax.axhline(1.0, color="grey", lw=0.8)
+        ax.set_xticks(range(len(ids)), labels, rotation=30, ha="right", fontsize=7)
+        ax.set(yscale="log", ylabel="speedup over dense (x)", title=f"sweep {sweep}: every provider, checked first")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def _case_order(case: pd.Series) -> tuple:
+    """Cases in numeric order: batch, block size, then density (or tau), then the masks."""
+    density = case["tau"] if case["mask_source"] == "trained" else case["requested_density"]
+    return case["batch"], case["block_size"], density, case["masks"], case["mask_source"]
+
+
+def _case_label(case: pd.Series) -> str:
+    density = f"tau {case['tau']:g}" if case["mask_source"] == "trained" else f"d {case['requested_density']:g}"
+    return f"B{case['batch']} k{case['block_size']} {density} {case['masks']} {case['mask_source']}"
+
+
 def plot_pareto(models: pd.DataFrame, speeds: pd.DataFrame):
     import matplotlib.pyplot as plt
 
@@ -397,6 +442,8 @@ def write_report(run: Run, out: Path) -> Path:
     if not run.kernels.empty and (run.kernels["status"] == "ok").any():
         figures["speedup_vs_density"] = plot_speedup_vs_density(run.kernels)
         figures["speedup_vs_batch"] = plot_speedup_vs_batch(run.kernels)
+        if (providers := plot_providers(run)) is not None:
+            figures["providers"] = providers
     if not run.model_speeds.empty:
         figures["pareto"] = plot_pareto(run.models, run.model_speeds)
     images = {}

@@ -56,6 +56,7 @@ def test_a_suite_times_every_peer_beside_ours_each_checked_first(tmp_path):
     table = report.stdout.split("ours against its peers")[1]
     assert all(name in table for name in ("naive_gather", "torch_sparse", "dense_onednn")) and " of 5" in table
     assert "Every provider of every case" in (folder / "report" / "index.html").read_text()
+    assert (folder / "report" / "providers.png").stat().st_size > 0  # each provider's speedup, with intervals
 
 
 def test_adding_a_provider_is_one_registration(monkeypatch, tmp_path):
