@@ -72,6 +72,8 @@ class LoadFields(BaseModel):
 
 
 class KernelRow(LoadFields):
+    # The case's fields repeat bench.cases.KernelCase's on purpose: what is stored is versioned here and
+    # must not change with the class the runner builds cases from.
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
     schema_version: Literal[2] = SCHEMA_VERSION
     case_id: str
