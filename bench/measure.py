@@ -70,9 +70,10 @@ MEMORY_HEADROOM = 0.8
 
 
 def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: int, bandwidth: float,
-                    cuda_graph: bool = False, peers: tuple[str, ...] = ()) -> KernelRow:
+                    peak_flops: float | None = None, cuda_graph: bool = False, peers: tuple[str, ...] = ()) -> KernelRow:
     """The case's row: ours, the dense baseline and each of `peers` (bench.providers), each checked,
-    then timed interleaved; its metrics long format (bench.metrics.case_metrics)."""
+    then timed interleaved; its metrics long format (bench.metrics.case_metrics) against this machine's
+    roofline (`bandwidth`, `peak_flops`: bench.machine_peaks)."""
     row = KernelRow(**case.to_dict(), regime_used=pick_regime(case.regime, case.batch), status="ok",
                     cuda_graph=cuda_graph)
     needed, available = case_memory_bytes(case, 2 + len(peers)), available_memory_bytes(case.device)
@@ -129,7 +130,7 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
     work = CaseWork(p.x.shape[0], p.x.shape[1], p.weight.shape[0], p.x.element_size(), wd, row.ideal_density,
                     weight_share(row.regime_used, td))
     row.rounds = len(samples["ours"])
-    row.metrics = case_metrics(samples, work, case.device, bandwidth)
+    row.metrics = case_metrics(samples, work, case.device, bandwidth, peak_flops)
     ours = median(samples["ours"])
     # 1 + the providers (baseline and peers) whose median beat ours: where ours ranks among all it was timed with
     row.ours_rank = 1 + sum(median(times) < ours for name, times in samples.items() if name != "ours")

@@ -44,16 +44,17 @@ class CaseWork:
 
 
 def case_metrics(samples: dict[str, list[float]], work: CaseWork, device: str, bandwidth: float,
-                 baseline: str = "dense") -> list[Metric]:
+                 peak_flops: float | None = None, baseline: str = "dense") -> list[Metric]:
     """Every timed provider's metrics, long format: time, speedup over the baseline (per round, with
     its interval), useful TFLOP/s, needed GB/s, fraction of the ideal speedup and of this machine's
-    roofline; plus the baseline's GEMM rate at this shape, which the roofline uses."""
+    roofline; plus the baseline's GEMM rate at this shape. The roofline's compute roof is the higher of
+    the measured peak GEMM rate and that shape's (the machine reached both); without a peak, the shape's."""
     w = work
     flops = useful_flops(w.batch, w.in_features, w.out_features, w.work_density)
     moved = needed_bytes(w.batch, w.in_features, w.out_features, w.element_size, w.weight_share)
     base = samples[baseline]
     gemm_rate = useful_flops(w.batch, w.in_features, w.out_features, 1.0) / median(base)
-    least_s = roofline_seconds(flops, moved, gemm_rate, bandwidth)
+    least_s = roofline_seconds(flops, moved, max(gemm_rate, peak_flops or 0.0), bandwidth)
     metrics = [Metric.of(baseline, "gemm_rate", gemm_rate / 1e12)]
     for provider, times in samples.items():
         t, ratios = median(times), ratio_samples(base, times)

@@ -139,6 +139,8 @@ def print_report(run: Run, console: Console | None = None) -> None:
     console.print(f"[bold]{run.run_id}[/bold] on {where}, torch {env.get('torch')}, {env.get('torch_threads')} threads")
     if wall := wall_time_line(run):
         console.print(wall)
+    if roof := roofline_line(run):
+        console.print(roof, highlight=False)
     warning = load_warning(run)
     if warning:
         console.print(Panel(warning, title="busy machine", style="bold red"))
@@ -411,6 +413,52 @@ def _case_label(case: pd.Series) -> str:
     return f"B{case['batch']} k{case['block_size']} {density} {case['masks']} {case['mask_source']}"
 
 
+def plot_roofline(run: Run):
+    """Per device, this machine's measured roofline (env.json's peaks) and every timed provider of every
+    case on it: arithmetic intensity (useful FLOPs per needed byte) against achieved useful FLOP/s."""
+    import matplotlib.pyplot as plt
+
+    peaks, long = run.env.get("peaks") or {}, run.metrics
+    if not peaks or long.empty:
+        return None
+    wide = long[long["metric"].isin(["throughput", "bandwidth"])].pivot_table(
+        index=["case_id", "provider"], columns="metric", values="median").reset_index()
+    if wide.empty or not {"throughput", "bandwidth"} <= set(wide.columns):
+        return None
+    wide = wide.merge(run.kernels[["case_id", "device"]], on="case_id")
+    wide["intensity"] = wide["throughput"] * 1e3 / wide["bandwidth"]  # TFLOP/s over GB/s -> FLOP/byte
+    devices = [d for d in peaks if (wide["device"] == d).any()]
+    fig, axes = plt.subplots(1, len(devices), figsize=(7.5 * len(devices), 4.8), squeeze=False)
+    for ax, device in zip(axes[0], devices):
+        roof, points = peaks[device], wide[wide["device"] == device]
+        memory = max(roof["copy_Bps"], roof["triad_Bps"])
+        xs = [points["intensity"].min() / 2, points["intensity"].max() * 2]
+        for dtype, flops in roof["gemm_flops"].items():
+            knee = flops / memory
+            ax.plot([xs[0], knee, max(xs[1], knee * 2)], [xs[0] * memory / 1e12, flops / 1e12, flops / 1e12], "k-",
+                    lw=1, alpha=0.6)
+            ax.annotate(f"{dtype} GEMM peak {flops / 1e9:.0f} GFLOP/s", (knee, flops / 1e12), fontsize=7,
+                        xytext=(4, 4), textcoords="offset points")
+        for provider, g in points.groupby("provider", sort=False):
+            ax.scatter(g["intensity"], g["throughput"], s=14, label=provider)
+        ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (useful FLOPs per needed byte)",
+               ylabel="achieved useful TFLOP/s",
+               title=f"{device}: measured roofline (memory {memory / 1e9:.1f} GB/s, STREAM)")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def roofline_line(run: Run) -> str:
+    """This machine's measured roofline in one line, or "" for runs before peaks were measured."""
+    parts = []
+    for device, roof in (run.env.get("peaks") or {}).items():
+        gemms = ", ".join(f"{d} GEMM {f / 1e9:.0f} GFLOP/s (n = {roof['gemm_size'][d]})" for d, f in roof["gemm_flops"].items())
+        parts.append(f"{device}: {gemms}; STREAM copy {roof['copy_Bps'] / 1e9:.1f} GB/s, triad "
+                     f"{roof['triad_Bps'] / 1e9:.1f} GB/s")
+    return ("measured roofline: " + "; ".join(parts)) if parts else ""
+
+
 def plot_pareto(models: pd.DataFrame, speeds: pd.DataFrame):
     import matplotlib.pyplot as plt
 
@@ -444,6 +492,8 @@ def write_report(run: Run, out: Path) -> Path:
         figures["speedup_vs_batch"] = plot_speedup_vs_batch(run.kernels)
         if (providers := plot_providers(run)) is not None:
             figures["providers"] = providers
+        if (roofline := plot_roofline(run)) is not None:
+            figures["roofline"] = roofline
     if not run.model_speeds.empty:
         figures["pareto"] = plot_pareto(run.models, run.model_speeds)
     images = {}
@@ -455,6 +505,7 @@ def write_report(run: Run, out: Path) -> Path:
     parts = [f"<h1>condbench run {html.escape(run.run_id)}</h1>",
              *([f"<div class='busy'><b>Busy machine.</b> {html.escape(warning)}</div>"] if warning else []),
              *([f"<p>{html.escape(wall[0].upper() + wall[1:])}.</p>"] if (wall := wall_time_line(run)) else []),
+             *([f"<p>{html.escape(roof[0].upper() + roof[1:])}.</p>"] if (roof := roofline_line(run)) else []),
              "<h2>Machine</h2><pre>" + html.escape(pd.Series(run.env).to_string()) + "</pre>"]
     for name, png in images.items():
         parts.append(f"<h2>{name.replace('_', ' ')}</h2><img src='data:image/png;base64,{base64.b64encode(png).decode()}'>")

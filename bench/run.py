@@ -22,6 +22,7 @@ from bench.cases import check_runnable, kernel_cases, model_cases, model_seeds, 
 from bench.cli_common import UserError, bounded_float
 from bench.contention import Load, describe, free_cores, measure_load, wait_quiet
 from bench.env import fingerprint
+from bench.machine_peaks import measure_peaks, memory_roof
 from bench.measure import run_kernel_case
 from bench.models import Datasets, accuracy_row, measure_model, train_missing, train_or_reuse
 from bench.phase_clock import PhaseClock
@@ -32,7 +33,6 @@ from bench.schema import ModelRow
 from bench.suite import Suite, parse_suite, suite_text
 from condcore.data import DatasetNotFound
 from condcore.data.formats import DataFormatError
-from condcore.timing import copy_bandwidth
 
 DEFAULT_ROOT = Path("results")
 
@@ -78,9 +78,13 @@ def _shard_of(folder: Path) -> tuple[int, int]:
 
 
 def _measure_env(suite: Suite, kernels: list, shard: tuple[int, int]) -> dict:
+    """The machine's fingerprint and, per device the cases use, its measured roofline (bench.machine_peaks)."""
     env = fingerprint(suite.threads)
-    env.update(suite=suite.name, shard=list(shard),
-               copy_bandwidth_Bps={d: copy_bandwidth(d) for d in sorted({c.device for c in kernels})})
+    devices = sorted({c.device for c in kernels})
+    peaks = {d: measure_peaks(d, [c.dtype for c in kernels if c.device == d]) for d in devices}
+    # copy_bandwidth_Bps last: its presence marks the environment as measured (run_folder.MEASURED_KEY)
+    env.update(suite=suite.name, shard=list(shard), peaks=peaks,
+               copy_bandwidth_Bps={d: peaks[d]["copy_Bps"] for d in devices})
     return env
 
 
@@ -272,11 +276,20 @@ def _time_kernels(suite: Suite, folder: Path, env: dict, kernels: list, done_ker
             continue
         progress.update(task, description=f"kernel {case.case_id}")
         row = run_kernel_case(case, checkpoints=checkpoints, seed=suite.seed, rounds=suite.repeats,
-                              bandwidth=env["copy_bandwidth_Bps"][case.device],
+                              **_roof(env, case),
                               cuda_graph=case.device == "cuda" and case.batch <= suite.cuda_graph_max_batch,
                               peers=peers[case.sweep])
         append_row(folder / "kernels.jsonl", row)
         progress.advance(task)
+
+
+def _roof(env: dict, case) -> dict:
+    """The case's roofline: the run's measured peaks for its device and dtype; a run resumed from before
+    peaks were measured has only its copy bandwidth (and the dense GEMM at the case's shape as its roof)."""
+    peaks = (env.get("peaks") or {}).get(case.device)
+    if peaks is None:
+        return {"bandwidth": env["copy_bandwidth_Bps"][case.device]}
+    return {"bandwidth": memory_roof(peaks), "peak_flops": peaks["gemm_flops"].get(case.dtype)}
 
 
 def _finish(args: argparse.Namespace, folder: Path) -> int:

@@ -87,6 +87,13 @@ def test_run_writes_every_case_with_metrics(tiny_run):
     assert {"environment", "kernels", "total"} <= set(wall) and "training" not in wall
     assert 0 < wall["environment"] + wall["kernels"] <= wall["total"]
     assert "measured in" in proc.stdout and "kernels" in proc.stdout.split("measured in")[1].splitlines()[0]
+    # this machine's roofline, measured once per run: said in the report, drawn with every provider on it
+    roof = run.env["peaks"]["cpu"]
+    assert set(roof["gemm_flops"]) == set(run.kernels["dtype"]) and roof["triad_Bps"] > 0
+    assert "measured roofline: cpu: float32 GEMM" in proc.stdout
+    assert (run_dir / "report" / "roofline.png").stat().st_size > 0
+    # no provider beats the roof its own run measured
+    assert (k["fraction_of_roofline"] <= 1.0).all()
 
 
 def test_resume_finishes_an_interrupted_run(tiny_run, tmp_path):
