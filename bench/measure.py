@@ -131,10 +131,10 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
                     weight_share(row.regime_used, td))
     row.rounds = len(samples["ours"])
     row.metrics = case_metrics(samples, work, case.device, bandwidth, peak_flops)
-    ours = median(samples["ours"])
+    times = {m.provider: m.median for m in row.metrics if m.metric == "time"}
     # 1 + the providers (baseline and peers) whose median beat ours: where ours ranks among all it was timed with
-    row.ours_rank = 1 + sum(median(times) < ours for name, times in samples.items() if name != "ours")
-    row.providers_timed = len(samples)
+    row.ours_rank = 1 + sum(t < times["ours"] for name, t in times.items() if name != "ours")
+    row.providers_timed = len(times)
     return row
 
 

@@ -126,11 +126,3 @@ def ratio_samples(numerator: list[float], denominator: list[float]) -> list[floa
     """Per-round ratios of two interleaved series (on GPU: of matching quantiles)."""
     return [a / b for a, b in zip(numerator, denominator)]
 
-
-def copy_bandwidth(device: str, mbytes: int = 256) -> float:
-    """Measured bytes/s of a large device-local copy (read + write): the practical memory roofline."""
-    n = mbytes * 2**20 // 4
-    src = torch.ones(n, dtype=torch.float32, device=device)
-    dst = torch.empty_like(src)
-    samples = time_interleaved({"copy": lambda: dst.copy_(src)}, device, rounds=9)["copy"]
-    return 2 * src.numel() * src.element_size() / median(samples)
