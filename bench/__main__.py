@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from bench import compare, continuous, data_cmd, merge_cmd, models_cmd, power_cmd, report, run, train_cmd
+from bench import (compare, continuous, data_cmd, merge_cmd, models_cmd, power_cmd, profile_cmd, report, run,
+                   train_cmd)
 from bench.cli_common import Parser, UserError, fail
 
 
@@ -12,6 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python -m bench", description="condbench: when does conditional computation pay off?")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     run.add_parser(sub)
+    profile_cmd.add_parser(sub)
     report.add_parser(sub)
     compare.add_parser(sub)
     continuous.add_parser(sub)

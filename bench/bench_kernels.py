@@ -57,12 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", action="store_true", help="tiny shapes: a smoke test, not a measurement")
     parser.add_argument("--results", type=Path, default=DEFAULT_ROOT, help="results root (default: results/)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no report")
+    parser.add_argument("--case", metavar="ID_OR_GLOB", help="only the cases whose id matches (fnmatch)")
+    parser.add_argument("--profile", action="store_true", help="profile each case too (as `bench profile`)")
     args = parser.parse_args(argv)
     text = suite_text(args.device, dtype=args.dtype, threads=args.threads, rounds=args.rounds, seed=args.seed,
                       small=args.small)
     name = f"{SUITE_FOR[args.device].relative_to(SUITES.parent)} (as bench_kernels runs it)"
     run_args = argparse.Namespace(suite=Path(name), suite_text=text, results=args.results, resume=None, shard="0/1",
-                                  quiet=args.quiet, wait_quiet=0.0, free_cores_only=False)
+                                  quiet=args.quiet, wait_quiet=0.0, free_cores_only=False, case=args.case,
+                                  profile=args.profile)
     try:
         return run(run_args)
     except UserError as exc:

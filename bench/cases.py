@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import os
 from dataclasses import asdict, dataclass
@@ -134,3 +135,16 @@ def parse_shard(text: str) -> tuple[int, int]:
 def shard(items: list, index: int, count: int) -> list:
     """Deterministic slice: items are already sorted by id, so shard i takes every n-th from i."""
     return items[index::count]
+
+
+def select_cases(kernels: list[KernelCase], models: list[ModelCase], pattern: str,
+                 source: str) -> tuple[list[KernelCase], list[ModelCase]]:
+    """The kernel cases whose id and the models whose name match `pattern` (an exact id or an fnmatch
+    glob); matching nothing is a user error, with the ids to choose from."""
+    kernels = [c for c in kernels if c.case_id == pattern or fnmatch.fnmatchcase(c.case_id, pattern)]
+    picked = [m for m in models if m.name == pattern or fnmatch.fnmatchcase(m.name, pattern)]
+    if not kernels and not picked:
+        raise UserError(f"{source}: --case {pattern!r} matches no kernel case id and no model name "
+                        "(ids look like large-batch/cpu/float32/auto/auto/B512/2048x2048/k128/d0.5/out/iid; "
+                        "globs such as 'large-batch/*' or '*/B1/*' work)")
+    return kernels, picked

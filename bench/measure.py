@@ -4,6 +4,7 @@ sparse interleaved. Any failure becomes the row's status and reason; nothing her
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -70,10 +71,12 @@ MEMORY_HEADROOM = 0.8
 
 
 def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: int, bandwidth: float,
-                    peak_flops: float | None = None, cuda_graph: bool = False, peers: tuple[str, ...] = ()) -> KernelRow:
+                    peak_flops: float | None = None, cuda_graph: bool = False, peers: tuple[str, ...] = (),
+                    on_timed: Callable[[Callable, dict[str, list[float]]], None] | None = None) -> KernelRow:
     """The case's row: ours, the dense baseline and each of `peers` (bench.providers), each checked,
     then timed interleaved; its metrics long format (bench.metrics.case_metrics) against this machine's
-    roofline (`bandwidth`, `peak_flops`: bench.machine_peaks)."""
+    roofline (`bandwidth`, `peak_flops`: bench.machine_peaks). `on_timed(build, samples)`, when given,
+    runs after the timing (the profiler): build(provider) makes a provider's call with a fresh output."""
     row = KernelRow(**case.to_dict(), regime_used=pick_regime(case.regime, case.batch), status="ok",
                     cuda_graph=cuda_graph)
     needed, available = case_memory_bytes(case, 2 + len(peers)), available_memory_bytes(case.device)
@@ -119,6 +122,8 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
             before = snapshot()
             samples = time_interleaved(calls, case.device, rounds, cuda_graph)
             load = load_since(before)
+        if on_timed is not None:
+            on_timed(build, samples)
     except Exception as exc:  # OOM, an unsupported shape, a kernel bug: a failed row, the sweep goes on
         last = traceback.extract_tb(exc.__traceback__)[-1]
         row.status, row.error = "error", f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})"

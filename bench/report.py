@@ -18,6 +18,7 @@ from rich.table import Table
 from bench.cli_common import writable_folder
 from bench.contention import BUSY_CORES
 from bench.goals import check_goals
+from bench.profile_report import print_profiles, profiles_html
 from bench.results import Run, load_run, write_tables
 
 
@@ -196,6 +197,7 @@ def print_report(run: Run, console: Console | None = None) -> None:
                                                                     r["speedup_ci_high"]),
                           *[_peer_cell(r.get(n)) for n in names], f"{int(r['ours_rank'])} of {int(r['providers_timed'])}")
         console.print(table)
+    print_profiles(run, console)
     m = model_summary(run.models)
     if not m.empty:
         speeds = speed_summary(run.models, run.model_speeds)
@@ -522,6 +524,7 @@ def write_report(run: Run, out: Path) -> Path:
                      "provider's (median of the per-round ratios, 95% interval). Each provider was checked in "
                      "float64 first; one that could not run a case, or computed it wrong, says why.</p>"
                      + run.providers.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep=""))
+    parts += profiles_html(run, out)
     if not run.models.empty:
         parts.append("<h2>Trained models</h2>" + model_summary(run.models).to_html(index=False, float_format=lambda v: f"{v:.4g}"))
         parts.append("<h2>Trained models, each seed</h2>" + run.models.to_html(index=False, float_format=lambda v: f"{v:.4g}"))

@@ -8,6 +8,9 @@ results/runs/<run_id>/
   providers.csv   one row per case and provider (its check, time and speedup)
   metrics.csv     every metric of every provider of every case, long format
   models.csv, model_speeds.csv   one row per model; one per model and batch size
+  profiles.jsonl, model_profiles.jsonl, traces/   with --profile: each kernel case's and each model's
+                  profile (bench.schema.KernelProfile, ModelProfile) and their Chrome traces
+  phases.csv      every profiled phase, long format
   (the tables are rewritten from the rows at the end of a run)
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,14 +27,16 @@ import pandas as pd
 
 from bench.cli_common import UserError, read_text, writable_folder
 from bench.run_folder import read_env
-from bench.schema import (KernelRow, ModelRow, SchemaError, kernel_summary, model_speed_records, parse_kernel_row,
-                          parse_model_row, provider_records)
+from pydantic import BaseModel, ValidationError
+
+from bench.schema import (KernelProfile, KernelRow, ModelProfile, ModelRow, SchemaError, kernel_summary,
+                          model_speed_records, parse_kernel_row, parse_model_row, provider_records)
 
 TABLE_KEYS = {"kernels": "case_id", "models": "name"}  # each table's row key
 TABLES = tuple(TABLE_KEYS)
 
 
-def append_row(path: Path, row: dict | KernelRow | ModelRow) -> None:
+def append_row(path: Path, row: dict | BaseModel) -> None:
     if not isinstance(row, dict):
         row = row.model_dump()
     with open(path, "a") as f:
@@ -93,12 +99,29 @@ def read_typed_rows(path: Path, table: str) -> list[KernelRow] | list[ModelRow]:
     return typed
 
 
+def read_profiles(path: Path, schema: type[BaseModel], key: str) -> list:
+    """A profile table's rows, the last of each key kept (a case killed between its profile and its
+    row is profiled again on resume); a row that is not one is an error naming its line."""
+    by_key = {}
+    for number, raw in enumerate(read_rows(path, key), start=1):
+        try:
+            row = schema.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "row"
+            raise UserError(f"{path}: line {number} is not a {schema.__name__} ({where}: {first['msg']})") from None
+        by_key[(getattr(row, key), getattr(row, "batch", None))] = row
+    return list(by_key.values())
+
+
 @dataclass
 class Run:
     folder: Path
     env: dict
     kernel_rows: list[KernelRow] = field(default_factory=list)
     model_rows: list[ModelRow] = field(default_factory=list)
+    kernel_profiles: list[KernelProfile] = field(default_factory=list)
+    model_profiles: list[ModelProfile] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
@@ -130,6 +153,20 @@ class Run:
         """One row per model and batch size: the dense twin's and ours' times and the speedup."""
         return pd.DataFrame([rec for r in self.model_rows for rec in model_speed_records(r)])
 
+    @cached_property
+    def phases(self) -> pd.DataFrame:
+        """Every profiled phase, long format: the kernel case or model (and batch), provider, phase path,
+        seconds per call and share of the instrumented call."""
+        records = []
+        for kind, profiles in (("kernel", self.kernel_profiles), ("model", self.model_profiles)):
+            for prof in profiles:
+                name = prof.case_id if kind == "kernel" else prof.name
+                for provider in prof.providers:
+                    records += [{"kind": kind, "name": name, "batch": getattr(prof, "batch", None),
+                                 "provider": provider.provider, "phase": phase, "seconds": seconds,
+                                 "share": seconds / provider.total_s} for phase, seconds in provider.phases.items()]
+        return pd.DataFrame(records)
+
 
 def load_run(folder: Path) -> Run:
     if not folder.is_dir():
@@ -138,7 +175,9 @@ def load_run(folder: Path) -> Run:
     if env is None:
         raise UserError(f"{folder}: not a condbench run (no env.json)")
     return Run(folder, env, read_typed_rows(folder / "kernels.jsonl", "kernels"),
-               read_typed_rows(folder / "models.jsonl", "models"))
+               read_typed_rows(folder / "models.jsonl", "models"),
+               read_profiles(folder / "profiles.jsonl", KernelProfile, "case_id"),
+               read_profiles(folder / "model_profiles.jsonl", ModelProfile, "name"))
 
 
 def write_tables(run: Run) -> None:
@@ -148,7 +187,7 @@ def write_tables(run: Run) -> None:
             run.kernels.to_parquet(run.folder / "kernels.parquet", index=False)
         except ImportError:  # parquet needs pyarrow; the CSV is the portable copy
             pass
-    for name in ("providers", "metrics", "models", "model_speeds"):
+    for name in ("providers", "metrics", "models", "model_speeds", "phases"):
         table = getattr(run, name)
         if not table.empty:
             table.to_csv(run.folder / f"{name}.csv", index=False)
@@ -196,6 +235,12 @@ def merge_runs(folders: list[Path], out: Path) -> Run:
                     raise UserError(f"case {getattr(row, key)} appears in more than one run")
                 seen.add(getattr(row, key))
                 append_row(out / f"{table}.jsonl", row)
+    for shard_run in runs:  # profiles, and the traces they name
+        for name, rows in (("profiles", shard_run.kernel_profiles), ("model_profiles", shard_run.model_profiles)):
+            for row in rows:
+                append_row(out / f"{name}.jsonl", row)
+        if (shard_run.folder / "traces").is_dir():
+            shutil.copytree(shard_run.folder / "traces", out / "traces", dirs_exist_ok=True)
     if histories:
         (out / "histories.json").write_text(json.dumps(histories, indent=1))
     merged = load_run(out)

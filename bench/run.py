@@ -18,14 +18,15 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from bench.cases import check_runnable, kernel_cases, model_cases, model_seeds, parse_shard, shard
+from bench.cases import check_runnable, kernel_cases, model_cases, model_seeds, parse_shard, select_cases, shard
 from bench.cli_common import UserError, bounded_float
 from bench.contention import Load, describe, free_cores, measure_load, wait_quiet
 from bench.env import fingerprint
 from bench.machine_peaks import measure_peaks, memory_roof
 from bench.measure import run_kernel_case
-from bench.models import Datasets, accuracy_row, measure_model, train_missing, train_or_reuse
+from bench.models import Datasets, accuracy_row, measure_model, test_batches, train_missing, train_or_reuse
 from bench.phase_clock import PhaseClock
+from bench.profile_case import profile_kernel_case, profile_model
 from bench.report import print_report, write_report
 from bench.results import append_row, drop_partial_tail, load_run, read_histories, read_typed_rows, write_tables
 from bench.run_folder import MEASURED_KEY, create_run_folder, owned, resumable, write_json_atomic
@@ -39,6 +40,16 @@ DEFAULT_ROOT = Path("results")
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("run", help="run a suite and store its results")
+    add_run_options(p)
+    p.add_argument("--profile", action="store_true",
+                   help="also profile each case: phases, a trace, peak memory, counters (see `bench profile`)")
+    # suite_text: the suite's YAML when it does not come from the file `suite` names (bench_kernels
+    # applies its options to a suite; `suite` then only names it in messages)
+    p.set_defaults(run=run, suite_text=None)
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options of `run`, which `profile` shares."""
     p.add_argument("suite", type=Path, nargs="?", help="suite YAML (not needed with --resume)")
     p.add_argument("--results", type=Path, default=DEFAULT_ROOT, help="results root (default: results/)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish an interrupted run")
@@ -48,9 +59,8 @@ def add_parser(subparsers) -> None:
                    help="wait up to SECONDS for other processes to leave this run's CPUs, then start")
     p.add_argument("--free-cores-only", action="store_true",
                    help="run with no more threads than the cores other processes leave free at the start")
-    # suite_text: the suite's YAML when it does not come from the file `suite` names (bench_kernels
-    # applies its options to a suite; `suite` then only names it in messages)
-    p.set_defaults(run=run, suite_text=None)
+    p.add_argument("--case", metavar="ID_OR_GLOB",
+                   help="run only the kernel cases whose id, and the models whose name, match (fnmatch)")
 
 
 def _open_run(args: argparse.Namespace) -> tuple[Suite, str, Path | None, dict | None, tuple[int, int]]:
@@ -101,6 +111,8 @@ class Plan:
     models: list
     data: Datasets | None
     start: dict  # the machine's load and the threads used, at the start of this invocation
+    profile: bool = False  # profile each case too (a resumed run keeps its first invocation's choice)
+    case_filter: str | None = None  # --case, kept for a resume
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,6 +129,9 @@ def make_plan(args: argparse.Namespace, clock: PhaseClock) -> Plan:
     source = str(args.suite or folder)
     all_kernels, all_models = kernel_cases(suite), model_cases(suite)
     kernels, models = shard(all_kernels, index, count), shard(all_models, index, count)
+    pattern = args.case if args.case is not None else (env or {}).get("case_filter")
+    if pattern is not None:
+        kernels, models = select_cases(kernels, models, pattern, source)
     if not all_kernels and not all_models:
         raise UserError(f"{source}: the suite has no case to run (no models section, and its sweeps' "
                         "exclude rules remove every kernel case)" if suite.kernels else f"{source}: the suite has no case to run")
@@ -133,7 +148,8 @@ def make_plan(args: argparse.Namespace, clock: PhaseClock) -> Plan:
         Console(stderr=True).print(f"[yellow]note[/yellow]: {suite.threads} thread(s) instead of {requested}: "
                                    "--free-cores-only")
     start = {**load.to_dict(), "threads": suite.threads, "threads_requested": requested}
-    return Plan(suite, text, folder, env, (index, count), kernels, models, data, start)
+    profile = bool(args.profile or (env or {}).get("profile"))
+    return Plan(suite, text, folder, env, (index, count), kernels, models, data, start, profile, pattern)
 
 
 def _machine_load(args: argparse.Namespace, threads: int) -> Load:
@@ -170,7 +186,8 @@ def _load_data(suite: Suite) -> Datasets | None:
 def _run_owned(args: argparse.Namespace, plan: Plan, folder: Path, clock: PhaseClock) -> int:
     torch.set_num_threads(plan.suite.threads)
     console = Console(stderr=True)
-    notes = [note for table in ("models", "kernels") if (note := drop_partial_tail(folder / f"{table}.jsonl"))]
+    notes = [note for table in ("models", "kernels", "profiles", "model_profiles")
+             if (note := drop_partial_tail(folder / f"{table}.jsonl"))]
     # Rows are read (and refused if corrupt) before anything is measured, so a bad folder costs no time.
     done = Done({r.name for r in read_typed_rows(folder / "models.jsonl", "models")},
                 {r.case_id for r in read_typed_rows(folder / "kernels.jsonl", "kernels")}, read_histories(folder))
@@ -184,6 +201,7 @@ def _run_owned(args: argparse.Namespace, plan: Plan, folder: Path, clock: PhaseC
         with clock.phase("environment"):
             env = _measure_env(plan.suite, plan.kernels, plan.shard)
         env["load_at_start"] = plan.start
+        env.update(profile=plan.profile, case_filter=plan.case_filter)
     else:
         env.setdefault("load_at_resumes", []).append(plan.start)
     write_json_atomic(folder / "env.json", env)
@@ -222,9 +240,10 @@ def _measure(args: argparse.Namespace, plan: Plan, folder: Path, env: dict, done
             progress.advance(task, len({c.name for c in models} & done.models)
                              + len(done.kernels & {k.case_id for k in kernels}))
             with clock.phase("model_timing"):
-                _time_models(suite, folder, models, done.models, done.histories, plan.data, checkpoints, progress, task)
+                _time_models(suite, folder, models, done.models, done.histories, plan.data, checkpoints, progress, task,
+                             plan.profile)
             with clock.phase("kernels"):
-                _time_kernels(suite, folder, env, kernels, done.kernels, checkpoints, progress, task)
+                _time_kernels(suite, folder, env, kernels, done.kernels, checkpoints, progress, task, plan.profile)
     except KeyboardInterrupt:
         console.print(f"interrupted: finished cases are in {folder}; finish with "
                       f"`python -m bench run --resume {folder}`")
@@ -247,9 +266,9 @@ def _train(suite: Suite, models: list, done_models: set, needed: set, data: Data
 
 
 def _time_models(suite: Suite, folder: Path, models: list, done_models: set, histories: dict,
-                 data: Datasets | None, checkpoints: Path, progress: Progress, task) -> None:
+                 data: Datasets | None, checkpoints: Path, progress: Progress, task, profile: bool) -> None:
     """Times (or, past the first seed, only reads) each model; its row, and its training history into
-    histories.json."""
+    histories.json; with `profile`, the profiles of each timed model first."""
     first_seed = model_seeds(suite)[0]
     for case in models:
         if case.name in done_models:
@@ -259,6 +278,13 @@ def _time_models(suite: Suite, folder: Path, models: list, done_models: set, his
         model, metrics = train_or_reuse(case, split, checkpoints, progress=False)  # trained above: loads
         if suite.models.time_every_seed or case.seed == first_seed:
             fields = measure_model(model, metrics, split, tuple(suite.models.batches), suite.repeats)
+            if profile:
+                progress.update(task, description=f"profiling model {case.name}")
+                row = ModelRow(name=case.name, seed=case.seed, **fields)
+                timed = {(m.provider, m.batch): m.median for m in row.metrics if m.metric == "time"}
+                for model_profile in profile_model(case.name, model, metrics["inference_mode"],
+                                                   lambda b: test_batches(split.test.x, b), timed, folder):
+                    append_row(folder / "model_profiles.jsonl", model_profile)
         else:
             fields = accuracy_row(model, metrics)
         # Before the row: a row in models.jsonl marks the model done, and its history must be kept by then.
@@ -269,16 +295,22 @@ def _time_models(suite: Suite, folder: Path, models: list, done_models: set, his
 
 
 def _time_kernels(suite: Suite, folder: Path, env: dict, kernels: list, done_kernels: set, checkpoints: Path,
-                  progress: Progress, task) -> None:
+                  progress: Progress, task, profile: bool) -> None:
     peers = {sweep.name: tuple(sweep.peers) for sweep in suite.kernels}
     for case in kernels:
         if case.case_id in done_kernels:
             continue
         progress.update(task, description=f"kernel {case.case_id}")
+
+        def profile_it(build, samples, case=case):
+            progress.update(task, description=f"profiling {case.case_id}")
+            # Before the case's row, which marks it done: a kill in between profiles it again on resume.
+            append_row(folder / "profiles.jsonl", profile_kernel_case(case, build, samples, folder))
+
         row = run_kernel_case(case, checkpoints=checkpoints, seed=suite.seed, rounds=suite.repeats,
                               **_roof(env, case),
                               cuda_graph=case.device == "cuda" and case.batch <= suite.cuda_graph_max_batch,
-                              peers=peers[case.sweep])
+                              peers=peers[case.sweep], on_timed=profile_it if profile else None)
         append_row(folder / "kernels.jsonl", row)
         progress.advance(task)
 

@@ -130,6 +130,52 @@ class ModelRow(LoadFields):
     metrics: list[Metric] = []  # per batch: time of the dense twin and ours, and the speedup
 
 
+class ProviderProfile(BaseModel):
+    """Where one provider's call goes (bench.profiling), measured apart from its timing.
+
+    `phases`: leaf phase path -> seconds per call, adding up to `total_s`, the instrumented call;
+    `plain_s` the call uninstrumented, timed alternately with it; `timed_s` the case's timed median. On CUDA the phases are host time and
+    `gpu_kernels` each GPU kernel's device seconds per call. `extra_memory_bytes`: the peak memory it
+    needs beyond the inputs (its output, scratch, packed weights). `counters`: perf's, per call."""
+
+    model_config = ConfigDict(extra="forbid")
+    provider: str
+    total_s: float
+    plain_s: float
+    timed_s: float | None = None
+    calls: int
+    phases: dict[str, float]
+    extra_memory_bytes: int | None = None
+    counters: dict[str, float] = {}
+    counters_note: str = ""
+    gpu_kernels: dict[str, float] = {}
+    trace: str = ""  # the Chrome trace, relative to the run folder
+
+
+class KernelProfile(BaseModel):
+    """A profiled kernel case: ours and the dense baseline (and on CUDA the Triton build that ran)."""
+
+    model_config = ConfigDict(extra="forbid")
+    schema_version: Literal[2] = SCHEMA_VERSION
+    case_id: str
+    device: str
+    providers: list[ProviderProfile] = []
+    triton: list[dict] = []  # per Triton kernel launched: its config, registers, spills, shared memory
+    error: str = ""
+
+
+class ModelProfile(BaseModel):
+    """A trained model's forward at one batch size beside its dense twin's, phases per layer
+    ("layer0/gate", "layer1/linear/threads/gemm", "output", ...)."""
+
+    model_config = ConfigDict(extra="forbid")
+    schema_version: Literal[2] = SCHEMA_VERSION
+    name: str
+    batch: int
+    providers: list[ProviderProfile] = []  # "dense" (the twin) and "ours" (the CondNet)
+    error: str = ""
+
+
 # The wide columns of the kernels table: column -> (provider, metric, statistic).
 SUMMARY = {
     "dense_median_s": ("dense", "time", "median"), "dense_iqr_s": ("dense", "time", "iqr"),

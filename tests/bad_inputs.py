@@ -189,6 +189,11 @@ CORPUS = [
     bad_suite("shard-garbage", suite(), "--shard must look like i/n", "--shard", "x"),
     bad_suite("exclude-removes-all", suite(exclude=[{"batch": 4}]), "no case to run"),
     bad_suite("no-sweeps-no-models", "name: t\n", "no case to run"),
+    # --case picks nothing
+    bad_suite("case-matches-nothing", suite(), "matches no kernel case id", "--case", "nothing/*"),
+    Bad("profile-case-matches-nothing", ["profile", "s.yaml", "--results", "res", "--case", "k/cuda/*"],
+        "matches no kernel case id", {"s.yaml": suite()}),
+    Bad("profile-no-suite", ["profile", "missing.yaml"], "no such suite file"),
     # the regression check and its power study
     Bad("continuous-unknown-rev", ["continuous", "s.yaml", "--base", "no-such-rev-0f0f"], "no such commit",
         {"s.yaml": suite()}),

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from condcore.ops import block_sparse_linear
+from condcore.phases import phase
 from condcore.policies import INFERENCE_MODES, POLICIES, GateOutput, make_gate
 
 
@@ -125,20 +126,25 @@ class CondNet(nn.Module):
         k = self.config.block_size
         h, prev_mask, gates = x, None, []
         for layer, linear in enumerate(self.hidden):
-            g = self._gate(layer, h, mode)
-            gates.append(g)
-            if mode == "train" and self.gates[layer].sparse_in_training and linear.in_features >= SPARSE_TRAIN_MIN_IN_FEATURES:
-                h = self._sparse_train_layer(linear, h, g)
-            elif mode == "train":
-                scale = g.multiplier if g.multiplier is not None else g.mask.to(h.dtype)
-                h = F.relu(linear(h)) * scale.repeat_interleave(k, dim=1)
-            else:
-                out_mask = None if self.gates[layer].always_on else g.mask
-                h = F.relu(block_sparse_linear(
-                    h, linear.weight, linear.bias, in_mask=prev_mask, out_mask=out_mask, block_size=k, backend=backend
-                ))
-                prev_mask = out_mask
-        return ForwardTrace(logits=self.output(h), gates=gates)
+            with phase(f"layer{layer}"):  # profiling's phases (condcore.phases): free when not profiling
+                with phase("gate"):
+                    g = self._gate(layer, h, mode)
+                gates.append(g)
+                if mode == "train" and self.gates[layer].sparse_in_training and linear.in_features >= SPARSE_TRAIN_MIN_IN_FEATURES:
+                    h = self._sparse_train_layer(linear, h, g)
+                elif mode == "train":
+                    scale = g.multiplier if g.multiplier is not None else g.mask.to(h.dtype)
+                    h = F.relu(linear(h)) * scale.repeat_interleave(k, dim=1)
+                else:
+                    out_mask = None if self.gates[layer].always_on else g.mask
+                    with phase("linear"):
+                        h = block_sparse_linear(h, linear.weight, linear.bias, in_mask=prev_mask, out_mask=out_mask,
+                                                block_size=k, backend=backend)
+                    with phase("activation"):
+                        h = F.relu(h)
+                    prev_mask = out_mask
+        with phase("output"):
+            return ForwardTrace(logits=self.output(h), gates=gates)
 
     def _sparse_train_layer(self, linear: nn.Linear, h: torch.Tensor, g: GateOutput) -> torch.Tensor:
         """relu(linear(h)) * mask, computing only the active blocks, forward and backward (the same values

@@ -6,6 +6,7 @@ import os
 
 import torch
 
+from condcore.phases import phase
 from condcore.ops.autograd import BlockSparseLinearFunction
 from condcore.ops.packed_weights import frozen_weights
 from condcore.ops.registry import BACKEND_DTYPES, BACKENDS, Kernel, find
@@ -82,14 +83,15 @@ def block_sparse_linear(
     are fp32. Gradients flow to x, weight and bias: sparse after the torch grouped kernel with an output
     mask, the dense masked math otherwise (see condcore.ops.autograd).
     """
-    shape = validate_linear_args(x, weight, bias, in_mask, out_mask, block_size)
-    chosen = _pick_backend(backend, x)
-    kernel: Kernel = find(chosen, pick_regime(regime, shape.batch))
-    needs_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, weight, bias)
-    )
-    if out is not None:
-        validate_out(out, x, shape, {"x": x, "weight": weight, "bias": bias, "in_mask": in_mask, "out_mask": out_mask})
+    with phase("validate"):
+        shape = validate_linear_args(x, weight, bias, in_mask, out_mask, block_size)
+        chosen = _pick_backend(backend, x)
+        kernel: Kernel = find(chosen, pick_regime(regime, shape.batch))
+        needs_grad = torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (x, weight, bias)
+        )
+        if out is not None:
+            validate_out(out, x, shape, {"x": x, "weight": weight, "bias": bias, "in_mask": in_mask, "out_mask": out_mask})
     if bias is not None:
         # The kernels index the bias as a dense vector (oneDNN ignores a bias's stride): N elements, cheap.
         bias = bias.contiguous()

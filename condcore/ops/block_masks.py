@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import torch
 
+from condcore import phases
 from condcore.ops.reference import accumulation_dtype, reference_linear
 
 
@@ -43,7 +44,8 @@ def recompute_leaked_rows(y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor
     """
     if in_mask is None:
         return y
-    bad = nonfinite_rows(y)
+    with phases.phase("check_nonfinite"):
+        bad = nonfinite_rows(y)
     if len(bad):
         y[bad] = reference_linear(x[bad], weight, bias, in_mask[bad], None if out_mask is None else out_mask[bad],
                                   block_size)

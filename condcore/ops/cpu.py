@@ -18,6 +18,7 @@ import threading
 
 import torch
 
+from condcore import phases
 from condcore.ops import cpu_native
 from condcore.ops.block_masks import recompute_leaked_rows, recomputes_leaked_rows, zero_inactive_blocks
 from condcore.ops.packed_weights import onednn_takes, packed_blocks
@@ -74,13 +75,16 @@ def grouped_linear(
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Large-batch path: one GEMM per active output block over its gathered rows."""
-    x = zero_inactive_blocks(x, in_mask, block_size).contiguous()
+    with phases.phase("mask_input"):
+        x = zero_inactive_blocks(x, in_mask, block_size).contiguous()
     batch, in_features = x.shape
     out_features = weight.shape[0]
     if out_mask is None:
         # Mixed precision without blocks to skip: round the whole weight once.
-        return _dense(x, weight.to(x.dtype), None if bias is None else bias.to(x.dtype), out)
-    groups = group_rows_by_block(out_mask)
+        with phases.phase("gemm"):
+            return _dense(x, weight.to(x.dtype), None if bias is None else bias.to(x.dtype), out)
+    with phases.phase("route"):
+        groups = group_rows_by_block(out_mask)
     native = cpu_native.grouped_linear(x, weight, bias, groups, block_size, out)
     if native is not None:
         return native
@@ -99,19 +103,22 @@ def grouped_linear(
         if lo == hi:
             continue
         cols = slice(block * block_size, (block + 1) * block_size)
-        xg = torch.index_select(x, 0, groups.rows[lo:hi], out=gathered[: hi - lo])
-        w, b = weight[cols], None if bias is None else bias[cols]
-        if mixed:
-            w, b = w.to(x.dtype), None if b is None else b.to(x.dtype)
-        results.append(linear_rows(xg, w, b, None if packed is None else packed[block]))
-    results.append(torch.zeros(1, block_size, dtype=x.dtype, device=x.device))
-    results = torch.cat(results)
-    # Each (row, block) of y reads its result or the zero row: y is written once, no zero fill first.
-    source = torch.full((batch * out_blocks,), nnz, dtype=torch.int64, device=x.device)
-    block_of = torch.repeat_interleave(torch.arange(out_blocks, device=x.device), groups.offsets.diff(), output_size=nnz)
-    source[groups.rows * out_blocks + block_of] = torch.arange(nnz, device=x.device)
-    y = out if out is not None else torch.empty(batch, out_features, dtype=x.dtype, device=x.device)
-    torch.index_select(results, 0, source, out=y.view(batch * out_blocks, block_size))
+        with phases.phase("gather"):
+            xg = torch.index_select(x, 0, groups.rows[lo:hi], out=gathered[: hi - lo])
+        with phases.phase("gemm"):
+            w, b = weight[cols], None if bias is None else bias[cols]
+            if mixed:
+                w, b = w.to(x.dtype), None if b is None else b.to(x.dtype)
+            results.append(linear_rows(xg, w, b, None if packed is None else packed[block]))
+    with phases.phase("scatter"):
+        results.append(torch.zeros(1, block_size, dtype=x.dtype, device=x.device))
+        results = torch.cat(results)
+        # Each (row, block) of y reads its result or the zero row: y is written once, no zero fill first.
+        source = torch.full((batch * out_blocks,), nnz, dtype=torch.int64, device=x.device)
+        block_of = torch.repeat_interleave(torch.arange(out_blocks, device=x.device), groups.offsets.diff(), output_size=nnz)
+        source[groups.rows * out_blocks + block_of] = torch.arange(nnz, device=x.device)
+        y = out if out is not None else torch.empty(batch, out_features, dtype=x.dtype, device=x.device)
+        torch.index_select(results, 0, source, out=y.view(batch * out_blocks, block_size))
     return y
 
 
@@ -155,43 +162,53 @@ def union_linear(
     # Rounded up: an unmasked side may end in a partial block, which the slices below clamp.
     in_blocks, out_blocks = -(-in_features // block_size), -(-out_features // block_size)
     k = block_size
-    pairs = active_tile_pairs(in_mask, out_mask, batch, in_blocks, out_blocks, x.device)
-    # An output block active for some row still needs its bias even when none of its input tiles is.
-    out_any = out_mask.any(dim=0).tolist() if out_mask is not None else [True] * out_blocks
-    needed = pairs.tolist()
-    plan = [(j0, j1, true_runs([any(column) for column in zip(*needed[j0:j1])])) for j0, j1 in true_runs(out_any)]
-    tiles_read = sum((j1 - j0) * (i1 - i0) for j0, j1, in_runs in plan for i0, i1 in in_runs)
-    dense_fallback = tiles_read >= DENSE_FALLBACK_TILE_FRACTION * in_blocks * out_blocks
-    if dense_fallback:
-        # The rectangles cover most of W: one dense GEMM reads the same bytes with less overhead.
-        plan = [(0, out_blocks, [(0, in_blocks)])]
+    with phases.phase("route"):
+        pairs = active_tile_pairs(in_mask, out_mask, batch, in_blocks, out_blocks, x.device)
+        # An output block active for some row still needs its bias even when none of its input tiles is.
+        out_any = out_mask.any(dim=0).tolist() if out_mask is not None else [True] * out_blocks
+        needed = pairs.tolist()
+        plan = [(j0, j1, true_runs([any(column) for column in zip(*needed[j0:j1])])) for j0, j1 in true_runs(out_any)]
+        tiles_read = sum((j1 - j0) * (i1 - i0) for j0, j1, in_runs in plan for i0, i1 in in_runs)
+        dense_fallback = tiles_read >= DENSE_FALLBACK_TILE_FRACTION * in_blocks * out_blocks
+        if dense_fallback:
+            # The rectangles cover most of W: one dense GEMM reads the same bytes with less overhead.
+            plan = [(0, out_blocks, [(0, in_blocks)])]
     # With one example and no fallback, the tiles read are exactly its active ones: nothing read needs
     # zeroing and nothing written needs masking, which saves two passes where the call is all overhead.
     exact = batch == 1 and not dense_fallback
     if not exact:
-        x = zero_inactive_blocks(x, in_mask, k)
-    y = out if out is not None else torch.empty(batch, out_features, dtype=x.dtype, device=x.device)
-    y.zero_()
-    for j0, j1, in_runs in plan:
-        cols = slice(j0 * k, j1 * k)
-        w_run = weight[cols]
-        # W @ x.T, not x @ W.T: with a few rows, MKL runs this orientation ~1.6x faster (measured at
-        # B=16, K=N=2048), as W streams through as the large operand instead of being packed.
-        part_t = None
-        for i0, i1 in in_runs:
-            w_tiles, x_run_t = w_run[:, i0 * k : i1 * k], x[:, i0 * k : i1 * k].t()
+        with phases.phase("mask_input"):
+            x = zero_inactive_blocks(x, in_mask, k)
+    with phases.phase("zero_fill"):
+        y = out if out is not None else torch.empty(batch, out_features, dtype=x.dtype, device=x.device)
+        y.zero_()
+    # Each run's product, transposed: (columns, part or None); all written into y after the GEMMs.
+    parts: list[tuple[slice, torch.Tensor | None]] = []
+    with phases.phase("gemm"):
+        for j0, j1, in_runs in plan:
+            cols = slice(j0 * k, j1 * k)
+            w_run = weight[cols]
+            # W @ x.T, not x @ W.T: with a few rows, MKL runs this orientation ~1.6x faster (measured at
+            # B=16, K=N=2048), as W streams through as the large operand instead of being packed.
+            part_t = None
+            for i0, i1 in in_runs:
+                w_tiles, x_run_t = w_run[:, i0 * k : i1 * k], x[:, i0 * k : i1 * k].t()
+                if part_t is not None:
+                    part_t.addmm_(w_tiles, x_run_t)
+                elif bias is not None:
+                    part_t = torch.addmm(bias[cols].unsqueeze(1), w_tiles, x_run_t)
+                else:
+                    part_t = w_tiles @ x_run_t
+            parts.append((cols, part_t))
+    with phases.phase("scatter"):
+        for cols, part_t in parts:
             if part_t is not None:
-                part_t.addmm_(w_tiles, x_run_t)
+                y[:, cols] = part_t.t()
             elif bias is not None:
-                part_t = torch.addmm(bias[cols].unsqueeze(1), w_tiles, x_run_t)
-            else:
-                part_t = w_tiles @ x_run_t
-        if part_t is not None:
-            y[:, cols] = part_t.t()
-        elif bias is not None:
-            y[:, cols] = bias[cols]
+                y[:, cols] = bias[cols]
     if out_mask is not None and not exact:
-        y.masked_fill_(~out_mask.repeat_interleave(k, dim=1), 0)
+        with phases.phase("zero_fill"):
+            y.masked_fill_(~out_mask.repeat_interleave(k, dim=1), 0)
     # The exact path reads no tile its example drops; the others read tiles some rows drop.
     return y if exact else recompute_leaked_rows(y, x, weight, bias, in_mask, out_mask, k)
 

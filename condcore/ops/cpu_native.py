@@ -30,6 +30,7 @@ from types import ModuleType
 
 import torch
 
+from condcore import phases
 from condcore.ops.packed_weights import onednn_takes, packed_blocks
 from condcore.ops.routing import RowGroups
 
@@ -197,6 +198,24 @@ def grouped_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     if blocks is None:
         blocks = [weight[j * block_size : (j + 1) * block_size] for j in range(out_blocks)]
     y = out if out is not None else torch.empty(x.shape[0], weight.shape[0], dtype=x.dtype, device=x.device)
-    module.grouped_forward(x, blocks, bias, groups.rows, groups.offsets.tolist(),
-                           balanced_bins(groups.counts, torch.get_num_threads()), block_size, onednn, y)
+    with phases.phase("route"):
+        offsets, bins = groups.offsets.tolist(), balanced_bins(groups.counts, torch.get_num_threads())
+    recorder = phases.active()
+    timings = None if recorder is None else torch.zeros(len(bins), len(THREAD_PHASES) + 1, dtype=torch.int64)
+    with phases.phase("threads"):
+        module.grouped_forward(x, blocks, bias, groups.rows, offsets, bins, block_size, onednn, y, timings)
+    if timings is not None:
+        add_thread_phases(recorder, timings)
     return y
+
+
+# The kernel's per-thread phases, in the order of its timing columns (grouped_cpu.cpp's Phase), then busy.
+THREAD_PHASES = ("zero_fill", "gather", "gemm", "scatter")
+
+
+def add_thread_phases(recorder: phases.PhaseRecorder, timings: torch.Tensor) -> None:
+    """The threads' phases as children of the "threads" phase, each the mean over the threads, so they
+    add up to that phase's wall time with its remainder (fork, join, waiting for the slowest thread)."""
+    seconds = timings.double().mean(dim=0) / 1e9
+    for name, value in zip(THREAD_PHASES, seconds.tolist()):
+        recorder.add(recorder.path(f"threads/{name}"), value)

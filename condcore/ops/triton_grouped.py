@@ -13,6 +13,7 @@ import triton.language as tl
 
 from condcore.ops.block_masks import recomputes_leaked_rows
 from condcore.ops.routing import group_rows_by_block, row_tiles
+from condcore.phases import phase
 from condcore.ops.triton_common import (
     KernelLaunch,
     check_triton_block_size,
@@ -111,11 +112,14 @@ def grouped_linear(
     """Launcher; arguments already validated by block_sparse_linear."""
     check_triton_block_size(block_size)
     batch, out_features = x.shape[0], weight.shape[0]
-    # Rows whose output block is off are never stored to: zero-filling y first covers them.
-    y = out.zero_() if out is not None else torch.zeros(batch, out_features, dtype=x.dtype, device=x.device)
-    launch = plan_launch(x, weight, bias, in_mask, out_mask, block_size, y)
+    with phase("zero_fill"):
+        # Rows whose output block is off are never stored to: zero-filling y first covers them.
+        y = out.zero_() if out is not None else torch.zeros(batch, out_features, dtype=x.dtype, device=x.device)
+    with phase("route"):
+        launch = plan_launch(x, weight, bias, in_mask, out_mask, block_size, y)
     if launch is not None:
-        launch.run()
+        with phase("gemm"):
+            launch.run()
     return y
 
 

@@ -14,6 +14,7 @@ import triton.language as tl
 
 from condcore.ops.block_masks import recomputes_leaked_rows
 from condcore.ops.routing import active_tile_pairs, needed_in_blocks
+from condcore.phases import phase
 from condcore.ops.triton_common import (
     KernelLaunch,
     check_triton_block_size,
@@ -107,11 +108,14 @@ def union_linear(
     y = out if out is not None else torch.empty(batch, out_features, dtype=x.dtype, device=x.device)
     for start in range(0, batch, MAX_BATCH):
         rows = slice(start, min(start + MAX_BATCH, batch))
-        plan_launch(
-            x[rows], weight, bias,
-            None if in_mask is None else in_mask[rows], None if out_mask is None else out_mask[rows],
-            block_size, y[rows],
-        ).run()
+        with phase("route"):
+            launch = plan_launch(
+                x[rows], weight, bias,
+                None if in_mask is None else in_mask[rows], None if out_mask is None else out_mask[rows],
+                block_size, y[rows],
+            )
+        with phase("gemm"):
+            launch.run()
     return y
 
 

@@ -1,0 +1,138 @@
+"""Profiles of a kernel case and of a trained model (`bench run --profile`, `bench profile`).
+
+A kernel case is profiled after it was checked and timed: ours and the dense baseline, each built
+afresh, are split into phases, traced, counted and measured for memory (bench.profiling). A model is
+profiled at a few batch sizes beside its dense twin, phases per layer: gate, the block-sparse layer
+(with the kernel's own phases inside), activation, and the output layer.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from bench.cases import KernelCase
+from bench.perf_counters import Counts, counting
+from bench.profiling import Call, extra_memory_bytes, phase_breakdown, write_trace
+from bench.schema import KernelProfile, ModelProfile, ProviderProfile
+from condcore.ops import frozen_weights
+from condcore.timing import median
+
+PROFILED = ("ours", "dense")
+COUNTED_CALLS_S = 0.2  # how long perf counts each provider's calls
+TRACES = "traces"  # the folder of a run that holds them
+
+
+def slug(text: str) -> str:
+    """A file name for a case id or model name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
+
+
+def profile_call(name: str, make_call: Callable[[], Call], device: str, trace: Path, folder: Path,
+                 timed_s: float | None, per_call: int = 1) -> ProviderProfile:
+    """One provider's profile; `make_call` builds its call afresh (a call that has not run yet). A call
+    that runs `per_call` batches (a model over several test batches) is reported per batch."""
+    with frozen_weights():
+        memory = extra_memory_bytes(make_call, device)
+    with frozen_weights():
+        call = make_call()
+        call()  # warm: packs weights, fills caches
+        breakdown = phase_breakdown(call, device)
+        counts, calls = _counted(call, device)
+        gpu = write_trace(call, trace, device, calls=1 if per_call > 1 else 3)
+    return ProviderProfile(
+        provider=name, total_s=breakdown.total_s / per_call, plain_s=breakdown.plain_s / per_call, timed_s=timed_s, calls=breakdown.calls * per_call,
+        phases={path: s / per_call for path, s in breakdown.phases.items()}, extra_memory_bytes=memory,
+        counters={event: value / (calls * per_call) for event, value in counts.values.items()},
+        counters_note=counts.note, gpu_kernels={k: v / per_call for k, v in gpu.items()}, trace=str(trace.relative_to(folder)))
+
+
+def _counted(call: Call, device: str) -> tuple[Counts, int]:
+    """perf's counts over at least 3 calls lasting COUNTED_CALLS_S, and how many calls that was."""
+    calls = 0
+    with counting() as counts:
+        deadline = time.perf_counter() + COUNTED_CALLS_S
+        while calls < 3 or time.perf_counter() < deadline:
+            call()
+            calls += 1
+        if device == "cuda":
+            torch.cuda.synchronize()
+    return counts, calls
+
+
+def profile_kernel_case(case: KernelCase, build: Callable[[str], Call], samples: dict[str, list[float]],
+                        folder: Path) -> KernelProfile:
+    """The case's profile: its providers in PROFILED, each from `build(name)` (a fresh, poisoned output
+    each time), beside their timed medians in `samples`."""
+    profile = KernelProfile(case_id=case.case_id, device=case.device)
+    try:
+        for name in PROFILED:
+            trace = folder / TRACES / f"{slug(case.case_id)}-{name}.json"
+            timed = median(samples[name]) if samples.get(name) else None
+            profile.providers.append(profile_call(name, lambda name=name: build(name), case.device, trace, folder, timed))
+        if case.device == "cuda":
+            profile.triton = triton_builds(case)
+    except Exception as exc:  # a profile that fails is a note in its row; the case's timing stands
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        profile.error = f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})"
+    return profile
+
+
+def triton_builds(case: KernelCase) -> list[dict]:
+    """The Triton kernel the case launched: the config the autotuner chose and what it compiled to
+    (registers, spills, shared memory), read as the compile check reads it."""
+    from bench.triton_compile_check import LaunchCase, check_cases
+    from condcore.ops import pick_regime
+    from condcore.ops.registry import find
+
+    regime = pick_regime(case.regime, case.batch)
+    kernel_fn = find("triton", regime).load()
+    tuner = getattr(kernel_fn.__globals__.get(f"_{regime}_kernel"), "best_config", None)
+    if tuner is None:
+        return [{"regime": regime, "note": "no autotuned config recorded"}]
+    tiles = (tuner.kwargs["BLOCK_N"], tuner.kwargs["BLOCK_K"])
+    major, minor = torch.cuda.get_device_capability()
+    rows = check_cases([LaunchCase(regime, case.batch, case.in_features, case.out_features, case.block_size,
+                                   case.dtype, case.masks, tiles=tiles)], arch=major * 10 + minor, workers=1)
+    return [{"regime": regime, "config": r.config, "ok": r.ok, "error": r.error, "registers": r.registers,
+             "spills": r.spills, "stack_bytes": r.stack_bytes, "shared_bytes": r.shared_bytes} for r in rows]
+
+
+MODEL_BATCHES = (1, 256)
+
+
+def profile_model(name: str, model, mode: str, batches_of: Callable[[int], list[torch.Tensor]],
+                  timed: dict[tuple[str, int], float], folder: Path, batch_sizes: tuple[int, ...] = MODEL_BATCHES
+                  ) -> list[ModelProfile]:
+    """The model's forward and its dense twin's at each batch size, over the same test batches the
+    timing runs (`batches_of(batch)`), per batch; `timed[(provider, batch)]` their timed medians."""
+    from condcore.speed import dense_twin
+
+    model.eval()
+    nets = {"dense": dense_twin(model), "ours": model}
+    profiles = []
+    for batch in batch_sizes:
+        profile = ModelProfile(name=name, batch=batch)
+        xs = batches_of(batch)
+        device = "cuda" if xs[0].is_cuda else "cpu"
+        try:
+            for provider, net in nets.items():
+                def make_call(net=net):
+                    @torch.no_grad()
+                    def forward_all():
+                        return [net(x, mode=mode) for x in xs]
+                    return forward_all
+
+                trace = folder / TRACES / f"{slug(name)}-B{batch}-{provider}.json"
+                profile.providers.append(profile_call(provider, make_call, device, trace, folder,
+                                                      timed.get((provider, batch)), per_call=len(xs)))
+        except Exception as exc:  # noqa: BLE001 (a failed profile is a note; the model's row stands)
+            last = traceback.extract_tb(exc.__traceback__)[-1]
+            profile.error = f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})"
+        profiles.append(profile)
+    return profiles

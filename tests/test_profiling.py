@@ -1,0 +1,146 @@
+"""Profiling: phases that cost nothing when off and add up when on, traces of every thread, peak memory,
+perf counters (or a note where the machine has none), model profiles per layer."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter
+
+import pytest
+import torch
+
+from bench import perf_counters
+from bench.profile_case import profile_model
+from bench.profile_report import model_gap, model_parts
+from bench.profiling import REST, extra_memory_bytes, leaf_phases, phase_breakdown, write_trace
+from condcore import phases
+from condcore.models import CondNet, CondNetConfig
+from condcore.ops import block_sparse_linear, cpu_native, frozen_weights
+from condcore.problems import make_problem
+
+
+def _call(batch: int, features: int, density: float, masks: str = "out"):
+    gen = torch.Generator().manual_seed(0)
+    p = make_problem(batch, features, features, 128, in_density=density if masks == "both" else None,
+                     out_density=density, dtype=torch.float32, device="cpu", generator=gen)
+    out = torch.empty(batch, features)
+    return lambda: block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), out=out)
+
+
+def test_phases_are_one_shared_no_op_when_nothing_records():
+    assert phases.phase("gemm") is phases.phase("gather")
+    recorder = phases.PhaseRecorder()
+    with phases.recording(recorder):
+        assert phases.phase("gemm") is not phases.phase("gather")
+    assert phases.phase("gemm") is phases.phase("gather")  # off again after the block
+
+
+def test_nested_phases_become_leaves_that_add_up():
+    leaves = leaf_phases({"a": 5.0, "a/x": 2.0, "a/y": 1.0, "b": 1.0}, total=7.5)
+    assert leaves == {"a/self": 2.0, "a/x": 2.0, "a/y": 1.0, "b": 1.0, REST: 1.5}
+    assert math.isclose(sum(leaves.values()), 7.5)
+
+
+# The C++ kernel (threads and their phases), the torch-ops grouped kernel, and the union kernel at
+# batch 1 (the exact path) and 16: their phases sum to the instrumented call, which is within 10% of
+# the same call uninstrumented, timed alternately with it.
+@pytest.mark.parametrize("batch,masks,native,expected", [
+    (256, "out", True, {"route", "threads/gemm", "threads/gather", "threads/scatter", "threads/zero_fill", "threads/self"}),
+    (256, "both", False, {"route", "mask_input", "gather", "gemm", "scatter", "check_nonfinite"}),
+    (1, "both", True, {"route", "gemm", "scatter", "zero_fill"}),
+    (16, "both", True, {"route", "mask_input", "gemm", "scatter", "zero_fill", "check_nonfinite"}),
+])
+def test_phases_sum_to_the_separately_timed_total(monkeypatch, batch, masks, native, expected):
+    if not native:
+        monkeypatch.setenv("CONDBENCH_NATIVE", "0")
+    elif batch > 16 and cpu_native.status().startswith("unavailable"):
+        pytest.skip("the C++ kernel could not be built here")
+    call = _call(batch, 1024, 0.25, masks)
+    with frozen_weights():
+        call()
+        breakdown = phase_breakdown(call, min_seconds=0.3)
+    assert expected <= set(breakdown.phases), breakdown.phases
+    assert math.isclose(sum(breakdown.phases.values()), breakdown.total_s, rel_tol=1e-9)
+    assert all(s >= 0 for name, s in breakdown.phases.items() if name not in (REST, "threads/self"))
+    assert breakdown.phases[REST] > -0.02 * breakdown.total_s
+    assert abs(breakdown.total_s / breakdown.plain_s - 1) < 0.10, breakdown
+
+
+def test_trace_is_json_with_named_ranges_on_every_thread(tmp_path):
+    if cpu_native.status().startswith("unavailable"):
+        pytest.skip("the C++ kernel could not be built here")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        call = _call(256, 1024, 0.5)
+        with frozen_weights():
+            call()
+            write_trace(call, tmp_path / "t.json")
+    finally:
+        torch.set_num_threads(threads)
+    events = json.loads((tmp_path / "t.json").read_text())["traceEvents"]
+    names = Counter(e.get("name") for e in events)
+    for name in ("condbench::call", "condbench::route", "condbench::threads", "condbench::gather",
+                 "condbench::gemm", "condbench::scatter"):
+        assert names[name] > 0, name
+    if os.cpu_count() >= 2:  # both threads of the C++ kernel are in the trace
+        assert len({e["tid"] for e in events if e.get("name") == "condbench::gemm"}) == 2
+
+
+def test_extra_memory_sees_a_call_that_needs_memory():
+    def make_big():
+        return lambda: torch.ones(16 * 2**20).sum()  # 64 MiB, touched
+
+    def make_small():
+        x = torch.ones(1024)
+        return lambda: x.sum()
+
+    big, small = extra_memory_bytes(make_big), extra_memory_bytes(make_small)
+    if big is None:
+        pytest.skip("this kernel cannot reset the peak resident size")
+    assert big >= 60 * 2**20
+    assert small < 16 * 2**20
+
+
+def test_counters_give_counts_or_a_note(monkeypatch):
+    with perf_counters.counting() as counts:
+        sum(range(100_000))
+    assert counts.values or counts.note
+    assert all(v >= 0 for v in counts.values.values())
+    monkeypatch.setattr(perf_counters.shutil, "which", lambda name: None)
+    with perf_counters.counting() as counts:
+        pass
+    assert counts.values == {} and "perf is not installed" in counts.note
+
+
+def test_perf_output_is_parsed_with_unsupported_events_noted():
+    counts = perf_counters.Counts()
+    perf_counters._parse("<not supported>,,cycles,0,100.00,,\n12.5,msec,task-clock,1,100.00,,\n3,,page-faults,1,100.00,,\n",
+                         ("cycles", "task-clock", "page-faults"), counts)
+    assert counts.values == {"task-clock": 12.5, "page-faults": 3.0}
+    assert "cycles" in counts.note
+
+
+def test_model_profile_splits_each_layer_and_explains_the_gap(tmp_path):
+    torch.manual_seed(0)
+    model = CondNet(CondNetConfig(64, 10, hidden=[256, 256], block_size=32, policy="reinforce", tau=0.25)).eval()
+    x = torch.randn(64, 64)
+
+    def batches_of(batch):
+        return [x[:batch]]
+
+    (one, eight) = profile_model("tiny", model, "threshold", batches_of, {("ours", 1): 1e-3}, tmp_path,
+                                 batch_sizes=(1, 8))
+    assert (one.batch, eight.batch) == (1, 8) and not one.error and not eight.error
+    for prof in (one, eight):
+        by = {p.provider: p for p in prof.providers}
+        assert set(by) == {"dense", "ours"}
+        for p in by.values():
+            parts = model_parts(p)
+            assert {"layer0/gate", "layer0/linear", "layer0/activation", "layer1/linear", "output"} <= set(parts)
+            assert math.isclose(sum(p.phases.values()), p.total_s, rel_tol=1e-9)
+            assert (tmp_path / p.trace).exists()
+        assert "faster than its dense twin" in model_gap(prof)
+    assert one.providers[1].timed_s == 1e-3
