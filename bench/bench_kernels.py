@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", action="store_true", help="tiny shapes: a smoke test, not a measurement")
     parser.add_argument("--results", type=Path, default=DEFAULT_ROOT, help="results root (default: results/)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no report")
-    parser.add_argument("--case", metavar="ID_OR_GLOB", help="only the cases whose id matches (fnmatch)")
+    parser.add_argument("--case", metavar="ID_OR_GLOB", action="append",
+                        help="only the cases whose id matches (fnmatch glob; repeat it for more)")
     parser.add_argument("--profile", action="store_true", help="profile each case too (as `bench profile`)")
     args = parser.parse_args(argv)
     text = suite_text(args.device, dtype=args.dtype, threads=args.threads, rounds=args.rounds, seed=args.seed,

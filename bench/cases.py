@@ -137,14 +137,18 @@ def shard(items: list, index: int, count: int) -> list:
     return items[index::count]
 
 
-def select_cases(kernels: list[KernelCase], models: list[ModelCase], pattern: str,
+def select_cases(kernels: list[KernelCase], models: list[ModelCase], patterns: list[str],
                  source: str) -> tuple[list[KernelCase], list[ModelCase]]:
-    """The kernel cases whose id and the models whose name match `pattern` (an exact id or an fnmatch
-    glob); matching nothing is a user error, with the ids to choose from."""
-    kernels = [c for c in kernels if c.case_id == pattern or fnmatch.fnmatchcase(c.case_id, pattern)]
-    picked = [m for m in models if m.name == pattern or fnmatch.fnmatchcase(m.name, pattern)]
-    if not kernels and not picked:
-        raise UserError(f"{source}: --case {pattern!r} matches no kernel case id and no model name "
-                        "(ids look like large-batch/cpu/float32/auto/auto/B512/2048x2048/k128/d0.5/out/iid; "
-                        "globs such as 'large-batch/*' or '*/B1/*' work)")
-    return kernels, picked
+    """The kernel cases whose id and the models whose name match one of `patterns` (exact ids or fnmatch
+    globs); a pattern that matches nothing is a user error, with what ids look like."""
+    def matches(name: str, pattern: str) -> bool:
+        return name == pattern or fnmatch.fnmatchcase(name, pattern)
+
+    for pattern in patterns:
+        if not any(matches(c.case_id, pattern) for c in kernels) and not any(matches(m.name, pattern) for m in models):
+            raise UserError(f"{source}: --case {pattern!r} matches no kernel case id and no model name "
+                            "(ids look like large-batch/cpu/float32/auto/auto/B512/2048x2048/k128/d0.5/out/iid, "
+                            "names like digits-reinforce-tau0.25-h2048x2048-...-s0; globs such as "
+                            "'large-batch/*' or '*/B1/*' work)")
+    return ([c for c in kernels if any(matches(c.case_id, p) for p in patterns)],
+            [m for m in models if any(matches(m.name, p) for p in patterns)])

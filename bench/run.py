@@ -59,8 +59,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="wait up to SECONDS for other processes to leave this run's CPUs, then start")
     p.add_argument("--free-cores-only", action="store_true",
                    help="run with no more threads than the cores other processes leave free at the start")
-    p.add_argument("--case", metavar="ID_OR_GLOB",
-                   help="run only the kernel cases whose id, and the models whose name, match (fnmatch)")
+    p.add_argument("--case", metavar="ID_OR_GLOB", action="append",
+                   help="run only the kernel cases whose id, and the models whose name, match (fnmatch "
+                        "glob; repeat it for more)")
 
 
 def _open_run(args: argparse.Namespace) -> tuple[Suite, str, Path | None, dict | None, tuple[int, int]]:
@@ -112,7 +113,7 @@ class Plan:
     data: Datasets | None
     start: dict  # the machine's load and the threads used, at the start of this invocation
     profile: bool = False  # profile each case too (a resumed run keeps its first invocation's choice)
-    case_filter: str | None = None  # --case, kept for a resume
+    case_filter: list[str] | None = None  # --case's patterns, kept for a resume
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,9 +130,9 @@ def make_plan(args: argparse.Namespace, clock: PhaseClock) -> Plan:
     source = str(args.suite or folder)
     all_kernels, all_models = kernel_cases(suite), model_cases(suite)
     kernels, models = shard(all_kernels, index, count), shard(all_models, index, count)
-    pattern = args.case if args.case is not None else (env or {}).get("case_filter")
-    if pattern is not None:
-        kernels, models = select_cases(kernels, models, pattern, source)
+    patterns = args.case or (env or {}).get("case_filter")
+    if patterns:
+        kernels, models = select_cases(kernels, models, patterns, source)
     if not all_kernels and not all_models:
         raise UserError(f"{source}: the suite has no case to run (no models section, and its sweeps' "
                         "exclude rules remove every kernel case)" if suite.kernels else f"{source}: the suite has no case to run")
@@ -149,7 +150,7 @@ def make_plan(args: argparse.Namespace, clock: PhaseClock) -> Plan:
                                    "--free-cores-only")
     start = {**load.to_dict(), "threads": suite.threads, "threads_requested": requested}
     profile = bool(args.profile or (env or {}).get("profile"))
-    return Plan(suite, text, folder, env, (index, count), kernels, models, data, start, profile, pattern)
+    return Plan(suite, text, folder, env, (index, count), kernels, models, data, start, profile, patterns)
 
 
 def _machine_load(args: argparse.Namespace, threads: int) -> Load:
