@@ -72,7 +72,7 @@ def profile_kernel_case(case: KernelCase, build: Callable[[str], Call], samples:
     profile = KernelProfile(case_id=case.case_id, device=case.device)
     try:
         for name in PROFILED:
-            trace = folder / TRACES / f"{slug(case.case_id)}-{name}.json"
+            trace = folder / TRACES / f"{slug(case.case_id)}-{name}.json.gz"
             timed = median(samples[name]) if samples.get(name) else None
             profile.providers.append(profile_call(name, lambda name=name: build(name), case.device, trace, folder, timed))
         if case.device == "cuda":
@@ -128,7 +128,7 @@ def profile_model(name: str, model, mode: str, batches_of: Callable[[int], list[
                         return [net(x, mode=mode) for x in xs]
                     return forward_all
 
-                trace = folder / TRACES / f"{slug(name)}-B{batch}-{provider}.json"
+                trace = folder / TRACES / f"{slug(name)}-B{batch}-{provider}.json.gz"
                 profile.providers.append(profile_call(provider, make_call, device, trace, folder,
                                                       timed.get((provider, batch)), per_call=len(xs)))
         except Exception as exc:  # noqa: BLE001 (a failed profile is a note; the model's row stands)

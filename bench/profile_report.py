@@ -99,8 +99,8 @@ def model_gap(profile: ModelProfile) -> str:
               "output layer": ours.get("output", 0.0),
               "the rest": ours.get("rest", 0.0) + sum(ours.get(f"{layer}/other", 0.0) for layer in layers)}
     spent = ", ".join(f"{name} {100 * s / total:.0f}%" for name, s in pieces.items())
-    return (f"{profile.name} at batch {profile.batch}: the model runs {speedup:.2f}x faster than its dense twin "
-            f"({1e3 * by['dense'].total_s:.3g} against {1e3 * total:.3g} ms a batch); its block-sparse layers "
+    return (f"{profile.name} at batch {profile.batch}: {speedup:.2f}x the speed of its dense twin "
+            f"({1e3 * total:.3g} ms a batch, the twin {1e3 * by['dense'].total_s:.3g}); its block-sparse layers "
             f"together {linear(dense) / linear(ours):.2f}x ({layer_speedups}); "
             f"{100 * outside(ours, total):.0f}% of its time is outside them ({spent}), "
             f"against {100 * outside(dense, by['dense'].total_s):.0f}% of the twin's.")

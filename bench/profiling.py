@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import gzip
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -123,7 +125,8 @@ def _stderr_silenced():
 
 
 def write_trace(call: Call, path: Path, device: str = "cpu", *, calls: int = 3) -> dict[str, float]:
-    """A Chrome trace of `calls` calls at `path`; on CUDA, each GPU kernel's device seconds per call."""
+    """A Chrome trace of `calls` calls at `path` (gzipped JSON: name it .json.gz); on CUDA, each GPU
+    kernel's device seconds per call."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
@@ -142,7 +145,12 @@ def write_trace(call: Call, path: Path, device: str = "cpu", *, calls: int = 3) 
     finally:
         with _stderr_silenced():
             prof.stop()
-    prof.export_chrome_trace(str(path))
+    # Gzipped: a model's trace is megabytes of JSON; Perfetto and chrome://tracing open .json.gz as is.
+    plain = path.with_suffix("")  # x.json.gz -> x.json
+    prof.export_chrome_trace(str(plain))
+    with open(plain, "rb") as source, gzip.open(path, "wb") as target:
+        shutil.copyfileobj(source, target)
+    plain.unlink()
     if device != "cuda":
         return {}
     kernels = {}
