@@ -18,7 +18,7 @@ import torch
 
 from bench.cases import KernelCase
 from bench.perf_counters import Counts, counting
-from bench.profiling import Call, extra_memory_bytes, phase_breakdown, write_trace
+from bench.profiling import Call, extra_memory_bytes, phase_breakdowns, write_trace
 from bench.schema import KernelProfile, ModelProfile, ProviderProfile
 from condcore.ops import frozen_weights
 from condcore.timing import median
@@ -33,23 +33,33 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
 
 
-def profile_call(name: str, make_call: Callable[[], Call], device: str, trace: Path, folder: Path,
-                 timed_s: float | None, per_call: int = 1) -> ProviderProfile:
-    """One provider's profile; `make_call` builds its call afresh (a call that has not run yet). A call
+def profile_calls(makers: dict[str, Callable[[], Call]], device: str, traces: dict[str, Path], folder: Path,
+                  timed: dict[str, float | None], per_call: int = 1) -> list[ProviderProfile]:
+    """The profiles of the providers in `makers` (name -> a function building its call afresh), their
+    phases measured interleaved (bench.profiling.phase_breakdowns), the rest one after the other. A call
     that runs `per_call` batches (a model over several test batches) is reported per batch."""
+    memory = {}
+    for name, make_call in makers.items():
+        with frozen_weights():
+            memory[name] = extra_memory_bytes(make_call, device)
+    profiles = []
     with frozen_weights():
-        memory = extra_memory_bytes(make_call, device)
-    with frozen_weights():
-        call = make_call()
-        call()  # warm: packs weights, fills caches
-        breakdown = phase_breakdown(call, device)
-        counts, calls = _counted(call, device)
-        gpu = write_trace(call, trace, device, calls=1 if per_call > 1 else 3)
-    return ProviderProfile(
-        provider=name, total_s=breakdown.total_s / per_call, plain_s=breakdown.plain_s / per_call, timed_s=timed_s, calls=breakdown.calls * per_call,
-        phases={path: s / per_call for path, s in breakdown.phases.items()}, extra_memory_bytes=memory,
-        counters={event: value / (calls * per_call) for event, value in counts.values.items()},
-        counters_note=counts.note, gpu_kernels={k: v / per_call for k, v in gpu.items()}, trace=str(trace.relative_to(folder)))
+        calls = {name: make_call() for name, make_call in makers.items()}
+        for call in calls.values():
+            call()  # warm: packs weights, fills caches
+        breakdowns = phase_breakdowns(calls, device)
+        for name, call in calls.items():
+            counts, n = _counted(call, device)
+            gpu = write_trace(call, traces[name], device, calls=1 if per_call > 1 else 3)
+            b = breakdowns[name]
+            profiles.append(ProviderProfile(
+                provider=name, total_s=b.total_s / per_call, plain_s=b.plain_s / per_call, timed_s=timed.get(name),
+                calls=b.calls * per_call, phases={path: s / per_call for path, s in b.phases.items()},
+                extra_memory_bytes=memory[name],
+                counters={event: value / (n * per_call) for event, value in counts.values.items()},
+                counters_note=counts.note, gpu_kernels={k: v / per_call for k, v in gpu.items()},
+                trace=str(traces[name].relative_to(folder))))
+    return profiles
 
 
 def _counted(call: Call, device: str) -> tuple[Counts, int]:
@@ -71,10 +81,10 @@ def profile_kernel_case(case: KernelCase, build: Callable[[str], Call], samples:
     each time), beside their timed medians in `samples`."""
     profile = KernelProfile(case_id=case.case_id, device=case.device)
     try:
-        for name in PROFILED:
-            trace = folder / TRACES / f"{slug(case.case_id)}-{name}.json.gz"
-            timed = median(samples[name]) if samples.get(name) else None
-            profile.providers.append(profile_call(name, lambda name=name: build(name), case.device, trace, folder, timed))
+        profile.providers = profile_calls(
+            {name: lambda name=name: build(name) for name in PROFILED}, case.device,
+            {name: folder / TRACES / f"{slug(case.case_id)}-{name}.json.gz" for name in PROFILED}, folder,
+            {name: median(samples[name]) if samples.get(name) else None for name in PROFILED})
         if case.device == "cuda":
             profile.triton = triton_builds(case)
     except Exception as exc:  # a profile that fails is a note in its row; the case's timing stands
@@ -121,16 +131,16 @@ def profile_model(name: str, model, mode: str, batches_of: Callable[[int], list[
         xs = batches_of(batch)
         device = "cuda" if xs[0].is_cuda else "cpu"
         try:
-            for provider, net in nets.items():
-                def make_call(net=net):
-                    @torch.no_grad()
-                    def forward_all():
-                        return [net(x, mode=mode) for x in xs]
-                    return forward_all
+            def make_call(net, xs=xs):
+                @torch.no_grad()
+                def forward_all():
+                    return [net(x, mode=mode) for x in xs]
+                return forward_all
 
-                trace = folder / TRACES / f"{slug(name)}-B{batch}-{provider}.json.gz"
-                profile.providers.append(profile_call(provider, make_call, device, trace, folder,
-                                                      timed.get((provider, batch)), per_call=len(xs)))
+            profile.providers = profile_calls(
+                {provider: lambda net=net: make_call(net) for provider, net in nets.items()}, device,
+                {provider: folder / TRACES / f"{slug(name)}-B{batch}-{provider}.json.gz" for provider in nets}, folder,
+                {provider: timed.get((provider, batch)) for provider in nets}, per_call=len(xs))
         except Exception as exc:  # noqa: BLE001 (a failed profile is a note; the model's row stands)
             last = traceback.extract_tb(exc.__traceback__)[-1]
             profile.error = f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})"

@@ -55,30 +55,44 @@ def _middle_half(values: list[float]) -> tuple[float, float]:
     return ordered[n // 4], ordered[(3 * n - 1) // 4]
 
 
-def phase_breakdown(call: Call, device: str = "cpu", *, min_seconds: float = 0.5, min_calls: int = 10,
-                    max_calls: int = 5000) -> PhaseBreakdown:
-    """The call's phases, and its plain time: instrumented and plain calls alternate, so that the busy
-    spells of a shared machine fall on both alike. On CUDA the phases are host time (launches run
+def phase_breakdowns(calls: dict[str, Call], device: str = "cpu", *, min_seconds: float = 0.5,
+                     min_calls: int = 10, max_calls: int = 5000) -> dict[str, PhaseBreakdown]:
+    """Each call's phases, and its plain time. Round by round each call runs instrumented, then plain,
+    then the next call: the busy spells of a shared machine fall on all of them alike, so their ratios
+    hold as the timing's do. `min_seconds` per call. On CUDA the phases are host time (launches run
     asynchronously), and each call is synchronized so that its total is the device's."""
-    recorder = phases.PhaseRecorder()
-    plain: list[float] = []
-    deadline = time.perf_counter() + min_seconds
+    recorders = {name: phases.PhaseRecorder() for name in calls}
+    plain: dict[str, list[float]] = {name: [] for name in calls}
+    rounds = 0
+    deadline = time.perf_counter() + min_seconds * len(calls)
     collecting = gc.isenabled()
     gc.disable()  # as the timing does
     try:
-        while len(plain) < max_calls and (len(plain) < min_calls or time.perf_counter() < deadline):
-            with phases.recording(recorder), recorder.call():
+        while rounds < max_calls and (rounds < min_calls or time.perf_counter() < deadline):
+            for name, call in calls.items():
+                recorder = recorders[name]
+                with phases.recording(recorder), recorder.call():
+                    call()
+                    _sync(device)
+                begin = time.perf_counter()
                 call()
                 _sync(device)
-            begin = time.perf_counter()
-            call()
-            _sync(device)
-            plain.append(time.perf_counter() - begin)
+                plain[name].append(time.perf_counter() - begin)
+            rounds += 1
     finally:
         if collecting:
             gc.enable()
-    low, high = _middle_half([total for total, _ in recorder.calls])
-    middle = [(total, ph) for total, ph in recorder.calls if low <= total <= high]
+    return {name: _breakdown(recorders[name].calls, plain[name]) for name in calls}
+
+
+def phase_breakdown(call: Call, device: str = "cpu", **options) -> PhaseBreakdown:
+    """One call's phases and plain time (phase_breakdowns)."""
+    return phase_breakdowns({"call": call}, device, **options)["call"]
+
+
+def _breakdown(recorded: list[tuple[float, dict[str, float]]], plain: list[float]) -> PhaseBreakdown:
+    low, high = _middle_half([total for total, _ in recorded])
+    middle = [(total, ph) for total, ph in recorded if low <= total <= high]
     mean_total = sum(total for total, _ in middle) / len(middle)
     paths = {path for _, ph in middle for path in ph}
     inclusive = {path: sum(ph.get(path, 0.0) for _, ph in middle) / len(middle) for path in paths}

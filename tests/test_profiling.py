@@ -11,11 +11,14 @@ from collections import Counter
 
 import pytest
 import torch
+from rich.console import Console
 
 from bench import perf_counters
 from bench.profile_case import profile_model
-from bench.profile_report import model_gap, model_parts
+from bench.profile_report import model_gap, model_parts, print_profiles, profiles_html
 from bench.profiling import REST, extra_memory_bytes, leaf_phases, phase_breakdown, write_trace
+from bench.results import Run
+from bench.schema import KernelProfile, ModelProfile
 from condcore import phases
 from condcore.models import CondNet, CondNetConfig
 from condcore.ops import block_sparse_linear, cpu_native, frozen_weights
@@ -145,3 +148,14 @@ def test_model_profile_splits_each_layer_and_explains_the_gap(tmp_path):
             assert (tmp_path / p.trace).exists()
         assert "the speed of its dense twin" in model_gap(prof)
     assert one.providers[1].timed_s == 1e-3
+
+
+def test_a_failed_profile_is_a_line_in_the_report(tmp_path):
+    run = Run(tmp_path, {}, kernel_profiles=[KernelProfile(case_id="k/c", device="cpu", error="RuntimeError: boom")],
+              model_profiles=[ModelProfile(name="m", batch=1, error="ValueError: bad")])
+    page = "\n".join(profiles_html(run, tmp_path / "report"))
+    assert "profile failed: RuntimeError: boom" in page and "profile failed: ValueError: bad" in page
+    console = Console(record=True, width=200)
+    print_profiles(run, console)
+    text = console.export_text()
+    assert "profile failed: RuntimeError: boom" in text and "ValueError: bad" in text
