@@ -57,9 +57,9 @@ def _middle_half(values: list[float]) -> tuple[float, float]:
 
 def phase_breakdowns(calls: dict[str, Call], device: str = "cpu", *, min_seconds: float = 0.5,
                      min_calls: int = 10, max_calls: int = 5000) -> dict[str, PhaseBreakdown]:
-    """Each call's phases, and its plain time. Round by round each call runs instrumented, then plain,
-    then the next call: the busy spells of a shared machine fall on all of them alike, so their ratios
-    hold as the timing's do. `min_seconds` per call. On CUDA the phases are host time (launches run
+    """Each call's phases, and its plain time. Round by round each call warms up (`_warm_up`), then runs
+    instrumented and plain, then the next call: the busy spells of a shared machine fall on all of
+    them alike, so their ratios hold as the timing's do. `min_seconds` per call. On CUDA the phases are host time (launches run
     asynchronously), and each call is synchronized so that its total is the device's."""
     recorders = {name: phases.PhaseRecorder() for name in calls}
     plain: dict[str, list[float]] = {name: [] for name in calls}
@@ -70,19 +70,39 @@ def phase_breakdowns(calls: dict[str, Call], device: str = "cpu", *, min_seconds
     try:
         while rounds < max_calls and (rounds < min_calls or time.perf_counter() < deadline):
             for name, call in calls.items():
-                recorder = recorders[name]
-                with phases.recording(recorder), recorder.call():
-                    call()
-                    _sync(device)
-                begin = time.perf_counter()
-                call()
-                _sync(device)
-                plain[name].append(time.perf_counter() - begin)
+                _warm_up(call, device)
+                # Which of the two runs first alternates, so that what one leaves behind for the
+                # other (caches, a thread still spinning) falls on both alike.
+                for instrumented in ((True, False) if rounds % 2 == 0 else (False, True)):
+                    if instrumented:
+                        recorder = recorders[name]
+                        with phases.recording(recorder), recorder.call():
+                            call()
+                            _sync(device)
+                    else:
+                        begin = time.perf_counter()
+                        call()
+                        _sync(device)
+                        plain[name].append(time.perf_counter() - begin)
             rounds += 1
     finally:
         if collecting:
             gc.enable()
     return {name: _breakdown(recorders[name].calls, plain[name]) for name in calls}
+
+
+WARM_UP_S = 1e-3  # as long as the timing's samples (condcore.timing.SAMPLE_SECONDS)
+
+
+def _warm_up(call: Call, device: str) -> None:
+    """Calls until WARM_UP_S has passed (at least once): after another provider's call, the caches and
+    that call's threads (OpenMP workers spin a while after a parallel region) take a while to settle."""
+    end = time.perf_counter() + WARM_UP_S
+    while True:
+        call()
+        _sync(device)
+        if time.perf_counter() >= end:
+            return
 
 
 def phase_breakdown(call: Call, device: str = "cpu", **options) -> PhaseBreakdown:
