@@ -24,6 +24,7 @@ ABOUT_PHASES = (
     "slowest; its other phases are the mean over its threads), rest (everything unmarked: Python, allocation). "
     "Each is the mean over the profiled calls in the middle half, and they add up to the instrumented call.")
 MODEL_PARTS = ("gate", "linear", "activation")
+INSTRUMENTED_SLACK = 1.1
 
 
 def grouped_phases(provider: ProviderProfile) -> dict[str, float]:
@@ -129,11 +130,16 @@ def print_profiles(run: Run, console: Console) -> None:
             table.add_column(column, justify="left" if column in ("case", "phases (share of the call)") else "right")
         for prof in run.kernel_profiles:
             for p in prof.providers:
-                table.add_row(prof.case_id, p.provider, f"{1e3 * p.total_s:.3g}", f"{1e3 * p.plain_s:.3g}", _shares(p),
-                              _mb(p.extra_memory_bytes))
+                # Instrumentation that slowed the call by over 10% shows: its cost is in the shares.
+                slow = p.total_s > INSTRUMENTED_SLACK * p.plain_s
+                table.add_row(prof.case_id, p.provider, f"[yellow]{1e3 * p.total_s:.3g}[/yellow]" if slow
+                              else f"{1e3 * p.total_s:.3g}", f"{1e3 * p.plain_s:.3g}", _shares(p), _mb(p.extra_memory_bytes))
             if prof.error:
                 table.add_row(prof.case_id, "", "", "", f"[red]profile failed: {prof.error}[/red]", "")
         console.print(table)
+        console.print(f"ms: the instrumented call (its phases add up to it); plain: the same call uninstrumented, "
+                      f"in the same rounds; yellow: over {INSTRUMENTED_SLACK:g}x plain (a phase costs a few us).",
+                      highlight=False)
     for prof in run.model_profiles:
         if prof.error:
             console.print(f"[red]profile of {prof.name} at batch {prof.batch} failed: {prof.error}[/red]")

@@ -28,12 +28,13 @@ class PhaseRecorder:
     """Seconds per phase path, summed over the calls recorded; `calls` holds each call's own."""
 
     def __init__(self) -> None:
-        self._stack: list[str] = []
+        self.prefix = ""  # the open phases' path, "layer0/linear/", under which a new phase is recorded
+        self._prefixes: list[str] = []
         self.current: dict[str, float] = {}  # the call being recorded
         self.calls: list[tuple[float, dict[str, float]]] = []  # (call wall seconds, its phases)
 
     def path(self, name: str) -> str:
-        return "/".join((*self._stack, name))
+        return self.prefix + name
 
     def add(self, path: str, seconds: float) -> None:
         self.current[path] = self.current.get(path, 0.0) + seconds
@@ -50,7 +51,11 @@ class PhaseRecorder:
             self.current = {}
 
 
+_clock = time.perf_counter
+
+
 class _Phase:
+    # Kept lean: a profiled decode call opens a dozen of these, and what they cost lands in its phases.
     __slots__ = ("name", "range", "begin", "path")
 
     def __init__(self, name: str) -> None:
@@ -61,15 +66,20 @@ class _Phase:
         if _tracing:
             self.range = torch.autograd.profiler.record_function(f"condbench::{self.name}")
             self.range.__enter__()
-        if _recorder is not None:
-            self.path = _recorder.path(self.name)
-            _recorder._stack.append(self.name)
-            self.begin = time.perf_counter()
+        recorder = _recorder
+        if recorder is not None:
+            self.path = path = recorder.prefix + self.name
+            recorder._prefixes.append(recorder.prefix)
+            recorder.prefix = path + "/"
+            self.begin = _clock()
 
     def __exit__(self, *exc) -> None:
-        if _recorder is not None:
-            _recorder.add(self.path, time.perf_counter() - self.begin)
-            _recorder._stack.pop()
+        end = _clock()
+        recorder = _recorder
+        if recorder is not None:
+            current = recorder.current
+            current[self.path] = current.get(self.path, 0.0) + end - self.begin
+            recorder.prefix = recorder._prefixes.pop()
         if self.range is not None:
             self.range.__exit__(*exc)
 

@@ -25,11 +25,12 @@ from condcore.ops import block_sparse_linear, cpu_native, frozen_weights
 from condcore.problems import make_problem
 
 
-def _call(batch: int, features: int, density: float, masks: str = "out"):
+def _call(batch: int, features: int, density: float, masks: str = "out", out_features: int | None = None):
     gen = torch.Generator().manual_seed(0)
-    p = make_problem(batch, features, features, 128, in_density=density if masks == "both" else None,
+    out_features = out_features or features
+    p = make_problem(batch, features, out_features, 128, in_density=density if masks == "both" else None,
                      out_density=density, dtype=torch.float32, device="cpu", generator=gen)
-    out = torch.empty(batch, features)
+    out = torch.empty(batch, out_features)
     return lambda: block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), out=out)
 
 
@@ -49,7 +50,9 @@ def test_nested_phases_become_leaves_that_add_up():
 
 # The C++ kernel (threads and their phases), the torch-ops grouped kernel, and the union kernel at
 # batch 1 (the exact path) and 16: their phases sum to the instrumented call, which is within 10% of
-# the same call uninstrumented, timed alternately with it.
+# the same call uninstrumented, timed alternately with it. (A phase costs 2-4 us in such a call, so
+# the decode cases have CI's decode shape, calls of about a millisecond: at 0.2 ms the 5 phases of a
+# batch-1 call add 10-15%, which the README says.)
 @pytest.mark.parametrize("batch,masks,native,expected", [
     (256, "out", True, {"route", "threads/gemm", "threads/gather", "threads/scatter", "threads/zero_fill", "threads/self"}),
     (256, "both", False, {"route", "mask_input", "gather", "gemm", "scatter", "check_nonfinite"}),
@@ -61,10 +64,15 @@ def test_phases_sum_to_the_separately_timed_total(monkeypatch, batch, masks, nat
         monkeypatch.setenv("CONDBENCH_NATIVE", "0")
     elif batch > 16 and cpu_native.status().startswith("unavailable"):
         pytest.skip("the C++ kernel could not be built here")
-    call = _call(batch, 1024, 0.25, masks)
+    call = _call(batch, 1024, 0.25, masks) if batch > 16 else _call(batch, 2048, 0.25, masks, out_features=4096)
     with frozen_weights():
         call()
-        breakdown = phase_breakdown(call, min_seconds=0.3)
+        # A shared machine's busy spell can land on one side of a comparison: up to three tries, and a
+        # real cost of the instrumentation shows in all of them.
+        for _ in range(3):
+            breakdown = phase_breakdown(call, min_seconds=0.3)
+            if abs(breakdown.total_s / breakdown.plain_s - 1) < 0.10:
+                break
     assert expected <= set(breakdown.phases), breakdown.phases
     assert math.isclose(sum(breakdown.phases.values()), breakdown.total_s, rel_tol=1e-9)
     assert all(s >= 0 for name, s in breakdown.phases.items() if name not in (REST, "threads/self"))
