@@ -93,22 +93,24 @@ def profile_kernel_case(case: KernelCase, build: Callable[[str], Call], samples:
     return profile
 
 
-def triton_builds(case: KernelCase) -> list[dict]:
-    """The Triton kernel the case launched: the config the autotuner chose and what it compiled to
-    (registers, spills, shared memory), read as the compile check reads it."""
+def triton_builds(case: KernelCase, arch: int | None = None) -> list[dict]:
+    """The Triton kernel the case launched: the config its autotuner chose and what that compiles to
+    for this GPU (`arch`, e.g. 90; default: the current device's), read as the compile check reads it:
+    registers, spills, shared memory."""
     from bench.triton_compile_check import LaunchCase, check_cases
-    from condcore.ops import pick_regime
-    from condcore.ops.registry import find
+    from condcore.ops import pick_regime, triton_grouped, triton_union
 
     regime = pick_regime(case.regime, case.batch)
-    kernel_fn = find("triton", regime).load()
-    tuner = getattr(kernel_fn.__globals__.get(f"_{regime}_kernel"), "best_config", None)
-    if tuner is None:
-        return [{"regime": regime, "note": "no autotuned config recorded"}]
-    tiles = (tuner.kwargs["BLOCK_N"], tuner.kwargs["BLOCK_K"])
-    major, minor = torch.cuda.get_device_capability()
+    kernel = triton_union._union_kernel if regime == "union" else triton_grouped._grouped_kernel
+    chosen = getattr(kernel, "best_config", None)
+    if chosen is None:
+        return [{"regime": regime, "error": "the autotuner has not chosen a config (no launch of this kernel ran)"}]
+    if arch is None:
+        major, minor = torch.cuda.get_device_capability()
+        arch = major * 10 + minor
+    tiles = (chosen.kwargs["BLOCK_N"], chosen.kwargs["BLOCK_K"])
     rows = check_cases([LaunchCase(regime, case.batch, case.in_features, case.out_features, case.block_size,
-                                   case.dtype, case.masks, tiles=tiles)], arch=major * 10 + minor, workers=1)
+                                   case.dtype, case.masks, tiles=tiles)], arch=arch, workers=1)
     return [{"regime": regime, "config": r.config, "ok": r.ok, "error": r.error, "registers": r.registers,
              "spills": r.spills, "stack_bytes": r.stack_bytes, "shared_bytes": r.shared_bytes} for r in rows]
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.triton_compile_check import LaunchCase, check_cases, main, plan, suite_cases
+from bench.triton_compile_check import LaunchCase, check_cases, gpu_configs, main, plan, suite_cases
+from condcore.ops.triton_common import fitting_configs
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
 SUITES = Path(__file__).resolve().parent.parent / "suites"
@@ -110,3 +111,21 @@ def test_launches_come_from_a_suites_cuda_cases():
     assert {(c.batch, c.in_features, c.out_features) for c in launches if c.regime == "union"} == {
         (1, 4096, 14336), (16, 4096, 14336)}
     assert suite_cases(SUITES / "cpu.yaml") == []
+
+
+def test_a_gpu_case_profile_names_the_chosen_configs_build(monkeypatch):
+    """What `bench profile` attaches to a CUDA case: the build of the config its autotuner chose."""
+    from bench.cases import KernelCase
+    from bench.profile_case import triton_builds
+    from condcore.ops import triton_grouped
+
+    case = KernelCase("s", "cuda", "bfloat16", "triton", "grouped", 256, 2048, 2048, 128, 0.25, "out", "iid")
+    monkeypatch.delattr(triton_grouped._grouped_kernel, "best_config", raising=False)
+    assert "has not chosen" in triton_builds(case, arch=90)[0]["error"]
+    launch = LaunchCase("grouped", 256, 2048, 2048, 128, "bfloat16", "out")
+    chosen = fitting_configs(gpu_configs(launch), {}, **plan(launch).constexprs)[-1]  # one the GPU would keep
+    monkeypatch.setattr(triton_grouped._grouped_kernel, "best_config", chosen, raising=False)
+    (build,) = triton_builds(case, arch=90)
+    assert build["ok"], build
+    assert build["registers"] > 0 and build["shared_bytes"] > 0 and build["spills"] is False
+    assert f"BLOCK_N={chosen.kwargs['BLOCK_N']}" in build["config"] and f"BLOCK_K={chosen.kwargs['BLOCK_K']}" in build["config"]
