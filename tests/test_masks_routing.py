@@ -55,3 +55,20 @@ def test_active_tile_pairs_is_the_union():
     out_mask = torch.tensor([[False, True, False], [True, False, False]])
     pairs = active_tile_pairs(in_mask, out_mask, 2, 2, 3, torch.device("cpu"))
     assert pairs.tolist() == [[False, False], [True, False], [False, False]]
+
+
+@pytest.mark.parametrize("sides", ["both", "in", "out"])
+def test_one_examples_rectangles_are_the_unions(sides, rng):
+    """union_linear's batch-1 plan, read off the two mask rows, equals the general tile-pair plan."""
+    from condcore.ops import cpu
+
+    def general(in_mask, out_mask, in_blocks, out_blocks):
+        pairs = active_tile_pairs(in_mask, out_mask, 1, in_blocks, out_blocks, torch.device("cpu")).tolist()
+        out_any = out_mask.any(dim=0).tolist() if out_mask is not None else [True] * out_blocks
+        return [(j0, j1, cpu.true_runs([any(c) for c in zip(*pairs[j0:j1])])) for j0, j1 in cpu.true_runs(out_any)]
+
+    for density in (0.0, 0.1, 0.3, 0.7, 1.0):
+        for _ in range(20):
+            in_mask = torch.rand(1, 13, generator=rng) < density if sides != "out" else None
+            out_mask = torch.rand(1, 11, generator=rng) < density if sides != "in" else None
+            assert cpu.union_rectangles(in_mask, out_mask, 1, 13, 11, torch.device("cpu")) == general(in_mask, out_mask, 13, 11)

@@ -142,6 +142,26 @@ def true_runs(flags: list[bool]) -> list[tuple[int, int]]:
     return runs
 
 
+Rectangles = list[tuple[int, int, list[tuple[int, int]]]]
+
+
+def union_rectangles(in_mask: torch.Tensor | None, out_mask: torch.Tensor | None, batch: int, in_blocks: int,
+                     out_blocks: int, device: torch.device) -> Rectangles:
+    """The weight rectangles union_linear reads: (j0, j1, [(i0, i1), ...]) for each run [j0, j1) of output
+    blocks some example needs, with the runs of input blocks some example needs for one of them."""
+    if batch == 1:
+        # One example: each of its active output blocks needs exactly its active input blocks, read off
+        # the two mask rows (a decode call costs ~0.2 ms; the tile-pair product below took a third).
+        out_active = out_mask[0].tolist() if out_mask is not None else [True] * out_blocks
+        in_runs = true_runs(in_mask[0].tolist()) if in_mask is not None else [(0, in_blocks)]
+        return [(j0, j1, in_runs) for j0, j1 in true_runs(out_active)]
+    pairs = active_tile_pairs(in_mask, out_mask, batch, in_blocks, out_blocks, device)
+    # An output block active for some row still needs its bias even when none of its input tiles is.
+    out_any = out_mask.any(dim=0).tolist() if out_mask is not None else [True] * out_blocks
+    needed = pairs.tolist()
+    return [(j0, j1, true_runs([any(column) for column in zip(*needed[j0:j1])])) for j0, j1 in true_runs(out_any)]
+
+
 def union_linear(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -163,11 +183,7 @@ def union_linear(
     in_blocks, out_blocks = -(-in_features // block_size), -(-out_features // block_size)
     k = block_size
     with phases.phase("route"):
-        pairs = active_tile_pairs(in_mask, out_mask, batch, in_blocks, out_blocks, x.device)
-        # An output block active for some row still needs its bias even when none of its input tiles is.
-        out_any = out_mask.any(dim=0).tolist() if out_mask is not None else [True] * out_blocks
-        needed = pairs.tolist()
-        plan = [(j0, j1, true_runs([any(column) for column in zip(*needed[j0:j1])])) for j0, j1 in true_runs(out_any)]
+        plan = union_rectangles(in_mask, out_mask, batch, in_blocks, out_blocks, x.device)
         tiles_read = sum((j1 - j0) * (i1 - i0) for j0, j1, in_runs in plan for i0, i1 in in_runs)
         dense_fallback = tiles_read >= DENSE_FALLBACK_TILE_FRACTION * in_blocks * out_blocks
         if dense_fallback:
