@@ -42,7 +42,7 @@ def test_baselines():
 
 def test_reinforce_probabilities_are_clipped():
     gate = make_gate("reinforce", 0.25, p_min=0.01, p_max=0.99)
-    out = gate(torch.tensor([[-100.0, 100.0]]), 1, 2, "threshold")
+    out = gate(torch.tensor([[-100.0, 100.0]]), 1, 2, "sample")  # threshold compares logits: no prob
     assert out.prob.min() >= 0.01 and out.prob.max() <= 0.99
 
 
@@ -52,7 +52,7 @@ def test_a_learned_policy_starts_at_its_target_density(policy, tau):
     policies first collapsed to no block at all)."""
     model = CondNet(CondNetConfig(64, 10, hidden=[128, 128], block_size=16, policy=policy, tau=tau))
     for gate, policy_layer in zip(model.gates, model.policies):
-        p = gate(policy_layer.bias.detach()[None], 1, policy_layer.out_features, "threshold").prob
+        p = gate(policy_layer.bias.detach()[None], 1, policy_layer.out_features, "sample").prob
         assert torch.allclose(p, torch.full_like(p, tau), atol=1e-6)
 
 
@@ -90,3 +90,23 @@ def test_fixed_gates():
         make_gate("oracle", 0.5)
     with pytest.raises(ValueError, match="tau"):
         make_gate("reinforce", 0.0)
+
+
+@pytest.mark.parametrize("p_min,p_max", [(0.01, 0.99), (0.2, 0.9), (0.0, 1.0), (0.55, 0.9), (0.05, 0.45)])
+def test_threshold_masks_compare_the_logit_as_p_over_one_half(p_min, p_max):
+    """The threshold mode compares the logits with one constant; it keeps exactly the blocks with
+    p > 0.5, away from the ~1e-6 band where fp32 rounds p to 0.5 itself."""
+    from condcore.policies.base import inference_mask
+    from condcore.policies.reinforce import ReinforceGate
+    from condcore.policies.straight_through import StraightThroughGate
+
+    logits = torch.randn(512, 16, generator=torch.Generator().manual_seed(0)) * 4
+    gate = ReinforceGate(0.25, p_min=p_min, p_max=p_max)
+    far = (logits - gate.threshold_logit).abs() > 1e-5
+    want = inference_mask(gate.probabilities(logits), "threshold", 0.25)
+    got = gate(logits, 512, 16, "threshold").mask
+    assert got.dtype == torch.bool and torch.equal(got[far], want[far])
+    if p_min >= 0.5 or p_max <= 0.5:  # p never crosses 0.5: all on, or all off
+        assert got.all() if p_min >= 0.5 else not got.any()
+    st = StraightThroughGate(0.25)
+    assert torch.equal(st(logits, 512, 16, "threshold").mask, inference_mask(torch.sigmoid(logits), "threshold", 0.25))

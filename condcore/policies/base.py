@@ -17,7 +17,9 @@ class GateOutput:
     # (B, n_blocks) float equal to `mask` in value, carrying the gate's gradient in training (None: no
     # gradient flows through the mask, as with REINFORCE or fixed masks).
     multiplier: torch.Tensor | None = None
-    prob: torch.Tensor | None = None  # (B, n_blocks) block probabilities, where the gate has them
+    # (B, n_blocks) block probabilities, where the gate computes them (not in the "threshold" inference
+    # mode of REINFORCE and straight-through gates, which compares the logits directly)
+    prob: torch.Tensor | None = None
     log_prob: torch.Tensor | None = None  # (B,) log-probability of the sampled mask (REINFORCE)
 
 

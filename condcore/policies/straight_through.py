@@ -24,6 +24,8 @@ class StraightThroughGate(Gate):
         self.temperature = temperature
 
     def forward(self, logits: torch.Tensor, batch: int, n_blocks: int, mode: str) -> GateOutput:
+        if mode == "threshold":  # sigmoid(logit) > 0.5 as one comparison (see ReinforceGate.threshold_logit)
+            return GateOutput(mask=logits > 0)
         p = torch.sigmoid(logits)
         if mode == "train":
             u = torch.rand_like(logits).clamp(1e-6, 1 - 1e-6)
