@@ -18,7 +18,7 @@ from condcore.data import Dataset, load_dataset
 from condcore.mask_export import export_masks
 from condcore.models import CondNet, CondNetConfig
 from condcore.policies import POLICIES
-from condcore.speed import inference_speedup
+from condcore.speed import flop_ideal, inference_speedup
 from condcore.train import TRAINING_VERSION, TrainConfig, load_checkpoint, save_checkpoint, train
 
 
@@ -192,5 +192,6 @@ def measure_model(model: CondNet, metrics: dict, data: Dataset, batches: tuple[i
         timings += [Metric.of("dense", "time", speed.dense_s, batch=batch),
                     Metric.of("ours", "time", speed.sparse_s, batch=batch),
                     Metric.of("ours", "speedup", speed.speedup, None, *speed.interval, batch=batch)]
-    row.update(load_since(before).row_fields(torch.get_num_threads()), metrics=timings)
+    row.update(load_since(before).row_fields(torch.get_num_threads()), metrics=timings,
+               flop_ideal=flop_ideal(model, data.test.x, metrics["inference_mode"]))
     return row

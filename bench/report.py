@@ -211,8 +211,9 @@ def print_report(run: Run, console: Console | None = None) -> None:
                                            "exact binomial one of all their test images; vs dense: the change against "
                                            "the dense net trained on the same split(s), paired per seed (interval over "
                                            "the seeds); speed: the first seed's model")
+        last = batches[-1] if batches else None
         for col in (["policy", "tau", "mode", "seeds", "test error %", "vs dense, points", "density per layer"]
-                    + [f"x at B={b}" for b in batches]):
+                    + [f"x at B={b}" for b in batches] + (["FLOP ideal x", f"of ideal, B={last}"] if last else [])):
             table.add_column(col, justify="right")
         for r in m.to_dict("records"):
             flags = r.get("load_flags")
@@ -220,8 +221,13 @@ def print_report(run: Run, console: Console | None = None) -> None:
             error = f"{100 * r['test_error']:.2f}"
             if r.get("test_error_low", math.nan) == r.get("test_error_low", math.nan):
                 error += f" [{100 * r['test_error_low']:.2f}, {100 * r['test_error_high']:.2f}]"
+            ideal = r.get("flop_ideal", math.nan)
+            at_last = cell.get((r["policy"], r["tau"], last), {}).get("speedup", math.nan) if last else math.nan
+            ideal_cells = [f"{ideal:.2f}" if ideal == ideal else "–",
+                           f"{at_last / ideal:.2f}" if ideal == ideal and at_last == at_last else "–"] if last else []
             table.add_row(policy, f"{r['tau']:g}", r["inference_mode"], str(r["seeds"]), error, _error_change_cell(r),
-                          r["realized_density"], *[_model_speed_cell(cell.get((r["policy"], r["tau"], b))) for b in batches])
+                          r["realized_density"], *[_model_speed_cell(cell.get((r["policy"], r["tau"], b))) for b in batches],
+                          *ideal_cells)
         console.print(table)
 
 
@@ -272,6 +278,8 @@ def model_summary(models: pd.DataFrame) -> pd.DataFrame:
             if len(changes) > 1:
                 row["error_change_low"], row["error_change_high"] = _t_interval(pd.Series(changes))
         row["realized_density"] = ", ".join(f"{sum(col) / n:.3f}" for col in zip(*g["realized_density"]))
+        if "flop_ideal" in g and g["flop_ideal"].notna().any():
+            row["flop_ideal"] = float(g["flop_ideal"].dropna().iloc[0])  # the first seed's: the model timed
         if "load_flags" in g:
             row["load_flags"] = ",".join(sorted({f for v in g["load_flags"].dropna() for f in str(v).split(",") if f}))
         rows.append(row)

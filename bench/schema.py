@@ -128,6 +128,9 @@ class ModelRow(LoadFields):
     hidden: str
     block_size: int
     metrics: list[Metric] = []  # per batch: time of the dense twin and ours, and the speedup
+    # dense FLOPs per example over the model's as its test-set masks require them, policies included
+    # (condcore.speed.flop_ideal); None for rows before it, and for models not timed
+    flop_ideal: float | None = None
 
 
 class ProviderProfile(BaseModel):

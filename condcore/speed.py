@@ -48,3 +48,32 @@ def inference_speedup(model: CondNet, batches: list[torch.Tensor], mode: str, *,
                        sparse_s=median(samples["sparse"]) / n,
                        speedup=median(ratio_samples(samples["dense"], samples["sparse"])),
                        interval=speedup_interval(samples["dense"], samples["sparse"], device))
+
+
+@torch.no_grad()
+def flop_ideal(model: CondNet, x: torch.Tensor, mode: str) -> float:
+    """The dense net's FLOPs per example over the CondNet's, as its masks on x require them, policies
+    included: the speedup a model could reach if time followed FLOPs. Layer l runs only its examples'
+    active (input block, output block) pairs (2 * active inputs * active outputs); the policy of a
+    gated layer is a dense map of the layer's whole input to its block logits; the output layer reads
+    the last hidden layer's active blocks."""
+    model.eval()
+    masks = model(x, mode=mode).masks
+    k, widths = model.config.block_size, [model.config.n_features, *model.config.hidden]
+    dense = sum(2 * a * b for a, b in zip(widths, widths[1:])) + 2 * widths[-1] * model.config.n_classes
+
+    def active(layer: int) -> torch.Tensor:  # per example, the features layer `layer` outputs
+        if model.gates[layer].always_on:
+            return torch.full((len(x),), float(widths[layer + 1]))
+        return masks[layer].sum(dim=1).double() * k
+
+    inputs = torch.full((len(x),), float(widths[0]))
+    sparse = torch.zeros(len(x), dtype=torch.float64)
+    for layer in range(len(widths) - 1):
+        outputs = active(layer)
+        sparse += 2 * inputs * outputs
+        if model.gates[layer].uses_policy:
+            sparse += 2 * widths[layer] * model.n_blocks[layer]
+        inputs = outputs
+    sparse += 2 * inputs * model.config.n_classes
+    return dense / float(sparse.mean())

@@ -217,3 +217,20 @@ def test_bf16_training_without_native_bf16_warns_that_it_is_emulated(digits, mon
     with pytest.warns(RuntimeWarning, match="emulated"):
         train(small_net(digits, "reinforce"), digits, TrainConfig(epochs=1, precision="bf16"), progress=False)
     assert TrainConfig(precision="auto").resolved_precision(torch.device("cpu")) == "fp32"
+
+
+def test_flop_ideal_counts_active_pairs_and_policies():
+    """By hand for a 2-hidden-layer net: every block on gives the dense count plus the policies;
+    the dense net's ideal is 1."""
+    from condcore.speed import flop_ideal
+
+    torch.manual_seed(0)
+    x = torch.randn(5, 32)
+    dense = CondNet(CondNetConfig(32, 10, hidden=[64, 64], block_size=16, policy="dense", tau=1.0))
+    assert flop_ideal(dense, x, "threshold") == pytest.approx(1.0)
+    model = CondNet(CondNetConfig(32, 10, hidden=[64, 64], block_size=16, policy="reinforce", tau=0.5))
+    masks = model.eval()(x, mode="threshold").masks
+    a0, a1 = (m.sum(dim=1).double() * 16 for m in masks)
+    sparse = 2 * 32 * a0 + 2 * a0 * a1 + 2 * a1 * 10 + 2 * 32 * 4 + 2 * 64 * 4
+    want = (2 * 32 * 64 + 2 * 64 * 64 + 2 * 64 * 10) / float(sparse.mean())
+    assert flop_ideal(model, x, "threshold") == pytest.approx(want)
