@@ -60,6 +60,12 @@ def case_memory_bytes(case: KernelCase, providers: int = 2) -> int:
     return inputs * (8 + element) + (providers + 1) * b * n * element + b * k * element + (2 * b * k + n * k + 5 * b * n) * 8
 
 
+def error_line(exc: Exception) -> str:
+    """An exception as one line for a row: its type, message and where it was raised."""
+    last = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})"
+
+
 def available_memory_bytes(device: str) -> int:
     if device == "cuda":
         return torch.cuda.mem_get_info()[0]
@@ -125,8 +131,7 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
         if on_timed is not None:
             on_timed(build, samples)
     except Exception as exc:  # OOM, an unsupported shape, a kernel bug: a failed row, the sweep goes on
-        last = traceback.extract_tb(exc.__traceback__)[-1]
-        row.status, row.error = "error", f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})"
+        row.status, row.error = "error", error_line(exc)
         row.checks = []
         return row
     dense_spread = iqr(samples["dense"]) / median(samples["dense"]) if case.device == "cpu" else None

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import re
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from bench.cases import KernelCase
+from bench.measure import error_line
 from bench.perf_counters import Counts, counting
-from bench.profiling import Call, extra_memory_bytes, phase_breakdowns, write_trace
+from bench.profiling import Call, extra_memory_bytes, phase_breakdowns, sync, write_trace
 from bench.schema import KernelProfile, ModelProfile, ProviderProfile
 from condcore.ops import frozen_weights
 from condcore.timing import median
@@ -70,8 +70,7 @@ def _counted(call: Call, device: str) -> tuple[Counts, int]:
         while calls < 3 or time.perf_counter() < deadline:
             call()
             calls += 1
-        if device == "cuda":
-            torch.cuda.synchronize()
+        sync(device)
     return counts, calls
 
 
@@ -88,8 +87,7 @@ def profile_kernel_case(case: KernelCase, build: Callable[[str], Call], samples:
         if case.device == "cuda":
             profile.triton = triton_builds(case)
     except Exception as exc:  # a profile that fails is a note in its row; the case's timing stands
-        last = traceback.extract_tb(exc.__traceback__)[-1]
-        profile.error = f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})"
+        profile.error = error_line(exc)
     return profile
 
 
@@ -144,7 +142,6 @@ def profile_model(name: str, model, mode: str, batches_of: Callable[[int], list[
                 {provider: folder / TRACES / f"{slug(name)}-B{batch}-{provider}.json.gz" for provider in nets}, folder,
                 {provider: timed.get((provider, batch)) for provider in nets}, per_call=len(xs))
         except Exception as exc:  # noqa: BLE001 (a failed profile is a note; the model's row stands)
-            last = traceback.extract_tb(exc.__traceback__)[-1]
-            profile.error = f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})"
+            profile.error = error_line(exc)
         profiles.append(profile)
     return profiles

@@ -43,7 +43,8 @@ class PhaseBreakdown:
     calls: int  # instrumented calls (as many plain ones ran between them)
 
 
-def _sync(device: str) -> None:
+def sync(device: str) -> None:
+    """Waits for the device's queued work (CUDA launches are asynchronous); nothing on the CPU."""
     if device == "cuda":
         torch.cuda.synchronize()
 
@@ -78,11 +79,11 @@ def phase_breakdowns(calls: dict[str, Call], device: str = "cpu", *, min_seconds
                         recorder = recorders[name]
                         with phases.recording(recorder), recorder.call():
                             call()
-                            _sync(device)
+                            sync(device)
                     else:
                         begin = time.perf_counter()
                         call()
-                        _sync(device)
+                        sync(device)
                         plain[name].append(time.perf_counter() - begin)
             rounds += 1
     finally:
@@ -100,7 +101,7 @@ def _warm_up(call: Call, device: str) -> None:
     end = time.perf_counter() + WARM_UP_S
     while True:
         call()
-        _sync(device)
+        sync(device)
         if time.perf_counter() >= end:
             return
 
@@ -175,7 +176,7 @@ def write_trace(call: Call, path: Path, device: str = "cpu", *, calls: int = 3) 
             for _ in range(calls):
                 with torch.profiler.record_function("condbench::call"):
                     call()
-                _sync(device)
+                sync(device)
     finally:
         with _stderr_silenced():
             prof.stop()
