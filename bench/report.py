@@ -198,37 +198,58 @@ def print_report(run: Run, console: Console | None = None) -> None:
                           *[_peer_cell(r.get(n)) for n in names], f"{int(r['ours_rank'])} of {int(r['providers_timed'])}")
         console.print(table)
     print_profiles(run, console)
-    m = model_summary(run.models)
-    if not m.empty:
-        speeds = speed_summary(run.models, run.model_speeds)
-        batches = sorted(speeds["batch"].unique()) if not speeds.empty else []
-        cell = {(r["policy"], r["tau"], r["batch"]): r for r in speeds.to_dict("records")}
-        seeded = (m["seeds"] > 1).any()
-        title = "trained models: test error vs measured end-to-end inference speedup over the dense net"
-        if seeded:
-            title += " (test error: mean [95% interval] over the seeds, each its own split)"
-        table = Table(title=title, caption="test error's interval: the wider of the t-interval over the seeds and the "
-                                           "exact binomial one of all their test images; vs dense: the change against "
-                                           "the dense net trained on the same split(s), paired per seed (interval over "
-                                           "the seeds); speed: the first seed's model")
-        last = batches[-1] if batches else None
-        for col in (["policy", "tau", "mode", "seeds", "test error %", "vs dense, points", "density per layer"]
-                    + [f"x at B={b}" for b in batches] + (["FLOP ideal x", f"of ideal, B={last}"] if last else [])):
-            table.add_column(col, justify="right")
-        for r in m.to_dict("records"):
-            flags = r.get("load_flags")
-            policy = f"[yellow]{r['policy']} ! {flags}[/yellow]" if isinstance(flags, str) and flags else r["policy"]
-            error = f"{100 * r['test_error']:.2f}"
-            if r.get("test_error_low", math.nan) == r.get("test_error_low", math.nan):
-                error += f" [{100 * r['test_error_low']:.2f}, {100 * r['test_error_high']:.2f}]"
-            ideal = r.get("flop_ideal", math.nan)
-            at_last = cell.get((r["policy"], r["tau"], last), {}).get("speedup", math.nan) if last else math.nan
-            ideal_cells = [f"{ideal:.2f}" if ideal == ideal else "–",
-                           f"{at_last / ideal:.2f}" if ideal == ideal and at_last == at_last else "–"] if last else []
-            table.add_row(policy, f"{r['tau']:g}", r["inference_mode"], str(r["seeds"]), error, _error_change_cell(r),
-                          r["realized_density"], *[_model_speed_cell(cell.get((r["policy"], r["tau"], b))) for b in batches],
-                          *ideal_cells)
-        console.print(table)
+    print_models(run.models, run.model_speeds, console)
+
+
+def print_models(models: pd.DataFrame, speeds: pd.DataFrame, console: Console) -> None:
+    """The trained models' table: test error, its change against dense, densities, speedups per batch,
+    the FLOP ideal and the fraction of it reached; then each failed check in one line."""
+    m = model_summary(models)
+    if m.empty:
+        return
+    speeds = speed_summary(models, speeds)
+    batches = sorted(speeds["batch"].unique()) if not speeds.empty else []
+    cell = {(r["policy"], r["tau"], r["batch"]): r for r in speeds.to_dict("records")}
+    seeded = (m["seeds"] > 1).any()
+    title = "trained models: test error vs measured end-to-end inference speedup over the dense net"
+    if seeded:
+        title += " (test error: mean [95% interval] over the seeds, each its own split)"
+    table = Table(title=title, caption="test error's interval: the wider of the t-interval over the seeds and the "
+                                       "exact binomial one of all their test images; vs dense: the change against "
+                                       "the dense net trained on the same split(s), paired per seed (interval over "
+                                       "the seeds); speed: the first seed's model")
+    last = batches[-1] if batches else None
+    for col in (["policy", "tau", "mode", "seeds", "test error %", "vs dense, points", "density per layer"]
+                + [f"x at B={b}" for b in batches] + (["FLOP ideal x", f"of ideal, B={last}"] if last else [])):
+        table.add_column(col, justify="right")
+    for r in m.to_dict("records"):
+        flags = r.get("load_flags")
+        policy = f"[yellow]{r['policy']} ! {flags}[/yellow]" if isinstance(flags, str) and flags else r["policy"]
+        if isinstance(r.get("error"), str):
+            policy = f"[red]{r['policy']} check failed[/red]"
+        error = f"{100 * r['test_error']:.2f}"
+        if r.get("test_error_low", math.nan) == r.get("test_error_low", math.nan):
+            error += f" [{100 * r['test_error_low']:.2f}, {100 * r['test_error_high']:.2f}]"
+        ideal = r.get("flop_ideal", math.nan)
+        ideal_cells = [f"{ideal:.2f}" if ideal == ideal else "–",
+                       _fraction_of_ideal_cell(cell.get((r["policy"], r["tau"], last)), ideal)] if last else []
+        table.add_row(policy, f"{r['tau']:g}", r["inference_mode"], str(r["seeds"]), error, _error_change_cell(r),
+                      r["realized_density"], *[_model_speed_cell(cell.get((r["policy"], r["tau"], b))) for b in batches],
+                      *ideal_cells)
+    console.print(table)
+    for r in m.to_dict("records"):
+        if isinstance(r.get("error"), str):
+            console.print(f"[red]{r['policy']} tau {r['tau']:g} not timed: {r['error']}[/red]")
+
+
+def _fraction_of_ideal_cell(speed: dict | None, ideal: float) -> str:
+    """The speedup over its FLOP ideal, with the speedup's interval over the same ideal (a count)."""
+    if speed is None or ideal != ideal or speed["speedup"] != speed["speedup"]:
+        return "–"
+    cell = f"{speed['speedup'] / ideal:.2f}"
+    if speed["speedup_ci_low"] == speed["speedup_ci_low"]:
+        cell += f" [{speed['speedup_ci_low'] / ideal:.2f}, {speed['speedup_ci_high'] / ideal:.2f}]"
+    return cell
 
 
 def _error_change_cell(row: dict) -> str:
@@ -280,6 +301,8 @@ def model_summary(models: pd.DataFrame) -> pd.DataFrame:
         row["realized_density"] = ", ".join(f"{sum(col) / n:.3f}" for col in zip(*g["realized_density"]))
         if "flop_ideal" in g and g["flop_ideal"].notna().any():
             row["flop_ideal"] = float(g["flop_ideal"].dropna().iloc[0])  # the first seed's: the model timed
+        if "error" in g and g["error"].notna().any():
+            row["error"] = str(g["error"].dropna().iloc[0])
         if "load_flags" in g:
             row["load_flags"] = ",".join(sorted({f for v in g["load_flags"].dropna() for f in str(v).split(",") if f}))
         rows.append(row)

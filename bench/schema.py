@@ -131,6 +131,8 @@ class ModelRow(LoadFields):
     # dense FLOPs per example over the model's as its test-set masks require them, policies included
     # (condcore.speed.flop_ideal); None for rows before it, and for models not timed
     flop_ideal: float | None = None
+    # why the model was not timed: its timed forward disagreed with the reference kernel's (None: it agreed)
+    error: str | None = None
 
 
 class ProviderProfile(BaseModel):

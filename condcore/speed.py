@@ -30,11 +30,34 @@ def dense_twin(model: CondNet) -> CondNet:
 
 
 @torch.no_grad()
-def inference_speedup(model: CondNet, batches: list[torch.Tensor], mode: str, *, rounds: int = 30) -> SpeedResult:
-    """Whole forward passes, policies included, timed interleaved with the dense twin's. Each timed call
-    runs every batch in `batches` (e.g. 16 different single examples), so a result does not hang on
-    how many blocks one particular input happens to use; times are per batch."""
+def check_inference(model: CondNet, batches: list[torch.Tensor], mode: str, *, rtol: float = 1e-4,
+                    atol: float = 1e-4) -> None:
+    """Raises ValueError unless the model's timed forward (the native one where it applies) gives, on
+    every batch, the same masks and close logits as its layers run on the reference kernel (the spec)."""
     model.eval()
+    with frozen_weights(), torch.random.fork_rng():
+        for x in batches:
+            # The same draws for both, where the mode samples its masks.
+            torch.manual_seed(0)
+            timed = model(x, mode=mode)
+            torch.manual_seed(0)
+            spec = model(x, mode=mode, backend="reference")
+            for layer, (a, b) in enumerate(zip(timed.masks, spec.masks)):
+                if not torch.equal(a.cpu(), b.cpu()):
+                    raise ValueError(f"layer {layer}'s masks differ from the reference in "
+                                     f"{int((a.cpu() != b.cpu()).sum())} of {a.numel()} blocks at batch {len(x)}")
+            if not torch.allclose(timed.logits.double(), spec.logits.double(), rtol=rtol, atol=atol):
+                worst = float((timed.logits.double() - spec.logits.double()).abs().max())
+                raise ValueError(f"logits differ from the reference by up to {worst:.3g} at batch {len(x)}")
+
+
+@torch.no_grad()
+def inference_speedup(model: CondNet, batches: list[torch.Tensor], mode: str, *, rounds: int = 30) -> SpeedResult:
+    """Whole forward passes, policies included, timed interleaved with the dense twin's, after
+    `check_inference` (its ValueError is the caller's failed row). Each timed call runs every batch in
+    `batches` (e.g. 16 different single examples), so a result does not hang on how many blocks one
+    particular input happens to use; times are per batch."""
+    check_inference(model, batches, mode)
     dense = dense_twin(model)
     device = "cuda" if batches[0].is_cuda else "cpu"
 

@@ -111,6 +111,39 @@ def test_dense_twin_and_speed_measurement(digits, trained):
     assert speed.batch == 16 and speed.dense_s > 0 and speed.sparse_s > 0
 
 
+def test_a_model_whose_timed_forward_disagrees_with_the_reference_is_a_failed_row(digits, trained, monkeypatch):
+    """The timed forward (here the native one) is checked against the layers on the reference kernel
+    before it is timed; a disagreement is the row's error, with no timings, and the report says so."""
+    import io
+
+    from rich.console import Console
+
+    from bench.models import measure_model
+    from bench.report import print_models
+    from bench.schema import ModelRow
+    from condcore.ops import condnet_native
+
+    result = trained[0]
+    forward = condnet_native.condnet_forward
+
+    def off_by_a_bit(x, network):
+        logits, masks = forward(x, network)
+        return logits + 1e-2, masks
+
+    monkeypatch.setattr(condnet_native, "condnet_forward", off_by_a_bit)
+    metrics = {"dataset": "digits", "policy": "reinforce", "tau": 0.25, "inference_mode": "threshold",
+               "test_error": 0.1, "density": [0.25, 0.25], "train_seconds": 1.0}
+    fields = measure_model(result.model, metrics, digits, (1, 4), rounds=2)
+    assert fields["error"].startswith("batch 1: logits differ from the reference by up to 0.01")
+    assert "metrics" not in fields
+    row = ModelRow(name="m", seed=0, **fields)
+    import pandas as pd
+
+    console = Console(file=io.StringIO(), width=200)
+    print_models(pd.DataFrame([row.model_dump(exclude={"metrics"})]), pd.DataFrame(), console)
+    assert "reinforce tau 0.25 not timed: batch 1: logits differ" in console.file.getvalue()
+
+
 def test_bad_configs(digits):
     with pytest.raises(ValueError, match="multiple of block size"):
         CondNet(CondNetConfig(64, 10, hidden=[100], block_size=32))

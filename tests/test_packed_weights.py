@@ -85,7 +85,7 @@ def test_cache_entry_dies_with_its_weight():
     with frozen_weights():
         w = torch.randn(32, 32)
         packed_blocks(w, 16)
-        key = id(w)
+        key = (id(w), ("onednn", 16))
         assert key in packed_weights._cache
         del w
         gc.collect()

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from condcore.models.fused_inference import fused_forward
 from condcore.ops import block_sparse_linear
 from condcore.phases import phase
 from condcore.policies import INFERENCE_MODES, POLICIES, GateOutput, make_gate
@@ -119,9 +120,16 @@ class CondNet(nn.Module):
 
     def forward(self, x: torch.Tensor, mode: str = "threshold", backend: str = "auto") -> ForwardTrace:
         """mode: "train" (sampled masks, see the module docstring for its math) or an inference mode:
-        "sample" (as the paper), "threshold" (p > 0.5) or "topk" (fixed budget of round(tau * blocks))."""
+        "sample" (as the paper), "threshold" (p > 0.5) or "topk" (fixed budget of round(tau * blocks)).
+        backend: the kernels' (block_sparse_linear). With "auto", a threshold-mode inference of an fp32
+        model on the CPU inside `frozen_weights()` runs as one native call (condcore.models.fused_inference)."""
         if mode != "train" and mode not in INFERENCE_MODES:
             raise ValueError(f"unknown mode {mode!r}; choose train or one of {', '.join(INFERENCE_MODES)}")
+        if mode != "train" and backend == "auto":
+            fused = fused_forward(self, x, mode)  # its phases are the layers' (condnet_native)
+            if fused is not None:
+                logits, masks = fused
+                return ForwardTrace(logits=logits, gates=[GateOutput(mask=mask) for mask in masks])
         k = self.config.block_size
         h, prev_mask, gates = x, None, []
         # The layers' modules zipped, not indexed: a ModuleList lookup costs ~4 us, and a batch-1

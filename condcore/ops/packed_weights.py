@@ -15,8 +15,9 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
@@ -42,14 +43,17 @@ def onednn_takes(dtype: torch.dtype) -> bool:
     return ONEDNN_LINEAR and dtype in ONEDNN_DTYPES
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class _Entry:
     ref: weakref.ref
     stamp: tuple
-    packed: list[torch.Tensor]
+    packed: object
 
 
-_cache: dict[int, _Entry] = {}
+_cache: dict[tuple, _Entry] = {}
 _lock = threading.Lock()
 _frozen_depth = 0
 
@@ -73,24 +77,33 @@ def frozen_weights() -> Iterator[None]:
 def packed_blocks(weight: torch.Tensor, block_size: int) -> list[torch.Tensor] | None:
     """weight's row blocks [j*k, (j+1)*k) in oneDNN's layout, or None outside `frozen_weights()` or
     where packing does not apply (then the caller uses the plain weight)."""
-    if not (_frozen_depth and onednn_takes(weight.dtype) and weight.device.type == "cpu"
+    if not (onednn_takes(weight.dtype) and weight.device.type == "cpu"
             and weight.is_contiguous() and weight.shape[0] % block_size == 0):
         return None
-    # Still checked, as a cheap guard: a new storage, shape or version is a new weight.
-    version = None if weight.is_inference() else weight._version
-    stamp = (weight.data_ptr(), version, tuple(weight.shape), block_size)
-    key = id(weight)
+    return frozen_copy(weight, [weight], ("onednn", block_size),
+                       lambda: [torch.ops.mkldnn._reorder_linear_weight(weight[j : j + block_size])
+                                for j in range(0, weight.shape[0], block_size)])
+
+
+def frozen_copy(owner: object, tensors: Sequence[torch.Tensor], tag: Hashable, make: Callable[[], T]) -> T | None:
+    """make()'s result (made under no_grad), kept for `owner` and `tag` until the outermost
+    `frozen_weights()` block exits; None outside one. Made again if any of `tensors` has a new storage
+    or version since (a resize is a new version), a cheap guard: the caller has promised not to change
+    them."""
+    if not _frozen_depth:
+        return None
+    stamp = tuple((t.data_ptr(), None if t.is_inference() else t._version) for t in tensors)
+    key = (id(owner), tag)
     entry = _cache.get(key)
-    if entry is None or entry.ref() is not weight or entry.stamp != stamp:
+    if entry is None or entry.ref() is not owner or entry.stamp != stamp:
         with torch.no_grad():
-            packed = [torch.ops.mkldnn._reorder_linear_weight(weight[j : j + block_size])
-                      for j in range(0, weight.shape[0], block_size)]
-        entry = _Entry(weakref.ref(weight, lambda r, key=key: _forget(key, r)), stamp, packed)
+            packed = make()
+        entry = _Entry(weakref.ref(owner, lambda r, key=key: _forget(key, r)), stamp, packed)
         _cache[key] = entry
     return entry.packed
 
 
-def _forget(key: int, entry_ref: weakref.ref) -> None:
+def _forget(key: tuple, entry_ref: weakref.ref) -> None:
     entry = _cache.get(key)
     if entry is not None and entry.ref is entry_ref:
         del _cache[key]

@@ -63,6 +63,9 @@ class Gate(nn.Module):
     sparse_in_training: bool = True
     inference_mode: str = "threshold"
     options: tuple[str, ...] = ()
+    # The logit above which the "threshold" mode keeps a block, where that mode is this one comparison
+    # (the native CondNet forward then computes the gate itself); None for the others.
+    threshold_logit: float | None = None
 
     def __init__(self, tau: float) -> None:
         super().__init__()

@@ -16,6 +16,7 @@ class StraightThroughGate(Gate):
     regularized = True
     sparse_in_training = False  # the soft gate's gradient reads every block's pre-activation
     options = ("temperature",)
+    threshold_logit = 0.0  # sigmoid(logit) > 0.5
 
     def __init__(self, tau: float, temperature: float = 1.0) -> None:
         super().__init__(tau)
@@ -24,8 +25,8 @@ class StraightThroughGate(Gate):
         self.temperature = temperature
 
     def forward(self, logits: torch.Tensor, batch: int, n_blocks: int, mode: str) -> GateOutput:
-        if mode == "threshold":  # sigmoid(logit) > 0.5 as one comparison (see ReinforceGate.threshold_logit)
-            return GateOutput(mask=logits > 0)
+        if mode == "threshold":  # one comparison (see ReinforceGate.threshold_logit)
+            return GateOutput(mask=logits > self.threshold_logit)
         p = torch.sigmoid(logits)
         if mode == "train":
             u = torch.rand_like(logits).clamp(1e-6, 1 - 1e-6)

@@ -6,8 +6,7 @@
 // thread gathers the rows of its own blocks into its own buffer, runs their GEMMs single-threaded and
 // writes their columns of y: one fork, one join, and one thread's memory traffic overlaps the other's
 // arithmetic.
-#include <torch/extension.h>
-
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/record_function.h>
@@ -110,11 +109,4 @@ void grouped_forward(const at::Tensor& x, const std::vector<at::Tensor>& blocks,
       });
     }
   });
-}
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  // The GIL is released while the kernel runs: it touches no Python object, and a progress bar or
-  // another Python thread may run meanwhile.
-  m.def("grouped_forward", &grouped_forward, "block-sparse linear, whole output blocks per thread",
-        py::call_guard<py::gil_scoped_release>());
 }

@@ -1,0 +1,93 @@
+"""The whole-CondNet CPU forward (csrc/condnet_cpu.cpp): its weight packing and its launcher.
+
+The network is a chain of linear maps over activations in block form: hidden layer l maps its input's
+blocks (x as one block for the first layer) to n_blocks output blocks of width k, gated by its policy,
+a map of the same input to one block of n_blocks logits; the output layer maps the last hidden
+layer's blocks to one block of logits. Inference only, fp32, threshold gates (logit > a constant).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from condcore import phases
+from condcore.ops import cpu_native
+
+LANES = 16  # output columns per packed panel (the kernel's kLanes)
+
+
+@dataclass(frozen=True)
+class PackedMap:
+    weight: torch.Tensor  # (n_out, n_in, chunks, in_block, LANES): W[j, i].T in panels of LANES columns
+    bias: torch.Tensor  # (n_out, chunks * LANES), zeros past each block's width
+
+
+def pack_map(weight: torch.Tensor, bias: torch.Tensor, in_block: int, out_block: int) -> PackedMap:
+    """weight (N, K) and bias (N,) of y = x @ weight.T + bias, cut into in_block x out_block tiles
+    (in_block divides K, out_block divides N) and laid out for the kernel, fp32."""
+    n, k = weight.shape
+    if n % out_block or k % in_block:
+        raise ValueError(f"a ({n}, {k}) weight does not cut into {out_block} x {in_block} blocks")
+    n_out, n_in, chunks = n // out_block, k // in_block, -(-out_block // LANES)
+    pad = chunks * LANES - out_block
+    w = weight.detach().float().reshape(n_out, out_block, n_in, in_block)
+    w = F.pad(w, (0, 0, 0, 0, 0, pad)).reshape(n_out, chunks, LANES, n_in, in_block)
+    b = F.pad(bias.detach().float().reshape(n_out, out_block), (0, pad))
+    return PackedMap(w.permute(0, 3, 1, 4, 2).contiguous(), b.contiguous())
+
+
+@dataclass(frozen=True, eq=False)
+class PackedNetwork:
+    layers: list[PackedMap]  # the hidden layers'
+    gates: list[PackedMap]  # their policies' (one output block of n_blocks logits each)
+    thresholds: list[float]  # a block runs where its logit is above its layer's threshold
+    output: PackedMap
+    n_classes: int
+
+    @functools.cached_property
+    def arguments(self) -> tuple[list[torch.Tensor], ...]:
+        maps = (*self.layers, self.output)
+        return ([m.weight for m in maps], [m.bias for m in maps], [g.weight for g in self.gates],
+                [g.bias for g in self.gates], [float(t) for t in self.thresholds])
+
+
+def available() -> bool:
+    module = cpu_native._load()
+    return module is not None and hasattr(module, "condnet_forward")
+
+
+def condnet_forward(x: torch.Tensor, network: PackedNetwork) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
+    """(logits (B, n_classes), one (B, n_blocks) bool mask per hidden layer) of the packed network on x
+    (B, features), a mask being its gate's logits > its threshold; None where the C++ kernels are not
+    built. x must be contiguous fp32 on the CPU."""
+    module = cpu_native._load()
+    if module is None or not hasattr(module, "condnet_forward"):
+        return None
+    if x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() != 2 or not x.is_contiguous():
+        raise ValueError(f"x must be a contiguous 2-D fp32 CPU tensor, got {tuple(x.shape)} {x.dtype} on {x.device}")
+    batch = x.shape[0]
+    logits = torch.empty(batch, network.n_classes)
+    masks = [torch.empty(batch, layer.weight.shape[0], dtype=torch.bool) for layer in network.layers]
+    # Every thread even at batch 1, where a forward reads its active weight tiles from memory: two cores
+    # draw more bandwidth than one (here 55-60 us against 78-99 us a batch-1 forward, tau = 0.25).
+    recorder = phases.active()
+    marks = None if recorder is None else torch.zeros(2 * len(network.layers) + 2, dtype=torch.int64)
+    module.condnet_forward(x, *network.arguments, masks, logits, torch.get_num_threads(), marks)
+    if marks is not None:
+        add_layer_phases(recorder, marks)
+    return logits, masks
+
+
+def add_layer_phases(recorder: phases.PhaseRecorder, marks: torch.Tensor) -> None:
+    """The kernel's clock marks as the layer-by-layer forward's phases (layerN/gate, layerN/linear,
+    output; a layer's relu is inside its linear), so profiles of the two read alike."""
+    seconds = (marks[1:] - marks[:-1]).double().div(1e9).tolist()
+    for layer in range(len(seconds) // 2):
+        recorder.add(recorder.path(f"layer{layer}"), seconds[2 * layer] + seconds[2 * layer + 1])
+        recorder.add(recorder.path(f"layer{layer}/gate"), seconds[2 * layer])
+        recorder.add(recorder.path(f"layer{layer}/linear"), seconds[2 * layer + 1])
+    recorder.add(recorder.path("output"), seconds[-1])
