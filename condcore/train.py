@@ -28,7 +28,8 @@ from condcore.policies.reinforce import Baseline, reinforce_loss
 OPTIMIZERS = ("sgd", "adam")
 # Raised whenever training changes what a configuration produces, so that a checkpoint of an older
 # version is trained again instead of reused under the same name. 2: policies start at their target density.
-TRAINING_VERSION = 2
+# 3: the top-k router chooses its blocks by logit (condcore/policies/topk.py).
+TRAINING_VERSION = 3
 PRECISIONS = ("auto", "fp32", "bf16")
 
 

@@ -42,7 +42,8 @@ def test_a_weight_that_does_not_cut_into_blocks_is_refused():
         pack_map(torch.randn(30, 16), torch.randn(30), 16, 16)
 
 
-def random_network(features: int, hidden: list[int], k: int, classes: int, thresholds: list[float], seed: int):
+def random_network(features: int, hidden: list[int], k: int, classes: int, thresholds: list[float], seed: int,
+                   budgets: list[int] | None = None):
     """Weights (float64 copies for the reference) and the packed network."""
     g = torch.Generator().manual_seed(seed)
     widths = [features, *hidden]
@@ -53,7 +54,7 @@ def random_network(features: int, hidden: list[int], k: int, classes: int, thres
     blocks = [features, *[k] * len(hidden)]
     network = PackedNetwork([pack_map(w, b, blk, k) for (w, b), blk in zip(maps, blocks)],
                             [pack_map(u, c, blk, u.shape[0]) for (u, c), blk in zip(policies, blocks)],
-                            thresholds, pack_map(*output, blocks[-1], classes), classes)
+                            thresholds, budgets or [0] * len(hidden), pack_map(*output, blocks[-1], classes), classes)
     return SimpleNamespace(maps=maps, policies=policies, output=output, k=k, network=network)
 
 
@@ -71,8 +72,8 @@ def poisoned_run(net, x: torch.Tensor, monkeypatch):
     """The kernel's results after a run of the same shapes that fills its reused workspace with huge
     values (every block on, x at 1e30), into outputs that start as NaN / True: anything read before it
     is written, or left unwritten, shows."""
-    loud = PackedNetwork(net.network.layers, net.network.gates, [-math.inf] * len(net.maps), net.network.output,
-                         net.network.n_classes)
+    loud = PackedNetwork(net.network.layers, net.network.gates, [-math.inf] * len(net.maps), [0] * len(net.maps),
+                         net.network.output, net.network.n_classes)
     condnet_native.condnet_forward(torch.full_like(x, 1e30), loud)
     empty = torch.empty
 
@@ -89,7 +90,10 @@ def poisoned_run(net, x: torch.Tensor, monkeypatch):
 def check(net, x: torch.Tensor, monkeypatch) -> list[torch.Tensor]:
     logits, masks = poisoned_run(net, x, monkeypatch)
     expected, scores = reference(net, x, masks)
-    for mask, score, threshold in zip(masks, scores, net.network.thresholds):
+    for mask, score, threshold, budget in zip(masks, scores, net.network.thresholds, net.network.budgets):
+        if budget:  # the budget blocks of highest logit (the rows' logits are far apart, see the test)
+            assert torch.equal(mask, torch.zeros_like(mask).scatter_(1, score.topk(budget, dim=1).indices, True))
+            continue
         decided = (score - threshold).abs() > MARGIN
         assert torch.equal(mask[decided], (score > threshold)[decided])
     torch.testing.assert_close(logits.double(), expected, rtol=1e-4, atol=1e-4)
@@ -134,6 +138,13 @@ def test_one_active_block_per_example(monkeypatch):
     assert masks[0].sum(dim=1).tolist() == [1] * 6
 
 
+@pytest.mark.parametrize("budget", [1, 3, 5])
+def test_top_k_gates_run_their_budget(budget, monkeypatch):
+    net = random_network(40, [5 * 16, 5 * 16], 16, 6, [0.0, 0.0], seed=budget, budgets=[budget, 2])
+    masks = check(net, torch.randn(21, 40), monkeypatch)
+    assert masks[0].sum(dim=1).tolist() == [budget] * 21 and masks[1].sum(dim=1).tolist() == [2] * 21
+
+
 def test_bad_x_is_refused():
     net = random_network(8, [32], 16, 3, [0.0], seed=3)
     for x in (torch.randn(2, 8, dtype=torch.float64), torch.randn(8, 2).T, torch.randn(2, 2, 8)):
@@ -167,14 +178,15 @@ def native_calls(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("policy", ["reinforce", "straight-through"])
+@pytest.mark.parametrize("policy, mode", [("reinforce", "threshold"), ("straight-through", "threshold"),
+                                          ("topk", "topk"), ("topk", "threshold")])
 @pytest.mark.parametrize("batch", [1, 7, 40])
-def test_condnet_forward_takes_it_and_agrees_with_the_layers(policy, batch, native_calls):
+def test_condnet_forward_takes_it_and_agrees_with_the_layers(policy, mode, batch, native_calls):
     model = condnet(policy)
     x = torch.randn(batch, 37)
     with torch.no_grad(), frozen_weights():
-        fast = model(x)
-        slow = model(x, backend="torch")
+        fast = model(x, mode=mode)
+        slow = model(x, mode=mode, backend="torch")
     assert len(native_calls) == 1
     for a, b in zip(fast.masks, slow.masks):
         assert torch.equal(a, b)
@@ -189,12 +201,11 @@ def test_non_contiguous_x(native_calls):
     assert len(native_calls) == 1
 
 
-@pytest.mark.parametrize("case", ["not frozen", "training", "grad", "sample", "topk", "fp64", "native off",
-                                  "inf weight"])
+@pytest.mark.parametrize("case", ["not frozen", "training", "grad", "sample", "reinforce topk", "random", "fp64",
+                                  "native off", "inf weight"])
 def test_it_stays_out_where_it_does_not_apply(case, native_calls, monkeypatch):
-    policy = "topk" if case == "topk" else "reinforce"
-    model, x, mode = condnet(policy), torch.randn(4, 37), "topk" if case == "topk" else "threshold"
-    mode = "sample" if case == "sample" else mode
+    model, x = condnet("random" if case == "random" else "reinforce"), torch.randn(4, 37)
+    mode = {"sample": "sample", "reinforce topk": "topk"}.get(case, "threshold")
     if case == "fp64":
         model, x = model.double(), x.double()
     if case == "training":

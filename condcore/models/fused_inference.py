@@ -1,8 +1,8 @@
 """A trained CondNet's inference as one native call (condcore.ops.condnet_native), where it applies:
-CPU, fp32, no gradient wanted, every gate a threshold on its policy's logit ("threshold" mode of the
-REINFORCE and straight-through gates), finite weights, the C++ kernels built, and inside
-`frozen_weights()`, whose caller promises the weights stay as they are, so the network is packed once
-and reused."""
+CPU, fp32, no gradient wanted, every gate deciding from its policy's logits alone (`Gate.native_rule`:
+the "threshold" mode of the REINFORCE and straight-through gates, the top-k gate's budget), finite
+weights, the C++ kernels built, and inside `frozen_weights()`, whose caller promises the weights stay as
+they are, so the network is packed once (per mode) and reused."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ if TYPE_CHECKING:
 def fused_forward(model: CondNet, x: torch.Tensor, mode: str) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
     """(logits, per-layer masks) of model on x in `mode` from the native forward, or None where it does
     not apply (the caller then runs the layers one by one)."""
-    if mode != "threshold" or model.training or x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 2:
+    if model.training or x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 2:
         return None
     params = _parameters(model)
     if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
         return None
-    network = frozen_copy(model, params, "condnet", lambda: _pack(model))
+    network = frozen_copy(model, params, ("condnet", mode), lambda: _pack(model, mode))
     if network is None:  # outside frozen_weights(), or a model the kernel does not take
         return None
     return condnet_native.condnet_forward(x.contiguous(), network)
@@ -40,11 +40,11 @@ def _parameters(model: CondNet) -> list[torch.Tensor]:
     return [t for m in maps for t in m._parameters.values() if t is not None]
 
 
-def _pack(model: CondNet) -> PackedNetwork | None:
+def _pack(model: CondNet, mode: str) -> PackedNetwork | None:
     """The model's maps packed for the kernel, or None where its gates or weights do not fit it."""
-    thresholds = [gate.threshold_logit for gate in model.gates]
+    rules = [gate.native_rule(mode, n) for gate, n in zip(model.gates, model.n_blocks)]
     params = list(model.parameters())
-    if (None in thresholds or not condnet_native.available()
+    if (None in rules or not condnet_native.available()
             or any(p.dtype != torch.float32 or p.device.type != "cpu" for p in params)):
         return None
     if not all(bool(torch.isfinite(p).all()) for p in params):
@@ -57,4 +57,6 @@ def _pack(model: CondNet) -> PackedNetwork | None:
     gates = [pack_map(policy.weight, policy.bias, block, policy.out_features)
              for policy, block in zip(model.policies, in_blocks)]
     output = pack_map(model.output.weight, model.output.bias, in_blocks[-1], model.config.n_classes)
-    return PackedNetwork(layers, gates, thresholds, output, model.config.n_classes)
+    thresholds = [value if rule == "threshold" else 0.0 for rule, value in rules]
+    budgets = [int(value) if rule == "topk" else 0 for rule, value in rules]
+    return PackedNetwork(layers, gates, thresholds, budgets, output, model.config.n_classes)

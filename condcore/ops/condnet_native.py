@@ -3,7 +3,8 @@
 The network is a chain of linear maps over activations in block form: hidden layer l maps its input's
 blocks (x as one block for the first layer) to n_blocks output blocks of width k, gated by its policy,
 a map of the same input to one block of n_blocks logits; the output layer maps the last hidden
-layer's blocks to one block of logits. Inference only, fp32, threshold gates (logit > a constant).
+layer's blocks to one block of logits. Inference only, fp32; a gate keeps the blocks whose logit is
+above a constant, or a fixed number of blocks, those of highest logit.
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ def pack_map(weight: torch.Tensor, bias: torch.Tensor, in_block: int, out_block:
 class PackedNetwork:
     layers: list[PackedMap]  # the hidden layers'
     gates: list[PackedMap]  # their policies' (one output block of n_blocks logits each)
-    thresholds: list[float]  # a block runs where its logit is above its layer's threshold
+    # Per layer, a block runs where its logit is above the threshold, or, where the budget is positive,
+    # if it is among the budget blocks of highest logit (ties to the lower block).
+    thresholds: list[float]
+    budgets: list[int]
     output: PackedMap
     n_classes: int
 
@@ -52,7 +56,7 @@ class PackedNetwork:
     def arguments(self) -> tuple[list[torch.Tensor], ...]:
         maps = (*self.layers, self.output)
         return ([m.weight for m in maps], [m.bias for m in maps], [g.weight for g in self.gates],
-                [g.bias for g in self.gates], [float(t) for t in self.thresholds])
+                [g.bias for g in self.gates], [float(t) for t in self.thresholds], [int(b) for b in self.budgets])
 
 
 def available() -> bool:
@@ -62,7 +66,7 @@ def available() -> bool:
 
 def condnet_forward(x: torch.Tensor, network: PackedNetwork) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
     """(logits (B, n_classes), one (B, n_blocks) bool mask per hidden layer) of the packed network on x
-    (B, features), a mask being its gate's logits > its threshold; None where the C++ kernels are not
+    (B, features), a mask being its gate's decision (threshold or budget); None where the C++ kernels are not
     built. x must be contiguous fp32 on the CPU."""
     module = cpu_native._load()
     if module is None or not hasattr(module, "condnet_forward"):

@@ -63,9 +63,6 @@ class Gate(nn.Module):
     sparse_in_training: bool = True
     inference_mode: str = "threshold"
     options: tuple[str, ...] = ()
-    # The logit above which the "threshold" mode keeps a block, where that mode is this one comparison
-    # (the native CondNet forward then computes the gate itself); None for the others.
-    threshold_logit: float | None = None
 
     def __init__(self, tau: float) -> None:
         super().__init__()
@@ -75,6 +72,12 @@ class Gate(nn.Module):
 
     def forward(self, logits: torch.Tensor | None, batch: int, n_blocks: int, mode: str) -> GateOutput:
         raise NotImplementedError
+
+    def native_rule(self, mode: str, n_blocks: int) -> tuple[str, float] | None:
+        """How an inference `mode` decides from the policy's logits alone, for the native CondNet
+        forward to decide it itself: ("threshold", t), a block runs where its logit > t; ("topk", n), the
+        n blocks of highest logit run. None where it is neither (no policy, sampled masks)."""
+        return None
 
     def logit_of(self, p: float) -> float | None:
         """The logit at which this gate keeps a block with probability p (kept off the sigmoid's

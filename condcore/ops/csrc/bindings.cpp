@@ -8,14 +8,15 @@ void grouped_forward(const at::Tensor& x, const std::vector<at::Tensor>& blocks,
 
 void condnet_forward(const at::Tensor& x, const std::vector<at::Tensor>& weights, const std::vector<at::Tensor>& biases,
                      const std::vector<at::Tensor>& gate_weights, const std::vector<at::Tensor>& gate_biases,
-                     const std::vector<double>& thresholds, const std::vector<at::Tensor>& masks, at::Tensor& logits,
-                     int64_t threads, const c10::optional<at::Tensor>& marks);
+                     const std::vector<double>& thresholds, const std::vector<int64_t>& budgets,
+                     const std::vector<at::Tensor>& masks, at::Tensor& logits, int64_t threads,
+                     const c10::optional<at::Tensor>& marks);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   // The GIL is released while a kernel runs: none touches a Python object, and a progress bar or
   // another Python thread may run meanwhile.
   m.def("grouped_forward", &grouped_forward, "block-sparse linear, whole output blocks per thread",
         py::call_guard<py::gil_scoped_release>());
-  m.def("condnet_forward", &condnet_forward, "a CondNet's whole inference (threshold gates), one parallel region",
+  m.def("condnet_forward", &condnet_forward, "a CondNet's whole inference (threshold or top-k gates), one parallel region",
         py::call_guard<py::gil_scoped_release>());
 }

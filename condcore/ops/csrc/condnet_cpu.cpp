@@ -131,6 +131,21 @@ void run_out_block(const Packed& map, int64_t j, const std::vector<int32_t>& row
   }
 }
 
+// One example's gate: its blocks' logits to its mask, by threshold or (budget > 0) top-budget.
+void decide(const float* logit, int64_t blocks, float threshold, int64_t budget, bool* mask) {
+  if (budget <= 0) {
+    for (int64_t j = 0; j < blocks; ++j) mask[j] = logit[j] > threshold;
+    return;
+  }
+  std::fill(mask, mask + blocks, false);
+  for (int64_t chosen = 0; chosen < std::min(budget, blocks); ++chosen) {
+    int64_t best = -1;
+    for (int64_t j = 0; j < blocks; ++j)
+      if (!mask[j] && (best < 0 || logit[j] > logit[best])) best = j;
+    mask[best] = true;
+  }
+}
+
 void chunk_rows(int64_t chunk, int64_t batch, std::vector<int32_t>& rows) {
   rows.clear();
   for (int64_t r = chunk * kRowChunk; r < std::min(batch, (chunk + 1) * kRowChunk); ++r) rows.push_back(static_cast<int32_t>(r));
@@ -138,18 +153,21 @@ void chunk_rows(int64_t chunk, int64_t batch, std::vector<int32_t>& rows) {
 
 }  // namespace
 
-// logits = the CondNet's output on x, masks[l] = hidden layer l's gate decisions (policy logit >
-// thresholds[l]), both written in full. maps: the hidden layers' packed weights and biases, then the
+// logits = the CondNet's output on x, masks[l] = hidden layer l's gate decisions, both written in
+// full: a block runs where its policy logit > thresholds[l], or, where budgets[l] > 0, the budgets[l]
+// blocks of highest logit run (ties to the lower block). maps: the hidden layers' packed weights and biases, then the
 // output layer's; gates: each hidden layer's packed policy. threads: OpenMP threads for the region.
 // marks, when given (profiling): 2 * layers + 2 int64 steady-clock nanoseconds, taken as the region
 // starts and as every thread has finished each gate, each layer and the output.
 void condnet_forward(const at::Tensor& x, const std::vector<at::Tensor>& weights, const std::vector<at::Tensor>& biases,
                      const std::vector<at::Tensor>& gate_weights, const std::vector<at::Tensor>& gate_biases,
-                     const std::vector<double>& thresholds, const std::vector<at::Tensor>& masks, at::Tensor& logits,
-                     int64_t threads, const c10::optional<at::Tensor>& marks) {
+                     const std::vector<double>& thresholds, const std::vector<int64_t>& budgets,
+                     const std::vector<at::Tensor>& masks, at::Tensor& logits, int64_t threads,
+                     const c10::optional<at::Tensor>& marks) {
   const size_t layers = gate_weights.size();
   TORCH_CHECK(layers >= 1 && weights.size() == layers + 1 && biases.size() == layers + 1 &&
-                  gate_biases.size() == layers && thresholds.size() == layers && masks.size() == layers,
+                  gate_biases.size() == layers && thresholds.size() == layers && budgets.size() == layers &&
+                  masks.size() == layers,
               "one packed map, gate, threshold and mask per hidden layer, plus the output map");
   TORCH_CHECK(x.scalar_type() == at::kFloat && x.dim() == 2 && x.is_contiguous(), "x must be contiguous 2-D fp32");
   TORCH_CHECK(logits.is_contiguous() && logits.scalar_type() == at::kFloat, "logits must be contiguous fp32");
@@ -219,8 +237,7 @@ void condnet_forward(const at::Tensor& x, const std::vector<at::Tensor>& weights
       for (int64_t chunk = 0; chunk < row_chunks; ++chunk) {
         chunk_rows(chunk, batch, rows);
         run_out_block(gate, 0, rows, in, scores, false, active);
-        for (int32_t r : rows)
-          for (int64_t j = 0; j < map.n_out; ++j) mask[r * map.n_out + j] = gate_out[r * gate_ld + j] > threshold;
+        for (int32_t r : rows) decide(gate_out + r * gate_ld, map.n_out, threshold, budgets[l], mask + r * map.n_out);
       }
 #pragma omp master
       stamp(2 * l + 1);
