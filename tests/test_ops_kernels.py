@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from condcore.ops import block_sparse_linear
+from condcore.ops import block_sparse_linear, condnet_native, frozen_weights
 from condcore.ops.registry import KERNELS as REGISTERED
 from condcore.problems import LinearProblem, make_problem
 from condcore.ops.reference import reference_linear
@@ -22,14 +22,38 @@ TOLERANCES = {  # (rtol, atol) against the float64 reference, outputs of order 1
 KERNELS = [pytest.param(k.backend, k.regime, id=k.name, marks=[pytest.mark.triton] if k.backend == "triton" else [])
            for k in REGISTERED if k.backend != "reference"]
 KERNELS.insert(1, pytest.param("torch", "grouped", id="torch-grouped-ops"))
+# Inside frozen_weights(), fp32 CPU calls with blocks a multiple of 16 wide run the C++ pair kernel
+# (condnet_native.pairs_linear) in both regimes.
+if DEVICE == "cpu":
+    KERNELS[2:2] = [pytest.param("torch", regime, id=f"torch-{regime}-pairs") for regime in ("grouped", "union")]
 
 
 @pytest.fixture(autouse=True)
-def torch_ops_fallback(request, monkeypatch):
-    """Cases whose id names torch-grouped-ops run with the C++ CPU kernel turned off."""
+def kernel_variant(request, monkeypatch):
+    """Cases whose id names torch-grouped-ops run with the C++ CPU kernels turned off; those naming
+    pairs run inside frozen_weights(), where the pair kernel may pack the weight."""
     callspec = getattr(request.node, "callspec", None)
     if callspec is not None and "torch-grouped-ops" in callspec.id:
         monkeypatch.setenv("CONDBENCH_NATIVE", "0")
+    if callspec is not None and "-pairs" in callspec.id:
+        with frozen_weights():
+            yield
+        return
+    yield
+
+
+@pytest.mark.parametrize("regime", ["grouped", "union"])
+def test_the_pair_kernel_runs_where_it_applies(regime, rng, monkeypatch):
+    calls = []
+    pairs_linear = condnet_native.pairs_linear
+    monkeypatch.setattr(condnet_native, "pairs_linear", lambda *a: calls.append(pairs_linear(*a)) or calls[-1])
+    p = make_problem(9, 64, 96, 32, generator=rng)
+    check(p, "torch", regime)  # outside frozen_weights(): not packed, not run
+    assert calls and all(y is None for y in calls)
+    calls.clear()
+    with frozen_weights():
+        check(p, "torch", regime)
+        assert calls and all(y is not None for y in calls)
 
 
 def check(p: LinearProblem, backend: str, regime: str) -> torch.Tensor:

@@ -21,7 +21,7 @@ from bench.results import Run
 from bench.schema import KernelProfile, ModelProfile
 from condcore import phases
 from condcore.models import CondNet, CondNetConfig
-from condcore.ops import block_sparse_linear, cpu_native, frozen_weights
+from condcore.ops import block_sparse_linear, condnet_native, cpu_native, frozen_weights
 from condcore.problems import make_problem
 
 
@@ -58,10 +58,13 @@ def test_nested_phases_become_leaves_that_add_up():
     (256, "both", False, {"route", "mask_input", "gather", "gemm", "scatter", "check_nonfinite"}),
     (1, "both", True, {"route", "gemm", "scatter", "zero_fill"}),
     (16, "both", True, {"route", "mask_input", "gemm", "scatter", "zero_fill", "check_nonfinite"}),
+    (256, "both", "pairs", {"pairs"}),
 ])
 def test_phases_sum_to_the_separately_timed_total(monkeypatch, batch, masks, native, expected):
     if not native:
         monkeypatch.setenv("CONDBENCH_NATIVE", "0")
+    if native != "pairs":  # the kernels the pair kernel stands in front of, in frozen_weights()
+        monkeypatch.setattr(condnet_native, "pairs_linear", lambda *args: None)
     elif batch > 16 and cpu_native.status().startswith("unavailable"):
         pytest.skip("the C++ kernel could not be built here")
     call = _call(batch, 1024, 0.25, masks) if batch > 16 else _call(batch, 2048, 0.25, masks, out_features=4096)
@@ -80,9 +83,10 @@ def test_phases_sum_to_the_separately_timed_total(monkeypatch, batch, masks, nat
     assert abs(breakdown.total_s / breakdown.plain_s - 1) < 0.10, breakdown
 
 
-def test_trace_is_json_with_named_ranges_on_every_thread(tmp_path):
+def test_trace_is_json_with_named_ranges_on_every_thread(tmp_path, monkeypatch):
     if cpu_native.status().startswith("unavailable"):
         pytest.skip("the C++ kernel could not be built here")
+    monkeypatch.setattr(condnet_native, "pairs_linear", lambda *args: None)  # the grouped kernel's threads
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

@@ -13,8 +13,10 @@ mixed precision), so each active weight block is rounded as it is used and the w
 written in fp32 directly: no whole-weight casts. Measured here (2048x2048 layer, k=128, batch 64, one
 thread, forward + backward): 8.5 / 10.4 / 12.5 ms at tau = 0.1 / 0.25 / 0.5 against 14.4 ms for the
 dense bf16 layer; a bf16 sparse layer behind whole-weight casts had saved nothing.
-Inference (`forward(..., mode=...)` outside training) runs the sparse kernels. The policy reads h_{l-1}
-detached: it learns from its own objectives without reshaping the network's features.
+Inference (`forward(..., mode=...)` outside training) runs the sparse kernels; inside `frozen_weights()`
+an fp32 CPU model whose gates decide from their logits alone runs as one native call
+(condcore.models.fused_inference). The policy reads h_{l-1} detached: it learns from its own objectives
+without reshaping the network's features.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from condcore import phases
 from condcore.ops import cpu_native
+from condcore.ops.packed_weights import frozen_copy
 
 LANES = 16  # output columns per packed panel (the kernel's kLanes)
 
@@ -27,18 +28,23 @@ class PackedMap:
     bias: torch.Tensor  # (n_out, chunks * LANES), zeros past each block's width
 
 
-def pack_map(weight: torch.Tensor, bias: torch.Tensor, in_block: int, out_block: int) -> PackedMap:
-    """weight (N, K) and bias (N,) of y = x @ weight.T + bias, cut into in_block x out_block tiles
-    (in_block divides K, out_block divides N) and laid out for the kernel, fp32."""
+def pack_weight(weight: torch.Tensor, in_block: int, out_block: int) -> torch.Tensor:
+    """weight (N, K) of y = x @ weight.T cut into in_block x out_block tiles (in_block divides K,
+    out_block divides N) and laid out for the kernel, fp32: PackedMap.weight."""
     n, k = weight.shape
     if n % out_block or k % in_block:
         raise ValueError(f"a ({n}, {k}) weight does not cut into {out_block} x {in_block} blocks")
     n_out, n_in, chunks = n // out_block, k // in_block, -(-out_block // LANES)
-    pad = chunks * LANES - out_block
     w = weight.detach().float().reshape(n_out, out_block, n_in, in_block)
-    w = F.pad(w, (0, 0, 0, 0, 0, pad)).reshape(n_out, chunks, LANES, n_in, in_block)
-    b = F.pad(bias.detach().float().reshape(n_out, out_block), (0, pad))
-    return PackedMap(w.permute(0, 3, 1, 4, 2).contiguous(), b.contiguous())
+    w = F.pad(w, (0, 0, 0, 0, 0, chunks * LANES - out_block)).reshape(n_out, chunks, LANES, n_in, in_block)
+    return w.permute(0, 3, 1, 4, 2).contiguous()
+
+
+def pack_map(weight: torch.Tensor, bias: torch.Tensor, in_block: int, out_block: int) -> PackedMap:
+    """pack_weight's weight with its bias (N,), padded as the blocks are."""
+    packed = pack_weight(weight, in_block, out_block)
+    pad = packed.shape[2] * LANES - out_block
+    return PackedMap(packed, F.pad(bias.detach().float().reshape(-1, out_block), (0, pad)).contiguous())
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,3 +101,25 @@ def add_layer_phases(recorder: phases.PhaseRecorder, marks: torch.Tensor) -> Non
         recorder.add(recorder.path(f"layer{layer}/gate"), seconds[2 * layer])
         recorder.add(recorder.path(f"layer{layer}/linear"), seconds[2 * layer + 1])
     recorder.add(recorder.path("output"), seconds[-1])
+
+
+def pairs_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, in_mask: torch.Tensor | None,
+                 out_mask: torch.Tensor | None, block_size: int, out: torch.Tensor | None) -> torch.Tensor | None:
+    """block_sparse_linear's y by the pair kernel (each row runs only its active input x output block
+    pairs), or None where it does not apply: fp32 on the CPU, blocks a multiple of LANES wide, the C++
+    kernels built, and inside `frozen_weights()` (the weight is packed once)."""
+    if (x.dtype != torch.float32 or weight.dtype != torch.float32 or x.device.type != "cpu" or block_size % LANES
+            or weight.shape[0] % block_size or weight.shape[1] % block_size
+            or (bias is not None and bias.dtype != torch.float32)):
+        return None
+    module = cpu_native._load()
+    if module is None or not hasattr(module, "pairs_forward"):
+        return None
+    packed = frozen_copy(weight, [weight], ("pairs", block_size), lambda: pack_weight(weight, block_size, block_size))
+    if packed is None:
+        return None
+    y = out if out is not None else torch.empty(x.shape[0], weight.shape[0], dtype=x.dtype)
+    masks = [None if m is None else m.contiguous() for m in (in_mask, out_mask)]
+    module.pairs_forward(x.contiguous(), packed, None if bias is None else bias.contiguous(), *masks, y,
+                         torch.get_num_threads())
+    return y

@@ -12,11 +12,17 @@ void condnet_forward(const at::Tensor& x, const std::vector<at::Tensor>& weights
                      const std::vector<at::Tensor>& masks, at::Tensor& logits, int64_t threads,
                      const c10::optional<at::Tensor>& marks);
 
+void pairs_forward(const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
+                   const c10::optional<at::Tensor>& in_mask, const c10::optional<at::Tensor>& out_mask, at::Tensor& y,
+                   int64_t threads);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   // The GIL is released while a kernel runs: none touches a Python object, and a progress bar or
   // another Python thread may run meanwhile.
   m.def("grouped_forward", &grouped_forward, "block-sparse linear, whole output blocks per thread",
         py::call_guard<py::gil_scoped_release>());
   m.def("condnet_forward", &condnet_forward, "a CondNet's whole inference (threshold or top-k gates), one parallel region",
+        py::call_guard<py::gil_scoped_release>());
+  m.def("pairs_forward", &pairs_forward, "block-sparse linear over each row's (active in, active out) block pairs",
         py::call_guard<py::gil_scoped_release>());
 }

@@ -24,6 +24,7 @@ namespace {
 constexpr int64_t kLanes = 16;  // output columns per panel: two 8-float vectors
 constexpr int kMaxRows = 6;  // rows per micro-tile: 12 accumulators + 2 panel vectors + 1 broadcast
 constexpr int64_t kRowChunk = 16;  // rows per task where a map has one output block (gates, output)
+constexpr int64_t kGroup = 4;  // input blocks summed in registers where there is no input mask
 using Vec = float __attribute__((vector_size(32)));
 
 inline Vec load(const float* p) {
@@ -34,10 +35,12 @@ inline Vec load(const float* p) {
 
 inline void store(float* p, const Vec& v) { std::memcpy(p, &v, sizeof v); }
 
-// c[r][0:16] += sum over kk of a[r][kk] * panel[kk][0:16], for R rows. Few rows carry few FMA chains,
+// c[r][0:16] += sum over segments g and kk of a[r][g * a_step + kk] * panel[g * panel_step + kk * 16 +
+// 0:16], for R rows: one input block per segment, summed in registers. Few rows carry few FMA chains,
 // each waiting on its last FMA's latency: they are split into S partial sums over kk, added at the end.
 template <int R>
-void tile(const float* const* a, const float* panel, int64_t depth, float* const* c) {
+void tile(const float* const* a, int64_t a_step, const float* panels, int64_t panel_step, int64_t segments,
+          int64_t depth, float* const* c) {
   constexpr int S = R == 1 ? 4 : R == 2 ? 2 : 1;
   Vec lo[S][R], hi[S][R];
   for (int r = 0; r < R; ++r) {
@@ -45,23 +48,27 @@ void tile(const float* const* a, const float* panel, int64_t depth, float* const
     hi[0][r] = load(c[r] + 8);
     for (int s = 1; s < S; ++s) lo[s][r] = hi[s][r] = Vec{};
   }
-  int64_t kk = 0;
-  for (; kk + S <= depth; kk += S) {
-    for (int s = 0; s < S; ++s) {
-      const Vec b0 = load(panel + (kk + s) * kLanes), b1 = load(panel + (kk + s) * kLanes + 8);
-      for (int r = 0; r < R; ++r) {
-        const float v = a[r][kk + s];
-        lo[s][r] += v * b0;
-        hi[s][r] += v * b1;
+  for (int64_t g = 0; g < segments; ++g) {
+    const float* panel = panels + g * panel_step;
+    const int64_t offset = g * a_step;
+    int64_t kk = 0;
+    for (; kk + S <= depth; kk += S) {
+      for (int s = 0; s < S; ++s) {
+        const Vec b0 = load(panel + (kk + s) * kLanes), b1 = load(panel + (kk + s) * kLanes + 8);
+        for (int r = 0; r < R; ++r) {
+          const float v = a[r][offset + kk + s];
+          lo[s][r] += v * b0;
+          hi[s][r] += v * b1;
+        }
       }
     }
-  }
-  for (; kk < depth; ++kk) {
-    const Vec b0 = load(panel + kk * kLanes), b1 = load(panel + kk * kLanes + 8);
-    for (int r = 0; r < R; ++r) {
-      const float v = a[r][kk];
-      lo[0][r] += v * b0;
-      hi[0][r] += v * b1;
+    for (; kk < depth; ++kk) {
+      const Vec b0 = load(panel + kk * kLanes), b1 = load(panel + kk * kLanes + 8);
+      for (int r = 0; r < R; ++r) {
+        const float v = a[r][offset + kk];
+        lo[0][r] += v * b0;
+        hi[0][r] += v * b1;
+      }
     }
   }
   for (int r = 0; r < R; ++r) {
@@ -74,18 +81,19 @@ void tile(const float* const* a, const float* panel, int64_t depth, float* const
   }
 }
 
-using TileFn = void (*)(const float* const*, const float*, int64_t, float* const*);
+using TileFn = void (*)(const float* const*, int64_t, const float*, int64_t, int64_t, int64_t, float* const*);
 constexpr TileFn kTiles[kMaxRows + 1] = {nullptr, tile<1>, tile<2>, tile<3>, tile<4>, tile<5>, tile<6>};
 
-// One packed linear map: weight (n_out, n_in, chunks, in_block, 16), bias (n_out, chunks * 16).
+// One packed linear map: weight (n_out, n_in, chunks, in_block, 16); bias (n_out, chunks * 16), or
+// undefined: none.
 struct Packed {
   const float* weight;
   const float* bias;
   int64_t n_out, n_in, in_block, chunks;
 
   Packed(const at::Tensor& w, const at::Tensor& b)
-      : weight(w.data_ptr<float>()), bias(b.data_ptr<float>()), n_out(w.size(0)), n_in(w.size(1)),
-        in_block(w.size(3)), chunks(w.size(2)) {}
+      : weight(w.data_ptr<float>()), bias(b.defined() ? b.data_ptr<float>() : nullptr), n_out(w.size(0)),
+        n_in(w.size(1)), in_block(w.size(3)), chunks(w.size(2)) {}
   int64_t width() const { return chunks * kLanes; }
 };
 
@@ -102,25 +110,37 @@ struct Blocks {
 void run_out_block(const Packed& map, int64_t j, const std::vector<int32_t>& rows, const Blocks& in,
                    const Blocks& out, bool relu, std::vector<int32_t>& active) {
   const int64_t width = map.width();
-  for (int32_t r : rows) std::memcpy(out.data + r * out.ld + j * out.stride, map.bias + j * width, width * sizeof(float));
+  for (int32_t r : rows) {
+    float* y = out.data + r * out.ld + j * out.stride;
+    if (map.bias == nullptr) std::fill(y, y + width, 0.0f);
+    else std::memcpy(y, map.bias + j * width, width * sizeof(float));
+  }
   const float* a[kMaxRows];
+  float* y[kMaxRows];
   float* c[kMaxRows];
-  for (int64_t i = 0; i < map.n_in; ++i) {
+  // Without an input mask every row reads every input block: kGroup of them are summed in registers,
+  // so each tile of y is loaded and stored once per group instead of once per block.
+  const int64_t group = in.mask == nullptr ? kGroup : 1;
+  const int64_t panels = map.in_block * kLanes, block_step = map.chunks * panels;
+  for (int64_t i = 0; i < map.n_in; i += group) {
+    const int64_t segments = std::min(group, map.n_in - i);
     active.clear();
     for (int32_t r : rows)
       if (in.mask == nullptr || in.mask[r * map.n_in + i]) active.push_back(r);
     if (active.empty()) continue;
-    const float* block = map.weight + (j * map.n_in + i) * map.chunks * map.in_block * kLanes;
-    for (int64_t ch = 0; ch < map.chunks; ++ch) {
-      const float* panel = block + ch * map.in_block * kLanes;
-      for (size_t t = 0; t < active.size(); t += kMaxRows) {
-        const int n = static_cast<int>(std::min<size_t>(kMaxRows, active.size() - t));
-        for (int q = 0; q < n; ++q) {
-          const int64_t r = active[t + q];
-          a[q] = in.data + r * in.ld + i * in.stride;
-          c[q] = out.data + r * out.ld + j * out.stride + ch * kLanes;
-        }
-        kTiles[n](a, panel, map.in_block, c);
+    const float* block = map.weight + (j * map.n_in + i) * block_step;
+    // Row tiles outside, panels inside: a tile's rows of x stay in L1 across the block's panels, and
+    // the block's panels (64 KB at k = 128, one group 256 KB) in L2 across the tiles.
+    for (size_t t = 0; t < active.size(); t += kMaxRows) {
+      const int n = static_cast<int>(std::min<size_t>(kMaxRows, active.size() - t));
+      for (int q = 0; q < n; ++q) {
+        const int64_t r = active[t + q];
+        a[q] = in.data + r * in.ld + i * in.stride;
+        y[q] = out.data + r * out.ld + j * out.stride;
+      }
+      for (int64_t ch = 0; ch < map.chunks; ++ch) {
+        for (int q = 0; q < n; ++q) c[q] = y[q] + ch * kLanes;
+        kTiles[n](a, in.stride, block + ch * panels, block_step, segments, map.in_block, c);
       }
     }
   }
@@ -262,5 +282,48 @@ void condnet_forward(const at::Tensor& x, const std::vector<at::Tensor>& weights
     }
 #pragma omp master
     stamp(2 * layers + 1);
+  }
+}
+
+// One block-sparse linear layer with the spec's semantics (condcore/ops/reference.py): y[r, block j] =
+// bias_j + the products of row r's active input blocks (dropped ones skipped, never read) where
+// out_mask[r, j], exactly 0 elsewhere; every element of y written. Each row runs only its (active
+// input, active output) pairs. weight packed with in_block = out_block = k, k a multiple of 16 (so a
+// block's panels are exactly its columns of y); bias (n_out * k) or none; masks bool, or none (all
+// active).
+void pairs_forward(const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
+                   const c10::optional<at::Tensor>& in_mask, const c10::optional<at::Tensor>& out_mask, at::Tensor& y,
+                   int64_t threads) {
+  const Packed map(weight, bias.value_or(at::Tensor()));
+  const int64_t batch = x.size(0), k = map.in_block;
+  TORCH_CHECK(x.scalar_type() == at::kFloat && x.dim() == 2 && x.is_contiguous() && x.size(1) == map.n_in * k,
+              "x must be contiguous (batch, in_features) fp32");
+  TORCH_CHECK(map.width() == k, "blocks must be square, a multiple of 16 wide");
+  TORCH_CHECK(y.scalar_type() == at::kFloat && y.is_contiguous() && y.size(0) == batch && y.size(1) == map.n_out * k,
+              "y must be contiguous (batch, out_features) fp32");
+  TORCH_CHECK(!bias.has_value() || (bias->is_contiguous() && bias->numel() == map.n_out * k), "bias must be (out_features,)");
+  TORCH_CHECK(!in_mask.has_value() || (in_mask->size(1) == map.n_in), "in_mask must be (batch, in blocks)");
+  TORCH_CHECK(!out_mask.has_value() || (out_mask->size(1) == map.n_out), "out_mask must be (batch, out blocks)");
+  for (const c10::optional<at::Tensor>* m : {&in_mask, &out_mask})
+    TORCH_CHECK(!m->has_value() || ((*m)->scalar_type() == at::kBool && (*m)->is_contiguous() && (*m)->size(0) == batch),
+                "masks must be contiguous bool (batch, blocks)");
+  const bool* in_active = in_mask.has_value() ? in_mask->data_ptr<bool>() : nullptr;
+  const bool* out_active = out_mask.has_value() ? out_mask->data_ptr<bool>() : nullptr;
+  const Blocks in{const_cast<float*>(x.data_ptr<float>()), x.size(1), k, in_active};
+  const Blocks out{y.data_ptr<float>(), y.size(1), k, nullptr};
+#pragma omp parallel num_threads(static_cast<int>(std::max<int64_t>(1, threads)))
+  {
+    std::vector<int32_t> rows, active;
+    rows.reserve(batch);
+    active.reserve(batch);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t j = 0; j < map.n_out; ++j) {
+      rows.clear();
+      for (int64_t r = 0; r < batch; ++r) {
+        if (out_active == nullptr || out_active[r * map.n_out + j]) rows.push_back(static_cast<int32_t>(r));
+        else std::fill(out.data + r * out.ld + j * k, out.data + r * out.ld + (j + 1) * k, 0.0f);
+      }
+      if (!rows.empty()) run_out_block(map, j, rows, in, out, false, active);
+    }
   }
 }
