@@ -1,5 +1,6 @@
 // Whole-CondNet inference on the CPU in one parallel region: every gate, every block-sparse layer and
-// the output layer, with no Python, no allocation and no zeros written between them.
+// the output layer, with no Python, no allocation and no zeros written between them (condnet_forward);
+// and one block-sparse layer by the same pairs (pairs_forward).
 //
 // Why: layer by layer, each block_sparse_linear call validates, routes and allocates in Python, and the
 // grouped kernel computes an active output block over every input block, zeros included, so a layer
