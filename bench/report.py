@@ -36,6 +36,13 @@ def _speed_cell(speedup: float, ideal: float, low: float = float("nan"), high: f
     return f"[{color}]{speedup:.2f}[/{color}]{interval}"
 
 
+def in_reading_order(rows: pd.DataFrame) -> pd.DataFrame:
+    """Kernel rows ordered as numbers, not as the strings of their case ids (which put B = 16 before 4 and
+    k = 128 before 64): by batch, block size, mask source, then density, stably."""
+    keys = [c for c in ("batch", "block_size", "mask_source", "requested_density", "ideal_density") if c in rows]
+    return rows.sort_values(keys, kind="stable", na_position="last") if keys else rows
+
+
 def break_even(kernels: pd.DataFrame) -> pd.DataFrame:
     """For each device, dtype, block size, batch and mask side: the smallest density measured at which
     the sparse layer beats dense, and the largest at which it does not (NaN: none measured)."""
@@ -71,7 +78,10 @@ def peer_summary(run: Run) -> pd.DataFrame:
             ok = r["status"] == "ok"
             row[r["provider"]] = (r["speedup"], r["speedup_ci_low"], r["speedup_ci_high"]) if ok else r["status"]
         rows.append(row)
-    return pd.DataFrame(rows)
+    summary = pd.DataFrame(rows)
+    # Sweeps in the run's order, each one's rows as numbers.
+    order = {sweep: i for i, sweep in enumerate(dict.fromkeys(summary["sweep"]))}
+    return in_reading_order(summary).sort_values("sweep", key=lambda s: s.map(order), kind="stable")
 
 
 def _peer_cell(value) -> str:
@@ -148,6 +158,7 @@ def print_report(run: Run, console: Console | None = None) -> None:
     k = run.kernels
     if not k.empty:
         for sweep, group in k.groupby("sweep", sort=False):
+            group = in_reading_order(group)
             table = Table(title=f"sweep {sweep}: sparse vs dense (medians; x = speedup)")
             for col in ("device", "dtype", "regime", "B", "K x N", "k", "masks", "source", "density",
                         "dense ms", "sparse ms", "x", "ideal x", "of ideal", "of roofline", "status"):

@@ -348,3 +348,20 @@ def test_models_over_seeds_report_mean_and_interval(tmp_path):
     assert "mean [95% interval] over the seeds" in " ".join(proc.stdout.split())  # rich wraps long titles
     # trained-mask kernel cases use the first seed's model only
     assert len(run.kernels) == 1 and run.kernels["model"].iloc[0].endswith("-s0")
+
+
+def test_kernel_rows_read_in_numeric_order(tiny_run):
+    """Sorted as case-id strings, B = 16 came before 4 and k = 128 before 64; the report sorts numbers."""
+    import pandas as pd
+
+    from bench.report import in_reading_order, peer_summary
+
+    rows = pd.DataFrame({"batch": [16, 4, 1024, 256, 4], "block_size": [128, 64, 128, 64, 128],
+                         "mask_source": ["iid"] * 5, "requested_density": [0.5, 0.1, 0.25, 0.5, 0.25],
+                         "ideal_density": [0.5, 0.1, 0.25, 0.5, 0.25]})
+    ordered = in_reading_order(rows)
+    assert list(zip(ordered["batch"], ordered["block_size"])) == [(4, 64), (4, 128), (16, 128), (256, 64), (1024, 128)]
+    _, run_dir, _ = tiny_run
+    kernels = in_reading_order(load_run(run_dir).kernels)
+    assert list(kernels["batch"]) == sorted(kernels["batch"])  # the suite lists batch 32 before 2
+    assert peer_summary(load_run(run_dir)).empty  # no peers in it: nothing to order
