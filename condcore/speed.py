@@ -43,9 +43,10 @@ def check_inference(model: CondNet, batches: list[torch.Tensor], mode: str, *, r
             torch.manual_seed(0)
             spec = model(x, mode=mode, backend="reference")
             for layer, (a, b) in enumerate(zip(timed.masks, spec.masks)):
-                if not torch.equal(a.cpu(), b.cpu()):
+                a, b = a.cpu(), b.cpu()
+                if not torch.equal(a, b):
                     raise ValueError(f"layer {layer}'s masks differ from the reference in "
-                                     f"{int((a.cpu() != b.cpu()).sum())} of {a.numel()} blocks at batch {len(x)}")
+                                     f"{int((a != b).sum())} of {a.numel()} blocks at batch {len(x)}")
             if not torch.allclose(timed.logits.double(), spec.logits.double(), rtol=rtol, atol=atol):
                 worst = float((timed.logits.double() - spec.logits.double()).abs().max())
                 raise ValueError(f"logits differ from the reference by up to {worst:.3g} at batch {len(x)}")

@@ -123,8 +123,9 @@ class CondNet(nn.Module):
     def forward(self, x: torch.Tensor, mode: str = "threshold", backend: str = "auto") -> ForwardTrace:
         """mode: "train" (sampled masks, see the module docstring for its math) or an inference mode:
         "sample" (as the paper), "threshold" (p > 0.5) or "topk" (fixed budget of round(tau * blocks)).
-        backend: the kernels' (block_sparse_linear). With "auto", a threshold-mode inference of an fp32
-        model on the CPU inside `frozen_weights()` runs as one native call (condcore.models.fused_inference)."""
+        backend: the kernels' (block_sparse_linear). With "auto", an fp32 CPU inference inside
+        `frozen_weights()` whose gates decide the mode from their logits alone (Gate.native_rule) runs as
+        one native call (condcore.models.fused_inference)."""
         if mode != "train" and mode not in INFERENCE_MODES:
             raise ValueError(f"unknown mode {mode!r}; choose train or one of {', '.join(INFERENCE_MODES)}")
         if mode != "train" and backend == "auto":

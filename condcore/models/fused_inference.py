@@ -43,7 +43,7 @@ def _parameters(model: CondNet) -> list[torch.Tensor]:
 def _pack(model: CondNet, mode: str) -> PackedNetwork | None:
     """The model's maps packed for the kernel, or None where its gates or weights do not fit it."""
     rules = [gate.native_rule(mode, n) for gate, n in zip(model.gates, model.n_blocks)]
-    params = list(model.parameters())
+    params = _parameters(model)
     if (None in rules or not condnet_native.available()
             or any(p.dtype != torch.float32 or p.device.type != "cpu" for p in params)):
         return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from types import ModuleType
 
 import torch
 import torch.nn.functional as F
@@ -65,17 +66,23 @@ class PackedNetwork:
                 [g.bias for g in self.gates], [float(t) for t in self.thresholds], [int(b) for b in self.budgets])
 
 
-def available() -> bool:
+def _native() -> ModuleType | None:
+    """The built C++ module with this file's kernels, or None (not built, turned off, or an older
+    build without them)."""
     module = cpu_native._load()
-    return module is not None and hasattr(module, "condnet_forward")
+    return module if module is not None and hasattr(module, "condnet_forward") else None
+
+
+def available() -> bool:
+    return _native() is not None
 
 
 def condnet_forward(x: torch.Tensor, network: PackedNetwork) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
     """(logits (B, n_classes), one (B, n_blocks) bool mask per hidden layer) of the packed network on x
     (B, features), a mask being its gate's decision (threshold or budget); None where the C++ kernels are not
     built. x must be contiguous fp32 on the CPU."""
-    module = cpu_native._load()
-    if module is None or not hasattr(module, "condnet_forward"):
+    module = _native()
+    if module is None:
         return None
     if x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() != 2 or not x.is_contiguous():
         raise ValueError(f"x must be a contiguous 2-D fp32 CPU tensor, got {tuple(x.shape)} {x.dtype} on {x.device}")
@@ -112,8 +119,8 @@ def pairs_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
             or weight.shape[0] % block_size or weight.shape[1] % block_size
             or (bias is not None and bias.dtype != torch.float32)):
         return None
-    module = cpu_native._load()
-    if module is None or not hasattr(module, "pairs_forward"):
+    module = _native()
+    if module is None:
         return None
     packed = frozen_copy(weight, [weight], ("pairs", block_size), lambda: pack_weight(weight, block_size, block_size))
     if packed is None:

@@ -1,7 +1,7 @@
 """The C++ CPU kernels (csrc/: the large-batch grouped kernel, launched from here, and the whole-CondNet
 forward, launched from condnet_native.py): one module, built on first use.
 
-Built by torch.utils.cpp_extension (g++ and ninja; about 25 s once per machine and source version, then
+Built by torch.utils.cpp_extension (g++ and ninja; about 80 s once per machine and source version, then
 loaded from torch's extension cache). Where it cannot be built, `grouped_linear` returns None and the
 torch-ops kernel in cpu.py runs instead; `status()` says which and why. CONDBENCH_NATIVE=0 turns it
 off, so the torch-ops kernel can be tested and timed too.
@@ -92,7 +92,7 @@ load(sys.argv[2], sources=sys.argv[3].split(";"), extra_cflags=sys.argv[4].split
 
 def _build(folder: Path) -> None:
     """Builds the module into folder in a child process; raises RuntimeError with its output if it fails."""
-    print(f"condbench: building the C++ CPU kernel into {folder} (about 25 s, once per machine and "
+    print(f"condbench: building the C++ CPU kernels into {folder} (about 80 s, once per machine and "
           "source version)", file=sys.stderr, flush=True)
     child = subprocess.Popen([sys.executable, "-c", _BUILD_SCRIPT, str(os.getpid()), _name(), ";".join(map(str, SOURCES)),
                               " ".join(CFLAGS), " ".join(LDFLAGS), str(folder)],

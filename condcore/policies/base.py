@@ -63,6 +63,9 @@ class Gate(nn.Module):
     sparse_in_training: bool = True
     inference_mode: str = "threshold"
     options: tuple[str, ...] = ()
+    # The logit above which the "threshold" mode keeps a block, where that mode is this one comparison
+    # (REINFORCE, straight-through); None where it is not.
+    threshold_logit: float | None = None
 
     def __init__(self, tau: float) -> None:
         super().__init__()
@@ -77,6 +80,8 @@ class Gate(nn.Module):
         """How an inference `mode` decides from the policy's logits alone, for the native CondNet
         forward to decide it itself: ("threshold", t), a block runs where its logit > t; ("topk", n), the
         n blocks of highest logit run. None where it is neither (no policy, sampled masks)."""
+        if mode == "threshold" and self.threshold_logit is not None:
+            return ("threshold", self.threshold_logit)
         return None
 
     def logit_of(self, p: float) -> float | None:

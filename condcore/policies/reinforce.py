@@ -41,9 +41,6 @@ class ReinforceGate(Gate):
         q = (0.5 - self.p_min) / (self.p_max - self.p_min)
         return -math.inf if q <= 0 else math.inf if q >= 1 else math.log(q / (1 - q))
 
-    def native_rule(self, mode: str, n_blocks: int) -> tuple[str, float] | None:
-        return ("threshold", self.threshold_logit) if mode == "threshold" else None
-
     def forward(self, logits: torch.Tensor, batch: int, n_blocks: int, mode: str) -> GateOutput:
         if mode == "threshold":
             return GateOutput(mask=logits > self.threshold_logit)

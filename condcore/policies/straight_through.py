@@ -24,9 +24,6 @@ class StraightThroughGate(Gate):
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.temperature = temperature
 
-    def native_rule(self, mode: str, n_blocks: int) -> tuple[str, float] | None:
-        return ("threshold", self.threshold_logit) if mode == "threshold" else None
-
     def forward(self, logits: torch.Tensor, batch: int, n_blocks: int, mode: str) -> GateOutput:
         if mode == "threshold":  # one comparison (see ReinforceGate.threshold_logit)
             return GateOutput(mask=logits > self.threshold_logit)
