@@ -294,3 +294,21 @@ def test_out_beside_its_inputs_in_one_buffer_is_fine(backend, regime, rng):
     y = block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend=backend, regime=regime,
                             out=buf[batch * features :].view(batch, features))
     torch.testing.assert_close(y.double().cpu(), p.reference().cpu(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(DEVICE != "cpu", reason="the pair kernel is the CPU's")
+@pytest.mark.parametrize("offset", [0, 1], ids=["aligned", "misaligned-out"])
+def test_the_pair_kernel_zeroes_a_large_output(offset, rng, monkeypatch):
+    """Outputs of 4 MB and more are zeroed by streaming stores where aligned, by plain ones where not:
+    every inactive element of a NaN-poisoned buffer must come out 0, every active one right."""
+    calls = []
+    pairs_linear = condnet_native.pairs_linear
+    monkeypatch.setattr(condnet_native, "pairs_linear", lambda *a: calls.append(pairs_linear(*a)) or calls[-1])
+    p = make_problem(520, 128, 2048, 64, in_density=None, out_density=0.1, generator=rng)
+    storage = torch.full((p.x.shape[0] * 2048 + offset,), float("nan"))
+    out = storage[offset:].view(p.x.shape[0], 2048)
+    with frozen_weights():
+        y = block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend="torch", regime="grouped", out=out)
+    assert calls and calls[-1] is not None and y.data_ptr() == out.data_ptr()
+    assert out.numel() * 4 >= 4 << 20
+    torch.testing.assert_close(y.double(), p.reference(), rtol=1e-4, atol=1e-4)
