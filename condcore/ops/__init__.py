@@ -87,9 +87,8 @@ def block_sparse_linear(
         shape = validate_linear_args(x, weight, bias, in_mask, out_mask, block_size)
         chosen = _pick_backend(backend, x)
         kernel: Kernel = find(chosen, pick_regime(regime, shape.batch))
-        needs_grad = torch.is_grad_enabled() and any(
-            t is not None and t.requires_grad for t in (x, weight, bias)
-        )
+        needs_grad = torch.is_grad_enabled() and (
+            x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad))
         if out is not None:
             validate_out(out, x, shape, {"x": x, "weight": weight, "bias": bias, "in_mask": in_mask, "out_mask": out_mask})
     if bias is not None:

@@ -70,7 +70,7 @@ def _native() -> ModuleType | None:
     """The built C++ module with this file's kernels, or None (not built, turned off, or an older
     build without them)."""
     module = cpu_native._load()
-    return module if module is not None and hasattr(module, "condnet_forward") else None
+    return module if module is not None and hasattr(module, "pairs_forward") else None
 
 
 def available() -> bool:
@@ -115,9 +115,10 @@ def pairs_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     """block_sparse_linear's y by the pair kernel (each row runs only its active input x output block
     pairs), or None where it does not apply: fp32 on the CPU, blocks a multiple of LANES wide, the C++
     kernels built, and inside `frozen_weights()` (the weight is packed once)."""
-    if (x.dtype != torch.float32 or weight.dtype != torch.float32 or x.device.type != "cpu" or block_size % LANES
-            or weight.shape[0] % block_size or weight.shape[1] % block_size
-            or (bias is not None and bias.dtype != torch.float32)):
+    # The arguments have passed block_sparse_linear's checks (bias has weight's dtype): what is left is
+    # whether this kernel applies. Kept lean: at batch 1 this function's Python is most of a call.
+    if (x.dtype != torch.float32 or weight.dtype != torch.float32 or not x.is_cpu or block_size % LANES
+            or weight.shape[0] % block_size or weight.shape[1] % block_size):
         return None
     module = _native()
     if module is None:
@@ -125,8 +126,8 @@ def pairs_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     packed = frozen_copy(weight, [weight], ("pairs", block_size), lambda: pack_weight(weight, block_size, block_size))
     if packed is None:
         return None
-    y = out if out is not None else torch.empty(x.shape[0], weight.shape[0], dtype=x.dtype)
-    masks = [None if m is None else m.contiguous() for m in (in_mask, out_mask)]
-    module.pairs_forward(x.contiguous(), packed, None if bias is None else bias.contiguous(), *masks, y,
-                         torch.get_num_threads())
+    y = out if out is not None else torch.empty(x.shape[0], weight.shape[0])
+    module.pairs_forward(x.contiguous(), packed, None if bias is None else bias.contiguous(),
+                         None if in_mask is None else in_mask.contiguous(),
+                         None if out_mask is None else out_mask.contiguous(), y, torch.get_num_threads())
     return y

@@ -147,6 +147,8 @@ def _load() -> ModuleType | None:
     global _module, _error
     if not enabled():
         return None
+    if _module is not None:  # every small-batch call comes here: no lock once loaded
+        return _module
     with _lock:
         if _module is None and _error is None:
             try:
