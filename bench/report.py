@@ -7,6 +7,7 @@ import base64
 import html
 import io
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -16,10 +17,12 @@ from rich.panel import Panel
 from rich.table import Table
 
 from bench.cli_common import writable_folder
+from bench.break_even import break_even, describe
 from bench.contention import BUSY_CORES
 from bench.goals import check_goals
 from bench.profile_report import print_profiles, profiles_html
 from bench.results import Run, load_run, write_tables
+from bench.tables import KEEP, Cell, Column, fitted_table
 
 
 def add_parser(subparsers) -> None:
@@ -41,23 +44,6 @@ def in_reading_order(rows: pd.DataFrame) -> pd.DataFrame:
     k = 128 before 64): by batch, block size, mask source, then density, stably."""
     keys = [c for c in ("batch", "block_size", "mask_source", "requested_density", "ideal_density") if c in rows]
     return rows.sort_values(keys, kind="stable", na_position="last") if keys else rows
-
-
-def break_even(kernels: pd.DataFrame) -> pd.DataFrame:
-    """For each device, dtype, block size, batch and mask side: the smallest density measured at which
-    the sparse layer beats dense, and the largest at which it does not (NaN: none measured)."""
-    ok = kernels[(kernels["status"] == "ok") & (kernels["mask_source"] != "trained")]
-    if ok.empty:
-        return pd.DataFrame()
-    rows = []
-    for key, group in ok.groupby(["device", "dtype", "block_size", "batch", "masks"]):
-        wins = group[group["speedup"] > 1.0]["requested_density"]
-        losses = group[group["speedup"] <= 1.0]["requested_density"]
-        rows.append(dict(zip(["device", "dtype", "block_size", "batch", "masks"], key),
-                         smallest_winning_density=wins.min() if len(wins) else float("nan"),
-                         largest_losing_density=losses.max() if len(losses) else float("nan"),
-                         best_speedup=group["speedup"].max()))
-    return pd.DataFrame(rows)
 
 
 def peer_summary(run: Run) -> pd.DataFrame:
@@ -84,9 +70,9 @@ def peer_summary(run: Run) -> pd.DataFrame:
     return in_reading_order(summary).sort_values("sweep", key=lambda s: s.map(order), kind="stable")
 
 
-def _peer_cell(value) -> str:
+def _peer_cell(value, short: bool = False) -> str:
     if isinstance(value, tuple):
-        return _speed_cell(value[0], float("inf"), value[1], value[2])
+        return _speed_cell(value[0], float("inf"), *(() if short else (value[1], value[2])))
     return "" if not isinstance(value, str) else f"[yellow]{value}[/yellow]"
 
 
@@ -133,83 +119,212 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {rest} s" if minutes else f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
 
 
-def _status_cell(row) -> str:
-    flags = getattr(row, "load_flags", "")
+def _status_cell(row: dict) -> str:
+    flags = row.get("load_flags", "")
     if isinstance(flags, str) and flags:
         return f"[yellow]ok ! {flags}[/yellow]"
     return "ok"
 
 
+def report_console() -> Console:
+    """The terminal's width on a terminal; in a pipe or a CI log (no width of its own), $COLUMNS or 160."""
+    if sys.stdout.isatty():
+        return Console()
+    columns = os.environ.get("COLUMNS", "")
+    return Console(width=int(columns) if columns.isdigit() and int(columns) > 0 else 160)
+
+
 def print_report(run: Run, console: Console | None = None) -> None:
-    # A pipe or CI log has no width of its own; do not let rich squeeze the numbers into ellipses.
-    console = console or Console(width=None if sys.stdout.isatty() else 220)
+    """The run's report for the terminal, the answer first: the summary at a glance, then each sweep,
+    the goals, the break-even densities, the peers, the profiles and the models, every table fitted to
+    the console's width (bench.tables)."""
+    console = console or report_console()
+    width = console.width
     env = run.env
     where = env.get("gpu", {}).get("name") if env.get("gpu") else env.get("cpu_model")
     if not env.get("gpu") and where and env.get("cpu_capability"):
         where += f" ({env['cpu_capability']}{', native bf16' if env.get('cpu_native_bf16') else ''})"
-    console.print(f"[bold]{run.run_id}[/bold] on {where}, torch {env.get('torch')}, {env.get('torch_threads')} threads")
+    console.print(f"[bold]{run.run_id}[/bold] on {where}, torch {env.get('torch')}, {env.get('torch_threads')} threads",
+                  highlight=False)
     if wall := wall_time_line(run):
-        console.print(wall)
+        console.print(wall, highlight=False)
     if roof := roofline_line(run):
         console.print(roof, highlight=False)
     warning = load_warning(run)
     if warning:
         console.print(Panel(warning, title="busy machine", style="bold red"))
+    print_summary(run, console)
     k = run.kernels
     if not k.empty:
         for sweep, group in k.groupby("sweep", sort=False):
-            group = in_reading_order(group)
-            table = Table(title=f"sweep {sweep}: sparse vs dense (medians; x = speedup)")
-            for col in ("device", "dtype", "regime", "B", "K x N", "k", "masks", "source", "density",
-                        "dense ms", "sparse ms", "x", "ideal x", "of ideal", "of roofline", "status"):
-                table.add_column(col, justify="right")
-            for r in group.itertuples():
-                head = [r.device, r.dtype, r.regime_used, str(r.batch), f"{r.in_features}x{r.out_features}",
-                        str(r.block_size), r.masks, r.mask_source]
-                if r.status != "ok":
-                    table.add_row(*head, "", "", "", "", "", "", "", f"[red]{r.status}: {r.error}[/red]")
-                    continue
-                ideal = 1.0 / r.ideal_density if r.ideal_density > 0 else float("inf")
-                table.add_row(*head, f"{r.ideal_density:.3f}", f"{r.dense_median_s * 1e3:.3f}",
-                              f"{r.sparse_median_s * 1e3:.3f}", _speed_cell(r.speedup, ideal, getattr(r, "speedup_ci_low", float("nan")),
-                                                                   getattr(r, "speedup_ci_high", float("nan"))),
-                              f"{ideal:.1f}",
-                              f"{r.fraction_of_ideal:.2f}", f"{r.fraction_of_roofline:.2f}", _status_cell(r))
-            console.print(table)
+            console.print(kernel_table(sweep, in_reading_order(group), width))
+            for r in group[group["status"] != "ok"].to_dict("records"):
+                console.print(f"[red]{r['case_id']}: {r['status']}: {r['error']}[/red]", highlight=False)
         goals = check_goals(k)
         if not goals.empty:
-            table = Table(title="speed goals of the kernels issue, on this run's rows")
-            for col in ("goal", "metric", "target", "measured", "verdict"):
-                table.add_column(col, justify="right")
-            for r in goals.to_dict("records"):
-                verdict = "[green]met[/green]" if r["met"] else f"[red]missed by {r['short_by']:.2f}[/red]"
-                table.add_row(r["goal"], r["metric"], f"{r['target']:.2f}", f"{r['measured']:.2f}", verdict)
-            console.print(table)
+            rows = [[r["goal"], r["metric"], f"{r['target']:.2f}", f"{r['measured']:.2f}",
+                     "[green]met[/green]" if r["met"] else f"[red]missed by {r['short_by']:.2f}[/red]"]
+                    for r in goals.to_dict("records")]
+            console.print(fitted_table("speed goals this run is checked against (bench/goals.py)",
+                                       [Column("goal", KEEP, "left"), Column("metric", 20, label="metric"),
+                                        Column("target", KEEP), Column("measured", KEEP), Column("verdict", KEEP)],
+                                       rows, width))
         be = break_even(k)
         if not be.empty:
-            table = Table(title="where does it pay off? smallest density (of those measured) at which sparse beats dense")
-            for col in be.columns:
-                table.add_column(col.replace("_", " "), justify="right")
-            missing = {"smallest_winning_density": "never", "largest_losing_density": "none"}
-            for r in be.to_dict("records"):
-                table.add_row(*[missing.get(col, "-") if isinstance(v, float) and v != v
-                                else f"{v:.3g}" if isinstance(v, float) else str(v) for col, v in r.items()])
-            console.print(table)
+            rows = [[r["device"], r["dtype"], f"{r['in_features']}x{r['out_features']}", str(r["block_size"]),
+                     str(r["batch"]), r["masks"], r["mask_source"], describe(r),
+                     f"{r['best_speedup']:.2f} (d {r['best_density']:g})"] for r in be.to_dict("records")]
+            console.print(fitted_table(
+                "where it stops paying: the density at which sparse stops beating dense",
+                [Column("device", 10), Column("dtype", 10), Column("K x N", 10), Column("k", KEEP, label="k"),
+                 Column("B", KEEP, label="B"), Column("masks", 90, label="masks"), Column("source", 85, label="source"),
+                 Column("break-even\ndensity", KEEP), Column("best x (at d)", 60)],
+                rows, width, caption=BREAK_EVEN_NOTE))
     peers = peer_summary(run)
     if not peers.empty:
-        names = [c for c in peers.columns if c in set(run.providers["provider"])]
-        table = Table(title="ours against its peers: each one's speedup over the dense baseline (x), checked "
-                            "first; rank: ours among all timed")
-        for col in ("sweep", "B", "k", "masks", "source", "density", "ours x", *names, "rank"):
-            table.add_column(col, justify="right")
-        for r in peers.to_dict("records"):
-            table.add_row(r["sweep"], str(r["batch"]), str(r["block_size"]), r["masks"], r["mask_source"],
-                          f"{r['ideal_density']:.3f}", _speed_cell(r["speedup"], float("inf"), r["speedup_ci_low"],
-                                                                    r["speedup_ci_high"]),
-                          *[_peer_cell(r.get(n)) for n in names], f"{int(r['ours_rank'])} of {int(r['providers_timed'])}")
-        console.print(table)
+        console.print(peer_table(peers, [c for c in peers.columns if c in set(run.providers["provider"])], width))
     print_profiles(run, console)
     print_models(run.models, run.model_speeds, console)
+
+
+BREAK_EVEN_NOTE = ("density: the share of each masked side's blocks active, as the suite asked, interpolated "
+                   "between the two measured densities around the crossing; > d: sparse won at every density "
+                   "measured (up to d); < d: at none (down to d); *: not monotone")
+
+
+def kernel_table(sweep: str, group: pd.DataFrame, width: int) -> Table:
+    """One sweep's cases: the columns that vary, the best block size per batch and density starred."""
+    best = _winners(group)
+    rows = []
+    for r in group.to_dict("records"):
+        asked = f"tau {r['tau']:g}" if r["mask_source"] == "trained" else f"{r['requested_density']:g}"
+        head = [r["device"], r["dtype"], r["regime_used"], str(r["batch"]), f"{r['in_features']}x{r['out_features']}",
+                str(r["block_size"]), r["masks"], r["mask_source"], asked]
+        if r["status"] != "ok":
+            rows.append(head + ["", "", "", "[red]failed[/red]", "", "", "", f"[red]{r['status']}[/red]"])
+            continue
+        ideal = 1.0 / r["ideal_density"] if r["ideal_density"] > 0 else float("inf")
+        star = " [bold yellow]*[/bold yellow]" if r["case_id"] in best else ""
+        low, high = r.get("speedup_ci_low", math.nan), r.get("speedup_ci_high", math.nan)
+        rows.append(head + [f"{r['ideal_density']:.3f}", f"{r['dense_median_s'] * 1e3:.3f}",
+                            f"{r['sparse_median_s'] * 1e3:.3f}",
+                            (_speed_cell(r["speedup"], ideal, low, high) + star, _speed_cell(r["speedup"], ideal) + star),
+                            f"{ideal:.1f}", f"{r['fraction_of_ideal']:.2f}", f"{r['fraction_of_roofline']:.2f}",
+                            _status_cell(r)])
+    columns = [Column("device", 10), Column("dtype", 10), Column("regime", 20, label="regime"), Column("B", KEEP, label="B"),
+               Column("K x N", 10), Column("k", KEEP, label="k"), Column("masks", 90, label="masks"),
+               Column("source", 85, label="source"), Column("density\nasked", KEEP, label="density"),
+               Column("work\ndensity", 60), Column("dense\nms", 30), Column("sparse\nms", 40),
+               Column("x [95%]", KEEP), Column("ideal\nx", 35), Column("of\nideal", 70), Column("of\nroofline", 25),
+               Column("status", 95, "left", label="status")]
+    star = "; *: the best block size and mask side at its batch and density" if best else ""
+    return fitted_table(f"sweep {sweep}", columns, rows, width, files="kernels.csv",
+                        caption=f"x: speedup over dense, median and 95% interval{star}; work density: the share "
+                                "of the dense work really needed")
+
+
+def _winners(group: pd.DataFrame) -> set[str]:
+    """Case ids of the fastest row per batch and asked density (or tau), where more than one competes."""
+    ok = group[group["status"] == "ok"].copy()
+    if ok.empty:
+        return set()
+    tau = pd.to_numeric(ok["tau"], errors="coerce")  # None outside the trained-mask cases
+    ok["asked"] = ok["requested_density"].where(ok["mask_source"] != "trained", -tau)
+    winners = set()
+    for _, g in ok.groupby(["batch", "asked", "mask_source"], dropna=False):
+        if len(g) > 1:
+            winners.add(g.loc[g["speedup"].idxmax(), "case_id"])
+    return winners
+
+
+def peer_table(peers: pd.DataFrame, names: list[str], width: int) -> Table:
+    """Per case with peers: ours and the fastest peer (the winner of the row is bold), then each peer."""
+    rows = []
+    for r in peers.to_dict("records"):
+        timed = {n: r[n] for n in names if isinstance(r.get(n), tuple)}
+        best_peer = max(timed, key=lambda n: timed[n][0]) if timed else None
+        ours_wins = best_peer is None or r["speedup"] >= timed[best_peer][0]
+        ours = (_speed_cell(r["speedup"], float("inf"), r["speedup_ci_low"], r["speedup_ci_high"]),
+                _speed_cell(r["speedup"], float("inf")))
+        if ours_wins:
+            ours = tuple(f"[bold]{c}[/bold]" for c in ours)
+        best = "" if best_peer is None else f"{best_peer} {timed[best_peer][0]:.2f}"
+        if best_peer is not None and not ours_wins:
+            best = f"[bold]{best}[/bold]"
+        rows.append([r["sweep"], str(r["batch"]), str(r["block_size"]), r["masks"], r["mask_source"],
+                     f"{r['ideal_density']:.3f}", ours, best,
+                     *[(_peer_cell(r.get(n)), _peer_cell(r.get(n), short=True)) for n in names],
+                     f"{int(r['ours_rank'])} of {int(r['providers_timed'])}"])
+    columns = [Column("sweep", 50, "left", label="sweep"), Column("B", KEEP, label="B"), Column("k", KEEP, label="k"),
+               Column("masks", 80, label="masks"), Column("source", 85, label="source"),
+               Column("work\ndensity", KEEP), Column("ours x", KEEP), Column("best peer x", KEEP, "left"),
+               *[Column(n, 20) for n in names], Column("ours'\nrank", KEEP)]
+    return fitted_table("ours against its peers: each one's speedup over the dense baseline, checked first",
+                        columns, rows, width, files="providers.csv",
+                        caption="bold: the fastest of the row; rank: ours among every provider timed")
+
+
+def print_summary(run: Run, console: Console) -> None:
+    """The answer first: the best block size per batch and density, and the fastest model within each
+    error budget."""
+    width = console.width
+    k = run.kernels
+    if not k.empty:
+        ok = k[(k["status"] == "ok") & (k["mask_source"] != "trained")]
+        densities = sorted(ok["requested_density"].dropna().unique(), reverse=True)
+        rows = []
+        for (batch, masks, source), g in ok.groupby(["batch", "masks", "mask_source"]):
+            cells = []
+            for d in densities:
+                at = g[g["requested_density"] == d]
+                if at.empty:
+                    cells.append("")
+                    continue
+                r = at.loc[at["speedup"].idxmax()]
+                cells.append(f"{_speed_cell(r['speedup'], 1.0 / r['ideal_density'])} k{r['block_size']}")
+            rows.append([str(batch), masks, source, *cells])
+        if rows:
+            console.print(fitted_table(
+                "at a glance: the best block size per batch and density (x over dense)",
+                [Column("B", KEEP), Column("masks", KEEP, label="masks"), Column("source", KEEP, label="source"),
+                 *[Column(f"d {d:g}", KEEP) for d in densities]], rows, width,
+                caption="red: slower than dense; bold green: 0.85 of the ideal 1/density or better"))
+    models, speeds = run.models, run.model_speeds
+    if not models.empty and not speeds.empty:
+        rows = [[r["budget"], str(r["batch"]), r["model"], r["speed"], r["change"]]
+                for r in fastest_per_error_budget(models, speeds)]
+        if rows:
+            console.print(fitted_table(
+                "at a glance: the fastest model within each test-error budget",
+                [Column("test error vs dense", KEEP, "left"), Column("B", KEEP), Column("fastest model", KEEP, "left"),
+                 Column("x [95%]", KEEP), Column("its error\nvs dense", KEEP)], rows, width,
+                caption="budget: the mean test error's rise over the dense net's, in points; x: the model's "
+                        "end-to-end speedup over the dense net at that batch"))
+
+
+ERROR_BUDGETS = (0.0, 0.005, 0.01, 0.02, math.inf)  # the test error's rise over the dense net's, as a fraction
+
+
+def fastest_per_error_budget(models: pd.DataFrame, speeds: pd.DataFrame) -> list[dict]:
+    """Per budget (the mean test error at most this far above the dense net's) and batch timed: the
+    model of highest median speedup, as rows of markup (budget, batch, model, speed, change)."""
+    summary = model_summary(models)
+    if summary.empty or "error_change" not in summary:
+        return []
+    timed = summary.merge(speed_summary(models, speeds), on=["policy", "tau"])
+    failed = timed["error"].apply(lambda e: isinstance(e, str)) if "error" in timed else False
+    timed = timed[timed["error_change"].notna() & ~failed]
+    rows = []
+    for budget in ERROR_BUDGETS:
+        within = timed[timed["error_change"] <= budget + 1e-12]
+        label = "any" if budget == math.inf else f"<= +{100 * budget:g} points"
+        for batch, g in within.groupby("batch"):
+            r = g.loc[g["speedup"].idxmax()]
+            rows.append({"budget": label, "batch": batch, "model": f"{r['policy']} tau {r['tau']:g}",
+                         "speed": (_speed_cell(r["speedup"], 1.0, r["speedup_ci_low"], r["speedup_ci_high"]),
+                                   _speed_cell(r["speedup"], 1.0)),
+                         "change": f"{100 * r['error_change']:+.2f}"})
+    return rows
 
 
 def print_models(models: pd.DataFrame, speeds: pd.DataFrame, console: Console) -> None:
@@ -222,48 +337,54 @@ def print_models(models: pd.DataFrame, speeds: pd.DataFrame, console: Console) -
     batches = sorted(speeds["batch"].unique()) if not speeds.empty else []
     cell = {(r["policy"], r["tau"], r["batch"]): r for r in speeds.to_dict("records")}
     seeded = (m["seeds"] > 1).any()
-    title = "trained models: test error vs measured end-to-end inference speedup over the dense net"
+    title = "trained models: test error against end-to-end inference speedup over the dense net"
     if seeded:
         title += " (test error: mean [95% interval] over the seeds, each its own split)"
-    table = Table(title=title, caption="test error's interval: the wider of the t-interval over the seeds and the "
-                                       "exact binomial one of all their test images; vs dense: the change against "
-                                       "the dense net trained on the same split(s), paired per seed (interval over "
-                                       "the seeds); speed: the first seed's model")
+    caption = ("test error's interval: the wider of the t-interval over the seeds and the exact binomial one "
+               "of all their test images; vs dense: the change against the dense net trained on the same "
+               "split(s), paired per seed; x: speedup, median [95% interval]; of ideal: the speedup over the "
+               "FLOP ideal (dense FLOPs / FLOPs run, policies included)")
     last = batches[-1] if batches else None
-    for col in (["policy", "tau", "mode", "seeds", "test error %", "vs dense, points", "density per layer"]
-                + [f"x at B={b}" for b in batches] + (["FLOP ideal x", f"of ideal, B={last}"] if last else [])):
-        table.add_column(col, justify="right")
+    columns = [Column("policy", KEEP, "left"), Column("tau", KEEP), Column("mode", 40, label="mode"),
+               Column("seeds", 30, label="seeds"), Column("test\nerror %", KEEP), Column("vs dense,\npoints", KEEP),
+               Column("density\nper layer", 50), *[Column(f"x at\nB={b}", KEEP if b in (batches[0], last) else 60)
+                                                    for b in batches]]
+    if last:
+        columns += [Column("FLOP\nideal x", 45), Column(f"of ideal,\nB={last}", 55)]
+    rows = []
     for r in m.to_dict("records"):
         flags = r.get("load_flags")
         policy = f"[yellow]{r['policy']} ! {flags}[/yellow]" if isinstance(flags, str) and flags else r["policy"]
         if isinstance(r.get("error"), str):
             policy = f"[red]{r['policy']} check failed[/red]"
         error = f"{100 * r['test_error']:.2f}"
+        full_error = error
         if r.get("test_error_low", math.nan) == r.get("test_error_low", math.nan):
-            error += f" [{100 * r['test_error_low']:.2f}, {100 * r['test_error_high']:.2f}]"
+            full_error += f" [{100 * r['test_error_low']:.2f}, {100 * r['test_error_high']:.2f}]"
         ideal = r.get("flop_ideal", math.nan)
         ideal_cells = [f"{ideal:.2f}" if ideal == ideal else "–",
                        _fraction_of_ideal_cell(cell.get((r["policy"], r["tau"], last)), ideal)] if last else []
-        table.add_row(policy, f"{r['tau']:g}", r["inference_mode"], str(r["seeds"]), error, _error_change_cell(r),
-                      r["realized_density"], *[_model_speed_cell(cell.get((r["policy"], r["tau"], b))) for b in batches],
-                      *ideal_cells)
-    console.print(table)
+        density = "/".join(d.strip().removeprefix("0") for d in str(r["realized_density"]).split(","))
+        rows.append([policy, f"{r['tau']:g}", r["inference_mode"], str(r["seeds"]), (full_error, error),
+                     _error_change_cell(r), density, *[_model_speed_cell(cell.get((r["policy"], r["tau"], b)))
+                                                       for b in batches], *ideal_cells])
+    console.print(fitted_table(title, columns, rows, console.width, caption=caption, files="models.csv"))
     for r in m.to_dict("records"):
         if isinstance(r.get("error"), str):
             console.print(f"[red]{r['policy']} tau {r['tau']:g} not timed: {r['error']}[/red]")
 
 
-def _fraction_of_ideal_cell(speed: dict | None, ideal: float) -> str:
+def _fraction_of_ideal_cell(speed: dict | None, ideal: float) -> Cell:
     """The speedup over its FLOP ideal, with the speedup's interval over the same ideal (a count)."""
     if speed is None or ideal != ideal or speed["speedup"] != speed["speedup"]:
         return "–"
     cell = f"{speed['speedup'] / ideal:.2f}"
     if speed["speedup_ci_low"] == speed["speedup_ci_low"]:
-        cell += f" [{speed['speedup_ci_low'] / ideal:.2f}, {speed['speedup_ci_high'] / ideal:.2f}]"
+        return cell + f" [{speed['speedup_ci_low'] / ideal:.2f}, {speed['speedup_ci_high'] / ideal:.2f}]", cell
     return cell
 
 
-def _error_change_cell(row: dict) -> str:
+def _error_change_cell(row: dict) -> Cell:
     """The test error's change against the dense net, in points, with its interval where seeds give one."""
     change = row.get("error_change", math.nan)
     if change != change:
@@ -271,14 +392,15 @@ def _error_change_cell(row: dict) -> str:
     cell = f"{100 * change:+.2f}"
     low = row.get("error_change_low", math.nan)
     if low == low:
-        cell += f" [{100 * low:+.2f}, {100 * row['error_change_high']:+.2f}]"
+        return cell + f" [{100 * low:+.2f}, {100 * row['error_change_high']:+.2f}]", cell
     return cell
 
 
-def _model_speed_cell(speed: dict | None) -> str:
+def _model_speed_cell(speed: dict | None) -> Cell:
     if speed is None:
         return ""
-    return _speed_cell(speed["speedup"], 1.0, speed["speedup_ci_low"], speed["speedup_ci_high"])
+    return (_speed_cell(speed["speedup"], 1.0, speed["speedup_ci_low"], speed["speedup_ci_high"]),
+            _speed_cell(speed["speedup"], 1.0))
 
 
 def model_summary(models: pd.DataFrame) -> pd.DataFrame:
@@ -556,7 +678,11 @@ def write_report(run: Run, out: Path) -> Path:
     if not run.kernels.empty:
         be = break_even(run.kernels)
         if not be.empty:
-            parts.append("<h2>Where it pays off</h2>" + be.to_html(index=False, na_rep="never"))
+            be.insert(len(be.columns) - 1, "break_even", [describe(r) for r in be.to_dict("records")])
+            parts.append("<h2>Where it stops paying</h2><p>Per configuration, the block density at which the "
+                         "sparse layer stops beating dense, interpolated between the measured densities "
+                         "around the crossing (see bench/break_even.py).</p>"
+                         + be.drop(columns=["bound", "density"]).to_html(index=False, float_format=lambda v: f"{v:.3g}"))
         goals = check_goals(run.kernels)
         if not goals.empty:
             parts.append("<h2>Speed goals</h2>" + goals.to_html(index=False, float_format=lambda v: f"{v:.2f}"))

@@ -1,0 +1,69 @@
+"""The terminal report reads at 80 and at 160 columns: nothing cut, the answer first."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from bench.report import fastest_per_error_budget, print_report
+from bench.results import load_run
+from bench.tables import KEEP, Column, fitted_table
+
+RUN = Path(__file__).resolve().parents[1] / "results/runs/cpu-20261202-083023"  # the default suite, committed
+
+
+def render(width: int) -> str:
+    console = Console(width=width, record=True, file=io.StringIO())
+    print_report(load_run(RUN), console)
+    return console.export_text()
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_the_default_suites_report_fits_without_cutting_a_cell(width):
+    text = render(width)
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= width
+    # The answer first: both summaries come before the first sweep table.
+    glance = text.index("the best block size per batch and density")
+    models = text.index("the fastest model within each test-error budget")
+    assert glance < models < text.index("sweep decode")
+    # Every model and every kernel case is there, with its speedup.
+    for policy in ("dense", "random", "reinforce", "straight-through", "topk"):
+        assert f"\n {policy} " in text
+    for batch in ("4", "16", "256", "1024"):
+        assert f" {batch} " in text
+
+
+def test_intervals_show_at_160_and_their_absence_is_said_at_80():
+    wide, narrow = render(160), render(80)
+    assert "7.03 [6.95, 7.18]" in wide  # large batch, k = 128, d = 0.1: the speedup and its interval
+    assert "7.03 [6.95, 7.18]" not in narrow and " 7.03" in narrow
+    assert "intervals not shown at this width" in narrow
+
+
+def test_the_error_budget_summary_picks_the_fastest_model_within_each_budget():
+    run = load_run(RUN)
+    rows = fastest_per_error_budget(run.models, run.model_speeds)
+    assert {r["budget"] for r in rows} == {"<= +0 points", "<= +0.5 points", "<= +1 points", "<= +2 points", "any"}
+    for r in rows:
+        change = float(r["change"])
+        if r["budget"] != "any":
+            assert change <= float(r["budget"].split("+")[1].split()[0]) + 1e-9
+    any_budget = {r["batch"]: r for r in rows if r["budget"] == "any"}
+    assert any_budget[256]["model"] == "topk tau 0.1"  # 30.31x, the fastest model at batch 256 in this run
+
+
+def test_fitted_table_moves_constants_to_the_title_shortens_then_drops():
+    columns = [Column("device", 10), Column("B", KEEP), Column("speedup", KEEP), Column("extra", 5)]
+    rows = [["cpu", "1", ("2.00 [1.90, 2.10]", "2.00"), "x" * 30], ["cpu", "16", ("3.00 [2.90, 3.10]", "3.00"), "y" * 30]]
+    wide = fitted_table("t", columns, rows, 200)
+    assert wide.title == "t: cpu" and [c.header for c in wide.columns] == ["B", "speedup", "extra"]
+    narrow = fitted_table("t", columns, rows, 40, files="kernels.csv")
+    assert [c.header for c in narrow.columns] == ["B", "speedup"]
+    assert "intervals not shown at this width: speedup" in narrow.caption
+    assert "columns not shown at this width: extra" in narrow.caption and "kernels.csv" in narrow.caption
+    tiny = fitted_table("t", columns, rows, 5)
+    assert [c.header for c in tiny.columns] == ["B", "speedup"]  # KEEP columns stay, however narrow
