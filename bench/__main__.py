@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from bench import (compare, continuous, data_cmd, merge_cmd, models_cmd, power_cmd, profile_cmd, report, run,
-                   train_cmd)
+                   summary, train_cmd)
 from bench.cli_common import Parser, UserError, fail
 
 
@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_parser(sub)
     profile_cmd.add_parser(sub)
     report.add_parser(sub)
+    summary.add_parser(sub)
     compare.add_parser(sub)
     continuous.add_parser(sub)
     power_cmd.add_parser(sub)

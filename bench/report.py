@@ -20,8 +20,11 @@ from bench.cli_common import writable_folder
 from bench.break_even import break_even, describe
 from bench.contention import BUSY_CORES
 from bench.goals import check_goals
-from bench.profile_report import print_profiles, profiles_html
+from bench import report_html
+from bench.profile_report import print_profiles
 from bench.results import Run, load_run, write_tables
+from bench.models_summary import model_summary, speed_summary
+from bench.summary import best_configurations, budget_label, fastest_models
 from bench.tables import KEEP, Cell, Column, fitted_table
 
 
@@ -266,65 +269,37 @@ def peer_table(peers: pd.DataFrame, names: list[str], width: int) -> Table:
 
 def print_summary(run: Run, console: Console) -> None:
     """The answer first: the best block size per batch and density, and the fastest model within each
-    error budget."""
+    error budget (bench.summary)."""
     width = console.width
-    k = run.kernels
-    if not k.empty:
-        ok = k[(k["status"] == "ok") & (k["mask_source"] != "trained")]
-        densities = sorted(ok["requested_density"].dropna().unique(), reverse=True)
+    best = best_configurations(run.kernels)
+    if not best.empty:
+        densities = sorted(best["requested_density"].unique(), reverse=True)
         rows = []
-        for (batch, masks, source), g in ok.groupby(["batch", "masks", "mask_source"]):
+        for (batch, masks, source), g in best.groupby(["batch", "masks", "mask_source"], sort=False):
             cells = []
             for d in densities:
                 at = g[g["requested_density"] == d]
-                if at.empty:
-                    cells.append("")
-                    continue
-                r = at.loc[at["speedup"].idxmax()]
-                cells.append(f"{_speed_cell(r['speedup'], 1.0 / r['ideal_density'])} k{r['block_size']}")
+                r = None if at.empty else at.iloc[0]
+                cells.append("" if r is None else
+                             (f"{_speed_cell(r['speedup'], r['ideal'], r['speedup_ci_low'], r['speedup_ci_high'])} "
+                              f"k{r['block_size']}", f"{_speed_cell(r['speedup'], r['ideal'])} k{r['block_size']}"))
             rows.append([str(batch), masks, source, *cells])
-        if rows:
-            console.print(fitted_table(
-                "at a glance: the best block size per batch and density (x over dense)",
-                [Column("B", KEEP), Column("masks", KEEP, label="masks"), Column("source", KEEP, label="source"),
-                 *[Column(f"d {d:g}", KEEP) for d in densities]], rows, width,
-                caption="red: slower than dense; bold green: 0.85 of the ideal 1/density or better"))
-    models, speeds = run.models, run.model_speeds
-    if not models.empty and not speeds.empty:
-        rows = [[r["budget"], str(r["batch"]), r["model"], r["speed"], r["change"]]
-                for r in fastest_per_error_budget(models, speeds)]
-        if rows:
-            console.print(fitted_table(
-                "at a glance: the fastest model within each test-error budget",
-                [Column("test error vs dense", KEEP, "left"), Column("B", KEEP), Column("fastest model", KEEP, "left"),
-                 Column("x [95%]", KEEP), Column("its error\nvs dense", KEEP)], rows, width,
-                caption="budget: the mean test error's rise over the dense net's, in points; x: the model's "
-                        "end-to-end speedup over the dense net at that batch"))
-
-
-ERROR_BUDGETS = (0.0, 0.005, 0.01, 0.02, math.inf)  # the test error's rise over the dense net's, as a fraction
-
-
-def fastest_per_error_budget(models: pd.DataFrame, speeds: pd.DataFrame) -> list[dict]:
-    """Per budget (the mean test error at most this far above the dense net's) and batch timed: the
-    model of highest median speedup, as rows of markup (budget, batch, model, speed, change)."""
-    summary = model_summary(models)
-    if summary.empty or "error_change" not in summary:
-        return []
-    timed = summary.merge(speed_summary(models, speeds), on=["policy", "tau"])
-    failed = timed["error"].apply(lambda e: isinstance(e, str)) if "error" in timed else False
-    timed = timed[timed["error_change"].notna() & ~failed]
-    rows = []
-    for budget in ERROR_BUDGETS:
-        within = timed[timed["error_change"] <= budget + 1e-12]
-        label = "any" if budget == math.inf else f"<= +{100 * budget:g} points"
-        for batch, g in within.groupby("batch"):
-            r = g.loc[g["speedup"].idxmax()]
-            rows.append({"budget": label, "batch": batch, "model": f"{r['policy']} tau {r['tau']:g}",
-                         "speed": (_speed_cell(r["speedup"], 1.0, r["speedup_ci_low"], r["speedup_ci_high"]),
-                                   _speed_cell(r["speedup"], 1.0)),
-                         "change": f"{100 * r['error_change']:+.2f}"})
-    return rows
+        console.print(fitted_table(
+            "at a glance: the best block size per batch and density (x over dense)",
+            [Column("B", KEEP), Column("masks", KEEP, label="masks"), Column("source", KEEP, label="source"),
+             *[Column(f"d {d:g}", KEEP) for d in densities]], rows, width,
+            caption="red: slower than dense; bold green: 0.85 of the ideal 1/density or better"))
+    fastest = fastest_models(run.models, run.model_speeds)
+    if not fastest.empty:
+        rows = [[budget_label(r["budget"]), str(r["batch"]), f"{r['policy']} tau {r['tau']:g}",
+                 (_speed_cell(r["speedup"], 1.0, r["speedup_ci_low"], r["speedup_ci_high"]), _speed_cell(r["speedup"], 1.0)),
+                 f"{100 * r['error_change']:+.2f}"] for r in fastest.to_dict("records")]
+        console.print(fitted_table(
+            "at a glance: the fastest model within each test-error budget",
+            [Column("test error vs dense", KEEP, "left"), Column("B", KEEP), Column("fastest model", KEEP, "left"),
+             Column("x [95%]", KEEP), Column("its error\nvs dense", KEEP)], rows, width,
+            caption="budget: the mean test error's rise over the dense net's, in points; x: the model's "
+                    "end-to-end speedup over the dense net at that batch"))
 
 
 def print_models(models: pd.DataFrame, speeds: pd.DataFrame, console: Console) -> None:
@@ -401,85 +376,6 @@ def _model_speed_cell(speed: dict | None) -> Cell:
         return ""
     return (_speed_cell(speed["speedup"], 1.0, speed["speedup_ci_low"], speed["speedup_ci_high"]),
             _speed_cell(speed["speedup"], 1.0))
-
-
-def model_summary(models: pd.DataFrame) -> pd.DataFrame:
-    """One row per policy x tau over its seeds: mean test error with its 95% interval (`_error_interval`);
-    its change against the dense net trained on the same seeds' splits (`error_change`, paired
-    per seed, with a t-interval from two shared seeds on); per-layer densities averaged, the median
-    speedup per batch with the envelope of the seeds' intervals (a conservative bound, not a new
-    interval; `speed_summary`)."""
-    if models.empty:
-        return models
-    dense_error = {}
-    if "seed" in models:
-        dense = models[models["policy"] == "dense"]
-        dense_error = dict(zip(dense["seed"], dense["test_error"].astype(float)))
-    rows = []
-    for (policy, tau), g in models.groupby(["policy", "tau"], sort=False):
-        errors = g["test_error"].astype(float)
-        n = len(g)
-        row = {"policy": policy, "tau": tau, "inference_mode": g["inference_mode"].iloc[0], "seeds": n,
-               "test_error": errors.mean()}
-        interval = _error_interval(errors, g["test_examples"] if "test_examples" in g else None)
-        if interval is not None:
-            row["test_error_low"], row["test_error_high"] = interval
-        # Paired per seed: a seed's split moves dense and sparse errors alike, so the difference is
-        # what the policy costs, without the splits' spread.
-        changes = [e - dense_error[s] for s, e in zip(g.get("seed", []), errors) if s in dense_error]
-        if policy != "dense" and changes:
-            row.update(error_change=sum(changes) / len(changes), error_change_seeds=len(changes))
-            if len(changes) > 1:
-                row["error_change_low"], row["error_change_high"] = _t_interval(pd.Series(changes))
-        row["realized_density"] = ", ".join(f"{sum(col) / n:.3f}" for col in zip(*g["realized_density"]))
-        if "flop_ideal" in g and g["flop_ideal"].notna().any():
-            row["flop_ideal"] = float(g["flop_ideal"].dropna().iloc[0])  # the first seed's: the model timed
-        if "error" in g and g["error"].notna().any():
-            row["error"] = str(g["error"].dropna().iloc[0])
-        if "load_flags" in g:
-            row["load_flags"] = ",".join(sorted({f for v in g["load_flags"].dropna() for f in str(v).split(",") if f}))
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def speed_summary(models: pd.DataFrame, speeds: pd.DataFrame) -> pd.DataFrame:
-    """One row per policy x tau x batch over the seeds timed: the median speedup, and the envelope of
-    the seeds' intervals (a conservative bound, not a new interval)."""
-    if speeds.empty:
-        return pd.DataFrame(columns=["policy", "tau", "batch", "speedup", "speedup_ci_low", "speedup_ci_high"])
-    timed = speeds.merge(models[["name", "policy", "tau"]], on="name")
-    return (timed.groupby(["policy", "tau", "batch"], sort=False)
-            .agg(speedup=("speedup", "median"), speedup_ci_low=("speedup_ci_low", "min"),
-                 speedup_ci_high=("speedup_ci_high", "max")).reset_index())
-
-
-def _error_interval(errors: pd.Series, examples: pd.Series | None) -> tuple[float, float] | None:
-    """A 95% interval of the mean test error: the wider of the t-interval over the seeds (from two on)
-    and the exact (Clopper-Pearson) binomial interval of the errors pooled over every seed's test
-    images (where the rows say how many). Either alone misleads: three seeds can agree by chance (the
-    dense net erred on 7 of 269 images on each of three splits), and a binomial interval knows nothing
-    of the spread between training runs. Clipped to [0, 1]."""
-    from scipy import stats
-
-    bounds = [_t_interval(errors)] if len(errors) > 1 else []
-    if examples is not None and examples.notna().all():
-        total = int(examples.sum())
-        wrong = int(round(float((errors * examples).sum())))
-        low = stats.beta.ppf(0.025, wrong, total - wrong + 1) if wrong > 0 else 0.0
-        high = stats.beta.ppf(0.975, wrong + 1, total - wrong) if wrong < total else 1.0
-        bounds.append((float(low), float(high)))
-    if not bounds:
-        return None
-    # An error rate lies in [0, 1]; the t-interval of three small errors can reach below 0.
-    return max(0.0, min(b[0] for b in bounds)), min(1.0, max(b[1] for b in bounds))
-
-
-def _t_interval(values: pd.Series) -> tuple[float, float]:
-    """The 95% t-interval of the mean of at least two values."""
-    from scipy import stats
-
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    return values.mean() - half, values.mean() + half
 
 
 # ---- plots -------------------------------------------------------------------------------------------
@@ -668,41 +564,17 @@ def write_report(run: Run, out: Path) -> Path:
         (out / f"{name}.png").write_bytes(images[name])
         plt.close(fig)
     warning = load_warning(run)
-    parts = [f"<h1>condbench run {html.escape(run.run_id)}</h1>",
-             *([f"<div class='busy'><b>Busy machine.</b> {html.escape(warning)}</div>"] if warning else []),
-             *([f"<p>{html.escape(wall[0].upper() + wall[1:])}.</p>"] if (wall := wall_time_line(run)) else []),
-             *([f"<p>{html.escape(roof[0].upper() + roof[1:])}.</p>"] if (roof := roofline_line(run)) else []),
-             "<h2>Machine</h2><pre>" + html.escape(pd.Series(run.env).to_string()) + "</pre>"]
-    for name, png in images.items():
-        parts.append(f"<h2>{name.replace('_', ' ')}</h2><img src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
-    if not run.kernels.empty:
-        be = break_even(run.kernels)
-        if not be.empty:
-            be.insert(len(be.columns) - 1, "break_even", [describe(r) for r in be.to_dict("records")])
-            parts.append("<h2>Where it stops paying</h2><p>Per configuration, the block density at which the "
-                         "sparse layer stops beating dense, interpolated between the measured densities "
-                         "around the crossing (see bench/break_even.py).</p>"
-                         + be.drop(columns=["bound", "density"]).to_html(index=False, float_format=lambda v: f"{v:.3g}"))
-        goals = check_goals(run.kernels)
-        if not goals.empty:
-            parts.append("<h2>Speed goals</h2>" + goals.to_html(index=False, float_format=lambda v: f"{v:.2f}"))
-        parts.append("<h2>Kernel cases</h2>" + run.kernels.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
-    if not run.providers.empty:
-        parts.append("<h2>Every provider of every case</h2><p>Speedup: the dense baseline's time over the "
-                     "provider's (median of the per-round ratios, 95% interval). Each provider was checked in "
-                     "float64 first; one that could not run a case, or computed it wrong, says why.</p>"
-                     + run.providers.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep=""))
-    parts += profiles_html(run, out)
-    if not run.models.empty:
-        parts.append("<h2>Trained models</h2>" + model_summary(run.models).to_html(index=False, float_format=lambda v: f"{v:.4g}"))
-        parts.append("<h2>Trained models, each seed</h2>" + run.models.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
-        if not run.model_speeds.empty:
-            parts.append("<h2>Trained models' timings, each seed and batch</h2>"
-                         + run.model_speeds.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>condbench " + html.escape(run.run_id) +
-            "</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
-            "td,th{border:1px solid #ccc;padding:2px 6px}"
-            ".busy{background:#fdd;border:2px solid #c00;padding:0.6em 1em;margin:1em 0}</style></head><body>" + "\n".join(parts) + "</body></html>")
+    where = run.env.get("cpu_model") or ""
+    lead = ["<p class='lead'>condbench measured, on this machine, when conditional computation (per-example "
+            "block-sparse layers, Bengio et al. 2015) beats the dense layer: each kernel case against dense at "
+            "its batch, block size and density, and trained CondNets against their dense twins, end to end. "
+            "The answer comes first; every number's details follow.</p>",
+            f"<p class='note'>{html.escape(where)}, torch {html.escape(str(run.env.get('torch')))}, "
+            f"{run.env.get('torch_threads')} threads.</p>",
+            *([f"<div class='busy'><b>Busy machine.</b> {html.escape(warning)}</div>"] if warning else []),
+            *([f"<p class='note'>{html.escape(wall[0].upper() + wall[1:])}.</p>"] if (wall := wall_time_line(run)) else []),
+            *([f"<p class='note'>{html.escape(roof[0].upper() + roof[1:])}.</p>"] if (roof := roofline_line(run)) else [])]
+    page = report_html.page(run, images, out, lead)
     (out / "index.html").write_text(page)
     return out / "index.html"
 

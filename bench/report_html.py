@@ -1,0 +1,246 @@
+"""A run's report as one self-contained HTML page that leads with the answer.
+
+Order: what the page answers, the two summary tables (best block size per batch and density; fastest
+model per error budget), the speed-against-accuracy plot, the break-even densities and the goals; then
+the details: each sweep's cases, the plots, the peers, the profiles, the models, the machine. Tables
+show the columns a reader needs, in the terminal's units (ms, %, x); every column of every table is one
+click away (a <details> block that scrolls sideways inside itself), so the page never does.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from bench.break_even import break_even, describe
+from bench.goals import check_goals
+from bench.models_summary import model_summary, speed_summary
+from bench.profile_report import profiles_html
+from bench.results import Run
+from bench.summary import best_configurations, budget_label, fastest_models, speedup_text
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1300px;padding:0 1em;line-height:1.4}
+table{border-collapse:collapse;font-size:13px;margin:0.5em 0}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}
+th{background:#f3f3f3} td.l,th.l{text-align:left}
+.busy{background:#fdd;border:2px solid #c00;padding:0.6em 1em;margin:1em 0}
+.lead{font-size:15px;max-width:60em} .note{color:#555;font-size:13px;max-width:70em}
+details{margin:0.5em 0 1.5em} summary{cursor:pointer;color:#1a5fb4}
+.scroll{overflow-x:auto;max-width:100%;border:1px solid #eee}
+img{max-width:100%;height:auto} .slow{color:#c00} .ideal{color:#080;font-weight:bold}
+"""
+
+
+def _table(frame: pd.DataFrame, left: tuple[str, ...] = (), table_id: str = "") -> str:
+    """A compact table of already formatted cells; `left` names the text columns."""
+    cls = lambda c: " class='l'" if c in left else ""  # noqa: E731
+    head = "".join(f"<th{cls(c)}>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = "".join("<tr>" + "".join(f"<td{cls(c)}>{v}</td>" for c, v in zip(frame.columns, row)) + "</tr>"
+                   for row in frame.itertuples(index=False))
+    ident = f" id='{table_id}'" if table_id else ""
+    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _every_column(frame: pd.DataFrame, what: str) -> str:
+    """The full table, one click away, scrolling inside its own box."""
+    return (f"<details><summary>every column of {html.escape(what)} ({len(frame)} rows, {len(frame.columns)} "
+            f"columns; also in the run's CSV files)</summary><div class='scroll'>"
+            + frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="") + "</div></details>")
+
+
+def _speed(speedup: float, low: float = math.nan, high: float = math.nan, ideal: float = math.inf) -> str:
+    text = html.escape(speedup_text(speedup, low, high))
+    if speedup < 1.0:
+        return f"<span class='slow'>{text}</span>"
+    return f"<span class='ideal'>{text}</span>" if speedup >= 0.85 * ideal else text
+
+
+def summary_html(run: Run) -> list[str]:
+    parts = []
+    best = best_configurations(run.kernels)
+    if not best.empty:
+        densities = sorted(best["requested_density"].unique(), reverse=True)
+        rows = []
+        for (batch, masks, source), g in best.groupby(["batch", "masks", "mask_source"], sort=False):
+            row = {"B": batch, "masks": masks, "source": source}
+            for d in densities:
+                at = g[g["requested_density"] == d]
+                row[f"d = {d:g}"] = "" if at.empty else (
+                    _speed(at.iloc[0]["speedup"], at.iloc[0]["speedup_ci_low"], at.iloc[0]["speedup_ci_high"],
+                           at.iloc[0]["ideal"]) + f" (k {at.iloc[0]['block_size']})")
+            rows.append(row)
+        parts += ["<h3>The best block size per batch and density</h3><p class='note'>One layer, each case's "
+                  "speedup over dense (median [95% interval]) at the block size that ran it fastest; red: slower "
+                  "than dense; bold green: 0.85 of the ideal 1 / density or better.</p>",
+                  _table(pd.DataFrame(rows), left=("masks", "source"), table_id="best-configurations")]
+    fastest = fastest_models(run.models, run.model_speeds)
+    if not fastest.empty:
+        frame = pd.DataFrame({
+            "test error vs dense": [budget_label(b) for b in fastest["budget"]], "B": fastest["batch"],
+            "fastest model": [f"{p} τ = {t:g}" for p, t in zip(fastest["policy"], fastest["tau"])],
+            "speedup (x)": [_speed(s, lo, hi) for s, lo, hi in zip(fastest["speedup"], fastest["speedup_ci_low"],
+                                                                   fastest["speedup_ci_high"])],
+            "its error vs dense": [f"{100 * c:+.2f} points" for c in fastest["error_change"]]})
+        parts += ["<h3>The fastest trained model within each test-error budget</h3><p class='note'>Whole "
+                  "inference, policies included, against the dense net; budget: the mean test error's rise "
+                  "over the dense net's.</p>",
+                  _table(frame, left=("test error vs dense", "fastest model"), table_id="fastest-models")]
+    return parts
+
+
+def break_even_html(kernels: pd.DataFrame) -> list[str]:
+    be = break_even(kernels)
+    if be.empty:
+        return []
+    frame = pd.DataFrame({"device": be["device"], "dtype": be["dtype"],
+                          "K x N": [f"{a}x{b}" for a, b in zip(be["in_features"], be["out_features"])],
+                          "k": be["block_size"], "B": be["batch"], "masks": be["masks"], "source": be["mask_source"],
+                          "break-even density": [describe(r) for r in be.to_dict("records")],
+                          "best x (at d)": [f"{s:.2f} (d {d:g})" for s, d in zip(be["best_speedup"], be["best_density"])]})
+    return ["<h3>Where it stops paying</h3><p class='note'>The density (share of each masked side's blocks "
+            "active, as the suite asked) at which the sparse layer stops beating dense, interpolated between "
+            "the two measured densities around the crossing; &gt; d: it won at every density measured, up to "
+            "d; &lt; d: at none; *: not monotone.</p>",
+            _table(frame, left=("device", "dtype", "masks", "source"), table_id="break-even")]
+
+
+def goals_html(kernels: pd.DataFrame) -> list[str]:
+    goals = check_goals(kernels)
+    if goals.empty:
+        return []
+    frame = pd.DataFrame({"goal": goals["goal"], "metric": goals["metric"], "target": goals["target"].map("{:.2f}".format),
+                          "measured": goals["measured"].map("{:.2f}".format),
+                          "verdict": ["met" if m else f"<span class='slow'>missed by {s:.2f}</span>"
+                                      for m, s in zip(goals["met"], goals["short_by"])]})
+    return ["<h3>Speed goals</h3><p class='note'>The goals this run is checked against (bench/goals.py).</p>",
+            _table(frame, left=("goal", "metric"))]
+
+
+def kernels_html(kernels: pd.DataFrame) -> list[str]:
+    from bench.report import in_reading_order
+
+    parts = ["<h2>Every kernel case</h2><p class='note'>Medians of interleaved rounds; x: speedup over dense "
+             "[95% interval]; work density: the share of the dense work really needed; of ideal: x over 1 / "
+             "work density.</p>"]
+    for sweep, g in kernels.groupby("sweep", sort=False):
+        g = in_reading_order(g)
+        ok = g["status"] == "ok"
+        frame = pd.DataFrame({
+            "B": g["batch"], "k": g["block_size"], "masks": g["masks"], "source": g["mask_source"],
+            "density asked": [f"τ {t:g}" if s == "trained" else f"{d:g}" for s, t, d in
+                              zip(g["mask_source"], pd.to_numeric(g["tau"], errors="coerce"), g["requested_density"])],
+            "work density": g["ideal_density"].map("{:.3f}".format),
+            "dense ms": (g["dense_median_s"] * 1e3).map("{:.3f}".format),
+            "sparse ms": (g["sparse_median_s"] * 1e3).map("{:.3f}".format),
+            "x [95%]": [_speed(s, lo, hi, 1 / d if d > 0 else math.inf) if o else "" for s, lo, hi, d, o in
+                        zip(g["speedup"], g.get("speedup_ci_low", math.nan), g.get("speedup_ci_high", math.nan),
+                            g["ideal_density"], ok)],
+            "of ideal": g["fraction_of_ideal"].map("{:.2f}".format),
+            "status": [html.escape(s if s == "ok" else f"{s}: {e}") for s, e in zip(g["status"], g["error"].fillna(""))]})
+        fixed = ", ".join(str(v) for v in (g["device"].iloc[0], g["dtype"].iloc[0],
+                                           f"{g['in_features'].iloc[0]}x{g['out_features'].iloc[0]}"))
+        parts += [f"<h3>Sweep {html.escape(sweep)} ({html.escape(fixed)})</h3>",
+                  _table(frame, left=("masks", "source", "status"), table_id=f"sweep-{sweep}")]
+    parts.append(_every_column(kernels, "every kernel case"))
+    return parts
+
+
+def models_html(run: Run) -> list[str]:
+    m = model_summary(run.models)
+    if m.empty:
+        return []
+    speeds = speed_summary(run.models, run.model_speeds)
+    cell = {(r["policy"], r["tau"], r["batch"]): r for r in speeds.to_dict("records")}
+    batches = sorted(speeds["batch"].unique()) if not speeds.empty else []
+    rows = []
+    for r in m.to_dict("records"):
+        error = f"{100 * r['test_error']:.2f}"
+        if r.get("test_error_low", math.nan) == r.get("test_error_low", math.nan):
+            error += f" [{100 * r['test_error_low']:.2f}, {100 * r['test_error_high']:.2f}]"
+        change = r.get("error_change", math.nan)
+        row = {"policy": html.escape(r["policy"]) + (" <span class='slow'>check failed</span>"
+                                                     if isinstance(r.get("error"), str) else ""),
+               "τ": f"{r['tau']:g}", "seeds": r["seeds"], "test error %": error,
+               "vs dense, points": "" if change != change else f"{100 * change:+.2f}",
+               "density per layer": r["realized_density"]}
+        for b in batches:
+            s = cell.get((r["policy"], r["tau"], b))
+            row[f"x at B={b}"] = "" if s is None else _speed(s["speedup"], s["speedup_ci_low"], s["speedup_ci_high"])
+        ideal = r.get("flop_ideal", math.nan)
+        row["FLOP ideal x"] = "" if ideal != ideal else f"{ideal:.2f}"
+        if batches and ideal == ideal and (s := cell.get((r["policy"], r["tau"], batches[-1]))) is not None:
+            row[f"of ideal, B={batches[-1]}"] = f"{s['speedup'] / ideal:.2f}"
+        rows.append(row)
+    parts = ["<h2>Trained models</h2><p class='note'>Test error: mean [95% interval] over the seeds (the wider "
+             "of the t-interval and the exact binomial one); vs dense: the change against the dense net on the "
+             "same splits, paired per seed; x: end-to-end inference speedup over the dense net, median [95% "
+             "interval]; FLOP ideal: dense FLOPs over the FLOPs really run, policies included.</p>",
+             _table(pd.DataFrame(rows), left=("policy", "density per layer"), table_id="models"),
+             _every_column(run.models.assign(test_error_pct=100 * run.models["test_error"]), "every model, each seed")]
+    if not run.model_speeds.empty:
+        timings = run.model_speeds.copy()
+        for c in [c for c in timings.columns if c.endswith("_s")]:
+            timings[c.removesuffix("_s") + "_ms"] = 1e3 * timings.pop(c)
+        parts.append(_every_column(timings, "the models' timings, each seed and batch (ms)"))
+    return parts
+
+
+def environment_html(env: dict) -> list[str]:
+    """The machine as a two-column table, nested entries flattened to 'a / b'."""
+    rows = []
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict) and value:
+            for key, inner in value.items():
+                walk(f"{prefix} / {key}" if prefix else str(key), inner)
+        else:
+            rows.append((prefix, value))
+
+    walk("", env)
+    body = "".join(f"<tr><th class='l'>{html.escape(k)}</th><td class='l'>{html.escape(_plain(v))}</td></tr>"
+                   for k, v in rows)
+    return ["<h2>The machine and the software</h2><details><summary>every entry of env.json "
+            f"({len(rows)})</summary><div class='scroll'><table>{body}</table></div></details>"]
+
+
+def _plain(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ", ".join(_plain(v) for v in value) if len(value) < 12 else f"{len(value)} entries"
+    return str(value)
+
+
+def page(run: Run, images: dict[str, bytes], out: Path, lead: list[str]) -> str:
+    """The whole page; `images` are the report's PNGs by name, `lead` its opening paragraphs."""
+    def img(name: str, alt: str) -> list[str]:
+        if name not in images:
+            return []
+        return [f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{base64.b64encode(images[name]).decode()}'>"]
+
+    parts = [f"<h1>condbench run {html.escape(run.run_id)}</h1>", *lead,
+             "<h2>The answer</h2>", *summary_html(run),
+             *img("pareto", "test error against measured speedup, every trained model"),
+             *break_even_html(run.kernels), *goals_html(run.kernels)]
+    if not run.kernels.empty:
+        parts += kernels_html(run.kernels)
+    for name, alt in (("speedup_vs_density", "speedup against density"), ("speedup_vs_batch", "speedup against batch"),
+                      ("providers", "every provider"), ("roofline", "measured roofline")):
+        if name in images:
+            parts += [f"<h3>{alt[0].upper() + alt[1:]}</h3>", *img(name, alt)]
+    if not run.providers.empty:
+        parts += ["<h2>Every provider of every case</h2><p class='note'>Speedup: the dense baseline's time over "
+                  "the provider's (median of the per-round ratios, 95% interval). Each provider was checked in "
+                  "float64 first; one that could not run a case, or computed it wrong, says why.</p>",
+                  _every_column(run.providers, "every provider of every case")]
+    parts += profiles_html(run, out)
+    parts += models_html(run)
+    parts += environment_html(run.env)
+    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "
+            "content='width=device-width, initial-scale=1'><title>condbench " + html.escape(run.run_id) +
+            f"</title><style>{STYLE}</style></head><body>" + "\n".join(parts) + "</body></html>")
