@@ -21,6 +21,8 @@ from bench.break_even import break_even, describe
 from bench.contention import BUSY_CORES
 from bench.goals import check_goals
 from bench import report_html
+from bench.plots import (plot_pareto, plot_providers, plot_roofline, plot_speedup_vs_batch,
+                         plot_speedup_vs_density, roofline_line, figure_png)
 from bench.profile_report import print_profiles
 from bench.results import Run, load_run, write_tables
 from bench.models_summary import model_summary, speed_summary
@@ -378,169 +380,6 @@ def _model_speed_cell(speed: dict | None) -> Cell:
             _speed_cell(speed["speedup"], 1.0))
 
 
-# ---- plots -------------------------------------------------------------------------------------------
-
-def _figure_png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return buf.getvalue()
-
-
-def _error_bars(g: pd.DataFrame, value: str = "speedup", low: str = "speedup_ci_low",
-                high: str = "speedup_ci_high"):
-    """matplotlib's asymmetric error bars from a value and its interval's columns (None without them)."""
-    if low not in g or high not in g:
-        return None
-    return [(g[value] - g[low]).clip(lower=0), (g[high] - g[value]).clip(lower=0)]
-
-
-def plot_speedup_vs_density(k: pd.DataFrame):
-    import matplotlib.pyplot as plt
-
-    ok = k[(k["status"] == "ok") & (k["mask_source"] != "trained")]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for (bs, batch, masks, source, device), g in ok.groupby(["block_size", "batch", "masks", "mask_source", "device"]):
-        g = g.sort_values("ideal_density")
-        ax.errorbar(g["ideal_density"], g["speedup"], yerr=_error_bars(g), marker="o", capsize=2,
-                    label=f"{device} k={bs} B={batch} {masks} {source}")
-    xs = sorted(ok["ideal_density"].unique()) if not ok.empty else [1.0]
-    ax.plot(xs, [1 / x for x in xs], "k--", label="ideal (1 / density)")
-    ax.axhline(1.0, color="grey", lw=0.8)
-    ax.set(xscale="log", yscale="log", xlabel="realized density of the work", ylabel="speedup over dense",
-           title="speedup vs density")
-    ax.legend(fontsize=7)
-    return fig
-
-
-def plot_speedup_vs_batch(k: pd.DataFrame):
-    import matplotlib.pyplot as plt
-
-    ok = k[(k["status"] == "ok") & (k["mask_source"] != "trained")]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for (bs, density, masks, source, device), g in ok.groupby(["block_size", "requested_density", "masks", "mask_source", "device"]):
-        if g["batch"].nunique() < 2:
-            continue
-        g = g.sort_values("batch")
-        ax.errorbar(g["batch"], g["speedup"], yerr=_error_bars(g), marker="o", capsize=2,
-                    label=f"{device} k={bs} d={density:g} {masks} {source}")
-    ax.axhline(1.0, color="grey", lw=0.8)
-    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="speedup over dense", title="speedup vs batch size")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-    return fig
-
-
-def plot_providers(run: Run):
-    """Per sweep with peers: every provider's speedup over the dense baseline in each case, with its
-    95% interval; a provider that did not run a case (or computed it wrong) has no point there."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
-
-    long = run.providers
-    if long.empty or "speedup" not in long or not (long["role"] == "peer").any():
-        return None
-    sweeps = [s for s in long.loc[long["role"] == "peer", "sweep"].unique()]
-    fig, axes = plt.subplots(len(sweeps), 1, figsize=(9, 3.6 * len(sweeps)), squeeze=False)
-    cases = run.kernels.set_index("case_id")
-    markers = "os^vDPX*"
-    for ax, sweep in zip(axes[:, 0], sweeps):
-        timed = long[(long["sweep"] == sweep) & (long["status"] == "ok")]
-        ids = sorted(dict.fromkeys(timed["case_id"]), key=lambda i: _case_order(cases.loc[i]))
-        labels = [_case_label(cases.loc[i]) for i in ids]
-        names = list(dict.fromkeys(timed["provider"]))
-        width = 0.8 / len(names)
-        for n, (name, marker) in enumerate(zip(names, markers * len(names))):
-            g = timed[timed["provider"] == name].set_index("case_id").reindex(ids)
-            xs = [i + (n - (len(names) - 1) / 2) * width for i in range(len(ids))]
-            ax.errorbar(xs, g["speedup"], yerr=_error_bars(g), fmt=marker, capsize=2, label=name)
-        ax.axhline(1.0, color="grey", lw=0.8)
-        ax.set_xticks(range(len(ids)), labels, rotation=30, ha="right", fontsize=7)
-        ax.set(yscale="log", ylabel="speedup over dense (x)", title=f"sweep {sweep}: every provider, checked first")
-        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(ScalarFormatter())
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    return fig
-
-
-def _case_order(case: pd.Series) -> tuple:
-    """Cases in numeric order: batch, block size, then density (or tau), then the masks."""
-    density = case["tau"] if case["mask_source"] == "trained" else case["requested_density"]
-    return case["batch"], case["block_size"], density, case["masks"], case["mask_source"]
-
-
-def _case_label(case: pd.Series) -> str:
-    density = f"tau {case['tau']:g}" if case["mask_source"] == "trained" else f"d {case['requested_density']:g}"
-    return f"B{case['batch']} k{case['block_size']} {density} {case['masks']} {case['mask_source']}"
-
-
-def plot_roofline(run: Run):
-    """Per device, this machine's measured roofline (env.json's peaks) and every timed provider of every
-    case on it: arithmetic intensity (useful FLOPs per needed byte) against achieved useful FLOP/s."""
-    import matplotlib.pyplot as plt
-
-    peaks, long = run.env.get("peaks") or {}, run.metrics
-    if not peaks or long.empty:
-        return None
-    wide = long[long["metric"].isin(["throughput", "bandwidth"])].pivot_table(
-        index=["case_id", "provider"], columns="metric", values="median").reset_index()
-    if wide.empty or not {"throughput", "bandwidth"} <= set(wide.columns):
-        return None
-    wide = wide.merge(run.kernels[["case_id", "device"]], on="case_id")
-    wide["intensity"] = wide["throughput"] * 1e3 / wide["bandwidth"]  # TFLOP/s over GB/s -> FLOP/byte
-    devices = [d for d in peaks if (wide["device"] == d).any()]
-    fig, axes = plt.subplots(1, len(devices), figsize=(7.5 * len(devices), 4.8), squeeze=False)
-    for ax, device in zip(axes[0], devices):
-        roof, points = peaks[device], wide[wide["device"] == device]
-        memory = max(roof["copy_Bps"], roof["triad_Bps"])
-        xs = [points["intensity"].min() / 2, points["intensity"].max() * 2]
-        for dtype, flops in roof["gemm_flops"].items():
-            knee = flops / memory
-            ax.plot([xs[0], knee, max(xs[1], knee * 2)], [xs[0] * memory / 1e12, flops / 1e12, flops / 1e12], "k-",
-                    lw=1, alpha=0.6)
-            ax.annotate(f"{dtype} GEMM peak {flops / 1e9:.0f} GFLOP/s", (knee, flops / 1e12), fontsize=7,
-                        xytext=(4, 4), textcoords="offset points")
-        for provider, g in points.groupby("provider", sort=False):
-            ax.scatter(g["intensity"], g["throughput"], s=14, label=provider)
-        ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (useful FLOPs per needed byte)",
-               ylabel="achieved useful TFLOP/s",
-               title=f"{device}: measured roofline (memory {memory / 1e9:.1f} GB/s, STREAM)")
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    return fig
-
-
-def roofline_line(run: Run) -> str:
-    """This machine's measured roofline in one line, or "" for runs before peaks were measured."""
-    parts = []
-    for device, roof in (run.env.get("peaks") or {}).items():
-        gemms = ", ".join(f"{d} GEMM {f / 1e9:.0f} GFLOP/s (n = {roof['gemm_size'][d]})" for d, f in roof["gemm_flops"].items())
-        parts.append(f"{device}: {gemms}; STREAM copy {roof['copy_Bps'] / 1e9:.1f} GB/s, triad "
-                     f"{roof['triad_Bps'] / 1e9:.1f} GB/s")
-    return ("measured roofline: " + "; ".join(parts)) if parts else ""
-
-
-def plot_pareto(models: pd.DataFrame, speeds: pd.DataFrame):
-    import matplotlib.pyplot as plt
-
-    m = model_summary(models).merge(speed_summary(models, speeds), on=["policy", "tau"])
-    batches = sorted(m["batch"].unique())
-    fig, axes = plt.subplots(1, len(batches), figsize=(5.5 * len(batches), 4.5), squeeze=False)
-    for ax, b in zip(axes[0], batches):
-        for policy, g in m[m["batch"] == b].groupby("policy"):
-            yerr = _error_bars(g, "test_error", "test_error_low", "test_error_high")
-            ax.errorbar(g["speedup"], 100 * g["test_error"], fmt="o", capsize=2, label=policy, xerr=_error_bars(g),
-                        yerr=None if yerr is None else [100 * e.fillna(0) for e in yerr])
-            for r in g.itertuples():
-                ax.annotate(f"{r.tau:g}", (r.speedup, 100 * r.test_error), fontsize=7)
-        ax.axvline(1.0, color="grey", lw=0.8)
-        ax.set(xlabel=f"measured inference speedup over dense (batch {b})", ylabel="test error (%)",
-               title=f"speed vs accuracy, batch {b}")
-        ax.legend(fontsize=7)
-    return fig
-
-
 def write_report(run: Run, out: Path) -> Path:
     import matplotlib
 
@@ -560,7 +399,7 @@ def write_report(run: Run, out: Path) -> Path:
         figures["pareto"] = plot_pareto(run.models, run.model_speeds)
     images = {}
     for name, fig in figures.items():
-        images[name] = _figure_png(fig)
+        images[name] = figure_png(fig)
         (out / f"{name}.png").write_bytes(images[name])
         plt.close(fig)
     warning = load_warning(run)
