@@ -13,8 +13,25 @@ class UserError(Exception):
     """A mistake of the user's (bad argument, missing file, bad suite): one line, exit code 2."""
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, help text or not (argparse's own formatter skips
+    options without help)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.option_strings and action.default not in (None, False, argparse.SUPPRESS)
+                and "%(default)" not in text):
+            text += (" " if text else "") + "(default: %(default)s)"
+        return text
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one line on stderr and exit code 2, no usage dump."""
+    """argparse, but a bad argument is one line on stderr and exit code 2, no usage dump; --help shows
+    each option's default."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         print(f"error: {self.prog}: {message}", file=sys.stderr)

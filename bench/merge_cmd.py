@@ -5,17 +5,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.results import merge_runs
+from bench.results import load_run, merge_runs, write_tables
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("merge", help="join the shard runs of one suite into one run folder")
-    p.add_argument("runs", type=Path, nargs="+")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("runs", type=Path, nargs="+", help="the shard run folders")
+    p.add_argument("--out", type=Path, required=True, help="the merged run's folder (its report goes in report/)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.report import print_report, write_report
+
     merged = merge_runs(args.runs, args.out)
     print(f"merged {len(args.runs)} run(s): {len(merged.kernels)} kernel case(s), {len(merged.models)} model(s) -> {args.out}")
+    # The merged run gets the report a single run gets: its tables, the terminal report, the HTML page.
+    merged = load_run(args.out)
+    write_tables(merged)
+    print_report(merged)
+    print(f"report: {write_report(merged, args.out / 'report')}")
     return 0

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
+from rich.table import Column as TableColumn
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bench.cases import check_runnable, kernel_cases, model_cases, model_seeds, parse_shard, select_cases, shard
@@ -225,6 +226,14 @@ class Done:
     histories: dict
 
 
+def progress_bar(console: Console, quiet: bool = False) -> Progress:
+    """The run's progress line. The description (a case id can be 150 characters) takes what the bar,
+    the count and the times leave, cut at its end: on an 80-column terminal the bar and the ETA stay."""
+    return Progress(TextColumn("{task.description}", table_column=TableColumn(ratio=1, no_wrap=True, overflow="ellipsis")),
+                    BarColumn(bar_width=16), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=console, disable=quiet, expand=True)
+
+
 def _measure(args: argparse.Namespace, plan: Plan, folder: Path, env: dict, done: Done, clock: PhaseClock) -> int:
     """Trains what is missing, then times the models and the kernel cases not done yet, with progress."""
     console = Console(stderr=True)
@@ -232,8 +241,7 @@ def _measure(args: argparse.Namespace, plan: Plan, folder: Path, env: dict, done
     checkpoints = args.results / "checkpoints"
     console.print(f"[bold]{suite.name}[/bold]: {len(models)} models, {len(kernels)} kernel cases -> {folder}")
     needed = {c.model for c in kernels if c.model}
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=console, disable=args.quiet)
+    progress = progress_bar(console, args.quiet)
     try:
         with progress:
             _train(suite, models, done.models, needed, plan.data, checkpoints, progress, clock)

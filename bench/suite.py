@@ -3,7 +3,9 @@ file and the place in it (bench.cli_common.UserError)."""
 
 from __future__ import annotations
 
+import difflib
 import math
+import typing
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
@@ -244,10 +246,32 @@ def parse_suite(text: str, source: str = "<suite>") -> Suite:
     try:
         return Suite.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        errors = exc.errors()
+        # A misspelled key also leaves the key it meant missing: say the unknown one, the cause, first.
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        if first["type"] == "extra_forbidden":
+            key = str(first["loc"][-1])
+            close = difflib.get_close_matches(key, [k for k in _known_keys() if k != key], n=1)
+            hint = f" (did you mean `{close[0]}`?)" if close else ""
+            where = _where({**first, "loc": first["loc"][:-1]})
+            raise UserError(f"{source}: {where}: unknown key `{key}`{hint}{more}") from None
         message = first["msg"].removeprefix("Value error, ")
         raise UserError(f"{source}: {_where(first)}: {message}{more}") from None
+
+
+def _known_keys() -> list[str]:
+    """Every key a suite's sections accept (the fields of its models), for "did you mean"."""
+    keys, stack = set(), [Suite]
+    while stack:
+        model = stack.pop()
+        for name, field in model.model_fields.items():
+            keys.add(name)
+            for inner in typing.get_args(field.annotation) or (field.annotation,):
+                for candidate in typing.get_args(inner) or (inner,):
+                    if isinstance(candidate, type) and issubclass(candidate, BaseModel) and candidate not in stack:
+                        stack.append(candidate)
+    return sorted(keys)
 
 
 def suite_text(path: Path) -> str:

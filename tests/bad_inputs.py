@@ -93,7 +93,7 @@ CORPUS = [
     bad_suite("too-many-cases", suite(batch=list(range(1, 1001)), density=[i / 200 for i in range(1, 201)]),
               "more than 100000"),
     bad_suite("density-list-empty", suite(density=[]), "kernels[0].density"),
-    bad_suite("misspelled-key", suite(batches=[4]), "batches: Extra inputs are not permitted"),
+    bad_suite("misspelled-key", suite(batches=[4]), "kernels[0]: unknown key `batches` (did you mean `batch`?)"),
     bad_suite("seeds-empty", suite(top={"models": {"seeds": []}}), "models.seeds"),
     bad_suite("seeds-negative", suite(top={"models": {"seeds": [0, -1]}}), "models.seeds[1]"),
     bad_suite("seeds-repeated", suite(top={"models": {"seeds": [1, 1]}}), "seeds must differ"),

@@ -69,3 +69,18 @@ def test_fitted_table_moves_constants_to_the_title_shortens_then_drops():
     assert "columns not shown at this width: extra" in narrow.caption and "kernels.csv" in narrow.caption
     tiny = fitted_table("t", columns, rows, 5)
     assert [c.header for c in tiny.columns] == ["B", "speedup"]  # KEEP columns stay, however narrow
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_the_progress_line_keeps_its_bar_count_and_eta(width):
+    from bench.run import progress_bar
+
+    progress = progress_bar(Console(width=width, file=io.StringIO()))
+    task = progress.add_task("kernel trained-masks/cpu/float32/auto/auto/B256/2048x2048/k128/d0.5/both/trained:"
+                             "digits-reinforce-tau0.5-h2048x2048-k128-e20-b128-lr0.002-auto-s0", total=10)
+    progress.advance(task, 3)
+    out = Console(width=width, record=True, file=io.StringIO())
+    out.print(progress.get_renderable())
+    line = out.export_text().splitlines()[0]
+    assert len(line) <= width and "━" in line and "3/10" in line and line.rstrip().endswith("-:--:--")
+    assert line.startswith("kernel trained-masks/")

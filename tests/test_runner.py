@@ -125,6 +125,9 @@ def test_shards_merge_into_the_whole(tiny_run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     merged = load_run(tmp_path / "merged")
     assert sorted(merged.kernels["case_id"]) == sorted(load_run(tiny_run[1]).kernels["case_id"])
+    # The merged run is reported like any run: tables, the terminal report, the page.
+    assert (tmp_path / "merged" / "kernels.csv").exists() and (tmp_path / "merged" / "report" / "index.html").exists()
+    assert "at a glance" in proc.stdout
     again = bench("merge", *shards, "--out", tmp_path / "merged", cwd=tmp_path)
     assert again.returncode == 2 and "already holds a run" in again.stderr
 
