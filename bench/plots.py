@@ -38,6 +38,16 @@ def _panels_by_mask_side(ok: pd.DataFrame, width: float = 6.0):
     return fig, list(zip(sides, axes[0]))
 
 
+def _finish(fig, axes: list, legend_title: str, title: str):
+    """One legend for all the panels, outside them on the right (it never covers data), and the title."""
+    handles = {label: h for ax in axes for h, label in zip(*ax.get_legend_handles_labels())}
+    fig.legend(handles.values(), handles.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 0.95),
+               title=legend_title, title_fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def _log_axes(ax) -> None:
     from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
@@ -81,12 +91,8 @@ def plot_speedup_vs_density(k: pd.DataFrame):
                title=f"{SIDES.get(side, side)}")
         _log_axes(ax)
     panels[0][1].set_ylabel("speedup over dense (x, log)")
-    handles = {label: h for _, ax in panels for h, label in zip(*ax.get_legend_handles_labels())}
-    fig.legend(handles.values(), handles.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 0.95),
-               title="colour: batch; marker: block size\ndashed: clustered masks", title_fontsize=7)
-    fig.suptitle("speedup against density: above the dotted line beats the FLOP count, above 1 beats dense")
-    fig.tight_layout()
-    return fig
+    return _finish(fig, [ax for _, ax in panels], "colour: batch; marker: block size\ndashed: clustered masks",
+                   "speedup against density: above the dotted line beats the FLOP count, above 1 beats dense")
 
 
 def plot_speedup_vs_batch(k: pd.DataFrame):
@@ -109,12 +115,8 @@ def plot_speedup_vs_batch(k: pd.DataFrame):
         ax.set(xscale="log", yscale="log", xlabel="batch size", title=SIDES.get(side, side))
         _log_axes(ax)
     panels[0][1].set_ylabel("speedup over dense (x, log)")
-    handles = {label: h for _, ax in panels for h, label in zip(*ax.get_legend_handles_labels())}
-    fig.legend(handles.values(), handles.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 0.95),
-               title="colour: density asked; marker: block size\ndashed: clustered masks", title_fontsize=7)
-    fig.suptitle("speedup against batch size (above 1: sparse beats dense)")
-    fig.tight_layout()
-    return fig
+    return _finish(fig, [ax for _, ax in panels], "colour: density asked; marker: block size\ndashed: clustered masks",
+                   "speedup against batch size (above 1: sparse beats dense)")
 
 
 def plot_providers(run: Run):
@@ -252,9 +254,5 @@ def plot_pareto(models: pd.DataFrame, speeds: pd.DataFrame):
         ax.set_ylim(bottom=max(0.3, 0.5 * 100 * here["test_error"].min()))
         _log_axes(ax)
     axes[0][0].set_ylabel("test error (%, log)")
-    handles = {label: h for ax in axes[0] for h, label in zip(*ax.get_legend_handles_labels())}
-    fig.legend(handles.values(), handles.keys(), fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 0.95),
-               title="τ: the share of blocks\na policy aims to keep", title_fontsize=7)
-    fig.suptitle("speed against accuracy: down and right is better; the front joins the models nothing beats")
-    fig.tight_layout()
-    return fig
+    return _finish(fig, list(axes[0]), "τ: the share of blocks\na policy aims to keep",
+                   "speed against accuracy: down and right is better; the front joins the models nothing beats")

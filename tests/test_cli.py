@@ -47,3 +47,12 @@ def test_models_trains_a_grid_and_times_it(tmp_path):
     table = (out / "models.md").read_text()
     assert "| dense |" in table and "| reinforce |" in table
     assert len((out / "models.csv").read_text().splitlines()) == 3
+
+
+def test_help_shows_every_options_default(tmp_path):
+    proc = bench("train", "--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    # Options without help text show their default too; the defaults are the default suite's model.
+    assert "--block-size BLOCK_SIZE (default: 128)" in text and "(default: [2048, 2048])" in text
+    assert "--epochs EPOCHS (default: 20)" in text
