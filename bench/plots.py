@@ -4,7 +4,6 @@ the data, log axes where one outlier would hide the rest."""
 from __future__ import annotations
 
 import io
-import math
 
 import pandas as pd
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import html
-import io
 import math
 import os
 import sys
