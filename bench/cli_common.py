@@ -33,6 +33,13 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", DefaultsFormatter)
         super().__init__(*args, **kwargs)
 
+    def add_argument(self, *args, **kwargs):
+        # argparse prints nothing for an option without help, its default included: give it one.
+        if (kwargs.get("help") is None and args and str(args[0]).startswith("-")
+                and kwargs.get("default") not in (None, False)):
+            kwargs["help"] = "(default: %(default)s)"
+        return super().add_argument(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         print(f"error: {self.prog}: {message}", file=sys.stderr)
         raise SystemExit(2)

@@ -119,8 +119,7 @@ def markdown_summary(run: Run, source: str) -> str:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("summary", help="a run's answer as markdown (the README's results section)",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = subparsers.add_parser("summary", help="a run's answer as markdown (the README's results section)")
     p.add_argument("run_dir", type=Path, help="a run folder, results/runs/<run id>")
     p.add_argument("--markdown", action="store_true", help="print markdown (the only format for now)")
     p.set_defaults(run=run)
