@@ -58,8 +58,9 @@ def peer_summary(run: Run) -> pd.DataFrame:
     long = long[long["role"] == "peer"]
     if long.empty:
         return pd.DataFrame()
-    head = k.set_index("case_id")[["sweep", "batch", "block_size", "masks", "mask_source", "ideal_density",
-                                   "speedup", "speedup_ci_low", "speedup_ci_high", "ours_rank", "providers_timed"]]
+    columns = ["sweep", "batch", "block_size", "masks", "mask_source", "requested_density", "tau", "ideal_density",
+               "speedup", "speedup_ci_low", "speedup_ci_high", "ours_rank", "providers_timed"]
+    head = k.set_index("case_id")[[c for c in columns if c in k]]  # runs before tau have none
     rows = []
     for case_id, group in long.groupby("case_id", sort=False):
         row = {"case_id": case_id, **head.loc[case_id].to_dict()}
@@ -200,9 +201,8 @@ def kernel_table(sweep: str, group: pd.DataFrame, width: int) -> Table:
     best = _winners(group)
     rows = []
     for r in group.to_dict("records"):
-        asked = f"tau {r['tau']:g}" if r["mask_source"] == "trained" else f"{r['requested_density']:g}"
         head = [r["device"], r["dtype"], r["regime_used"], str(r["batch"]), f"{r['in_features']}x{r['out_features']}",
-                str(r["block_size"]), r["masks"], r["mask_source"], asked]
+                str(r["block_size"]), r["masks"], r["mask_source"], asked_density(r)]
         if r["status"] != "ok":
             rows.append(head + ["", "", "", "[red]failed[/red]", "", "", "", f"[red]{r['status']}[/red]"])
             continue
@@ -224,6 +224,13 @@ def kernel_table(sweep: str, group: pd.DataFrame, width: int) -> Table:
     return fitted_table(f"sweep {sweep}", columns, rows, width, files="kernels.csv",
                         caption=f"x: speedup over dense, median and 95% interval{star}; work density: the share "
                                 "of the dense work really needed")
+
+
+def asked_density(row: dict) -> str:
+    """The density the suite asked for, or a trained-mask case's tau."""
+    if row["mask_source"] == "trained" and row.get("tau") is not None:
+        return f"tau {float(row['tau']):g}"
+    return f"{row.get('requested_density', math.nan):g}"
 
 
 def _winners(group: pd.DataFrame) -> set[str]:
@@ -254,13 +261,13 @@ def peer_table(peers: pd.DataFrame, names: list[str], width: int) -> Table:
         best = "" if best_peer is None else f"{best_peer} {timed[best_peer][0]:.2f}"
         if best_peer is not None and not ours_wins:
             best = f"[bold]{best}[/bold]"
-        rows.append([r["sweep"], str(r["batch"]), str(r["block_size"]), r["masks"], r["mask_source"],
+        rows.append([r["sweep"], str(r["batch"]), str(r["block_size"]), r["masks"], r["mask_source"], asked_density(r),
                      f"{r['ideal_density']:.3f}", ours, best,
                      *[(_peer_cell(r.get(n)), _peer_cell(r.get(n), short=True)) for n in names],
                      f"{int(r['ours_rank'])} of {int(r['providers_timed'])}"])
     columns = [Column("sweep", 50, "left", label="sweep"), Column("B", KEEP, label="B"), Column("k", KEEP, label="k"),
                Column("masks", 80, label="masks"), Column("source", 85, label="source"),
-               Column("work\ndensity", KEEP), Column("ours x", KEEP), Column("best peer x", KEEP, "left"),
+               Column("density\nasked", KEEP, label="density"), Column("work\ndensity", 45), Column("ours x", KEEP), Column("best peer x", KEEP, "left"),
                *[Column(n, 20) for n in names], Column("ours'\nrank", KEEP)]
     return fitted_table("ours against its peers: each one's speedup over the dense baseline, checked first",
                         columns, rows, width, files="providers.csv",

@@ -122,7 +122,7 @@ def goals_html(kernels: pd.DataFrame) -> list[str]:
 
 
 def kernels_html(kernels: pd.DataFrame) -> list[str]:
-    from bench.report import in_reading_order
+    from bench.report import asked_density, in_reading_order
 
     parts = ["<h2>Every kernel case</h2><p class='note'>Medians of interleaved rounds; x: speedup over dense "
              "[95% interval]; work density: the share of the dense work really needed; of ideal: x over 1 / "
@@ -132,8 +132,7 @@ def kernels_html(kernels: pd.DataFrame) -> list[str]:
         ok = g["status"] == "ok"
         frame = pd.DataFrame({
             "B": g["batch"], "k": g["block_size"], "masks": g["masks"], "source": g["mask_source"],
-            "density asked": [f"τ {t:g}" if s == "trained" else f"{d:g}" for s, t, d in
-                              zip(g["mask_source"], pd.to_numeric(g["tau"], errors="coerce"), g["requested_density"])],
+            "density asked": [asked_density(r).replace("tau", "τ") for r in g.to_dict("records")],
             "work density": g["ideal_density"].map("{:.3f}".format),
             "dense ms": (g["dense_median_s"] * 1e3).map("{:.3f}".format),
             "sparse ms": (g["sparse_median_s"] * 1e3).map("{:.3f}".format),
@@ -148,6 +147,31 @@ def kernels_html(kernels: pd.DataFrame) -> list[str]:
                   _table(frame, left=("masks", "source", "status"), table_id=f"sweep-{sweep}")]
     parts.append(_every_column(kernels, "every kernel case"))
     return parts
+
+
+def peers_html(run: Run) -> list[str]:
+    """The terminal's peer table: per case with peers, ours, the fastest peer and ours' rank."""
+    from bench.report import asked_density, peer_summary
+
+    peers = peer_summary(run)
+    if peers.empty:
+        return []
+    names = [c for c in peers.columns if c in set(run.providers["provider"])]
+    rows = []
+    for r in peers.to_dict("records"):
+        timed = {n: r[n] for n in names if isinstance(r.get(n), tuple)}
+        best = max(timed, key=lambda n: timed[n][0]) if timed else None
+        ours = _speed(r["speedup"], r["speedup_ci_low"], r["speedup_ci_high"])
+        peer = "" if best is None else f"{html.escape(best)} {_speed(*timed[best])}"
+        if best is None or r["speedup"] >= timed[best][0]:
+            ours = f"<b>{ours}</b>"
+        else:
+            peer = f"<b>{peer}</b>"
+        rows.append({"sweep": html.escape(r["sweep"]), "B": r["batch"], "k": r["block_size"], "masks": r["masks"],
+                     "source": r["mask_source"], "density asked": asked_density(r).replace("tau", "τ"),
+                     "work density": f"{r['ideal_density']:.3f}", "ours x": ours,
+                     "fastest peer x": peer, "ours' rank": f"{int(r['ours_rank'])} of {int(r['providers_timed'])}"})
+    return [_table(pd.DataFrame(rows), left=("sweep", "masks", "source", "fastest peer x"), table_id="peers")]
 
 
 def models_html(run: Run) -> list[str]:
@@ -234,10 +258,11 @@ def page(run: Run, images: dict[str, bytes], out: Path, lead: list[str]) -> str:
         if name in images:
             parts += [f"<h3>{alt[0].upper() + alt[1:]}</h3>", *img(name, alt)]
     if not run.providers.empty:
-        parts += ["<h2>Every provider of every case</h2><p class='note'>Speedup: the dense baseline's time over "
-                  "the provider's (median of the per-round ratios, 95% interval). Each provider was checked in "
-                  "float64 first; one that could not run a case, or computed it wrong, says why.</p>",
-                  _every_column(run.providers, "every provider of every case")]
+        parts += ["<h2>Ours against its peers</h2><p class='note'>Each provider's speedup over the dense "
+                  "baseline (median of the per-round ratios, 95% interval), each checked in float64 first; one "
+                  "that could not run a case, or computed it wrong, says why in the full table. Bold: the "
+                  "fastest of the row; rank: ours among every provider timed.</p>",
+                  *peers_html(run), _every_column(run.providers, "every provider of every case")]
     parts += profiles_html(run, out)
     parts += models_html(run)
     parts += environment_html(run.env)

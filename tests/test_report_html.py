@@ -96,7 +96,7 @@ def test_at_1400_px_nothing_scrolls_sideways_and_the_speedups_are_on_screen(page
                 Math.max(0, ...Array.from(t.querySelectorAll('th')).filter(h => /x \\[95%\\]|speedup|d = /.test(h.textContent))
                     .map(h => h.getBoundingClientRect().right))])""")
             assert {r[0] for r in rights} >= {"best-configurations", "fastest-models", "break-even", "models",
-                                              "sweep-decode", "sweep-large-batch"}
+                                              "sweep-decode", "sweep-large-batch", "peers"}
             for ident, table_right, speed_right in rights:
                 assert table_right <= 1400, ident
                 assert speed_right <= 1400, ident
