@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
-from rich.table import Table
 
 from bench.results import Run
+from bench.tables import KEEP, Column, fitted_table
 from bench.schema import ModelProfile, ProviderProfile
 
 # Leaf phase -> the name a table shows (the C++ kernel's per-thread phases join the same columns).
@@ -125,18 +125,24 @@ def counters_note(run: Run) -> str:
 
 def print_profiles(run: Run, console: Console) -> None:
     if run.kernel_profiles:
-        table = Table(title="where each case's time goes (profiled apart from its timing; ms per call)")
-        for column in ("case", "provider", "ms", "plain ms", "phases (share of the call)", "extra MB"):
-            table.add_column(column, justify="left" if column in ("case", "phases (share of the call)") else "right")
+        rows = []
         for prof in run.kernel_profiles:
+            # The case id's sweep and the parts that vary, where the whole id does not fit.
+            parts = prof.case_id.split("/")
+            case = (prof.case_id, " ".join([parts[0], parts[5], *parts[7:]]) if len(parts) > 7 else prof.case_id)
             for p in prof.providers:
                 # Instrumentation that slowed the call by over 10% shows: its cost is in the shares.
                 slow = p.total_s > INSTRUMENTED_SLACK * p.plain_s
-                table.add_row(prof.case_id, p.provider, f"[yellow]{1e3 * p.total_s:.3g}[/yellow]" if slow
-                              else f"{1e3 * p.total_s:.3g}", f"{1e3 * p.plain_s:.3g}", _shares(p), _mb(p.extra_memory_bytes))
+                shares = _shares(p)
+                rows.append([case, p.provider, f"[yellow]{1e3 * p.total_s:.3g}[/yellow]" if slow else f"{1e3 * p.total_s:.3g}",
+                             f"{1e3 * p.plain_s:.3g}", (shares, shares.split(", ")[0]), _mb(p.extra_memory_bytes)])
             if prof.error:
-                table.add_row(prof.case_id, "", "", "", f"[red]profile failed: {prof.error}[/red]", "")
-        console.print(table)
+                rows.append([case, "", "", "", f"[red]profile failed: {prof.error}[/red]", ""])
+        console.print(fitted_table(
+            "where each case's time goes (profiled apart from its timing; ms per call; phases: share of the call)",
+            [Column("case", KEEP, "left"), Column("provider", KEEP, "left"), Column("ms", KEEP), Column("plain ms", 60),
+             Column("phases", KEEP, "left"), Column("extra MB", 40)],
+            rows, console.width, files="phases.csv and the traces"))
         console.print(f"ms: the instrumented call (its phases add up to it); plain: the same call uninstrumented, "
                       f"in the same rounds; yellow: over {INSTRUMENTED_SLACK:g}x plain (a phase costs a few us).",
                       highlight=False)

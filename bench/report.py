@@ -38,8 +38,13 @@ def add_parser(subparsers) -> None:
 def _speed_cell(speedup: float, ideal: float, low: float = float("nan"), high: float = float("nan")) -> str:
     """'2.44 [2.31, 2.58]': the speedup and its 95% interval (runs older than intervals show none)."""
     color = "red" if speedup < 1.0 else ("bold green" if speedup >= 0.85 * ideal else "green")
-    interval = "" if math.isnan(low) or math.isnan(high) else f" [{low:.2f}, {high:.2f}]"
+    interval = "" if _missing(low) or _missing(high) else f" [{low:.2f}, {high:.2f}]"
     return f"[{color}]{speedup:.2f}[/{color}]{interval}"
+
+
+def _missing(value) -> bool:
+    """No interval: NaN, or None in runs written before intervals were kept."""
+    return value is None or value != value
 
 
 def in_reading_order(rows: pd.DataFrame) -> pd.DataFrame:
@@ -281,18 +286,21 @@ def print_summary(run: Run, console: Console) -> None:
     best = best_configurations(run.kernels)
     if not best.empty:
         densities = sorted(best["requested_density"].unique(), reverse=True)
+        # Short cells name the block size only where it is not the one that wins most often.
+        usual = int(best["block_size"].mode().iloc[0])
         rows = []
         for (batch, masks, source), g in best.groupby(["batch", "masks", "mask_source"], sort=False):
             cells = []
             for d in densities:
                 at = g[g["requested_density"] == d]
                 r = None if at.empty else at.iloc[0]
+                unusual = "" if r is None or r["block_size"] == usual else f" k{r['block_size']}"
                 cells.append("" if r is None else
                              (f"{_speed_cell(r['speedup'], r['ideal'], r['speedup_ci_low'], r['speedup_ci_high'])} "
-                              f"k{r['block_size']}", f"{_speed_cell(r['speedup'], r['ideal'])} k{r['block_size']}"))
+                              f"k{r['block_size']}", f"{_speed_cell(r['speedup'], r['ideal'])}{unusual}"))
             rows.append([str(batch), masks, source, *cells])
         console.print(fitted_table(
-            "at a glance: the best block size per batch and density (x over dense)",
+            f"at a glance: the best block size per batch and density (x over dense; k {usual} where not named)",
             [Column("B", KEEP), Column("masks", KEEP, label="masks"), Column("source", KEEP, label="source"),
              *[Column(f"d {d:g}", KEEP) for d in densities]], rows, width,
             caption="red: slower than dense; bold green: 0.85 of the ideal 1/density or better"))

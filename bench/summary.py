@@ -29,6 +29,8 @@ def best_configurations(kernels: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     best = ok.loc[ok.groupby(["batch", "masks", "mask_source", "requested_density"])["speedup"].idxmax()]
     best = best.assign(ideal=1.0 / best["ideal_density"])
+    for column in ("speedup_ci_low", "speedup_ci_high"):  # runs written before intervals were kept
+        best[column] = pd.to_numeric(best[column], errors="coerce") if column in best else math.nan
     columns = ["batch", "masks", "mask_source", "requested_density", "block_size", "speedup", "speedup_ci_low",
                "speedup_ci_high", "ideal"]
     return best[[c for c in columns if c in best]].sort_values(["batch", "masks", "mask_source", "requested_density"],
@@ -61,7 +63,7 @@ def budget_label(budget: float) -> str:
 
 def speedup_text(speedup: float, low: float = math.nan, high: float = math.nan) -> str:
     """'2.44 [2.31, 2.58]', or '2.44' without an interval."""
-    interval = "" if low != low or high != high else f" [{low:.2f}, {high:.2f}]"
+    interval = "" if any(v is None or v != v for v in (low, high)) else f" [{low:.2f}, {high:.2f}]"
     return f"{speedup:.2f}{interval}"
 
 

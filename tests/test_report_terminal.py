@@ -13,13 +13,25 @@ from bench.summary import budget_label, fastest_models
 from bench.results import load_run
 from bench.tables import KEEP, Column, fitted_table
 
-RUN = Path(__file__).resolve().parents[1] / "results/runs/cpu-20261202-083023"  # the default suite, committed
+RESULTS = Path(__file__).resolve().parents[1] / "results/runs"
+RUN = RESULTS / "cpu-20261202-083023"  # the default suite from a fresh clone, committed
+# Committed runs of other shapes: the README's (five densities), a profiled one, a CI one, one from
+# before intervals were kept.
+OTHER_RUNS = ["cpu-20261202-090239", "cpu-20261202-065824", "ci-20261202-023655", "cpu-20261125-041655"]
 
 
-def render(width: int) -> str:
+def render(width: int, run: Path = RUN) -> str:
     console = Console(width=width, record=True, file=io.StringIO())
-    print_report(load_run(RUN), console)
+    print_report(load_run(run), console)
     return console.export_text()
+
+
+@pytest.mark.parametrize("run", OTHER_RUNS)
+@pytest.mark.parametrize("width", [80, 160])
+def test_every_committed_run_shape_fits_too(run, width):
+    text = render(width, RESULTS / run)
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= width
 
 
 @pytest.mark.parametrize("width", [80, 160])
