@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.results import load_run, merge_runs, write_tables
+from bench.results import merge_runs
 
 
 def add_parser(subparsers) -> None:
@@ -20,9 +20,7 @@ def run(args: argparse.Namespace) -> int:
 
     merged = merge_runs(args.runs, args.out)
     print(f"merged {len(args.runs)} run(s): {len(merged.kernels)} kernel case(s), {len(merged.models)} model(s) -> {args.out}")
-    # The merged run gets the report a single run gets: its tables, the terminal report, the HTML page.
-    merged = load_run(args.out)
-    write_tables(merged)
+    # The merged run gets the report a single run gets (merge_runs has written its tables).
     print_report(merged)
     print(f"report: {write_report(merged, args.out / 'report')}")
     return 0

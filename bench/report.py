@@ -24,7 +24,8 @@ from bench.plots import (plot_pareto, plot_providers, plot_roofline, plot_speedu
 from bench.profile_report import print_profiles
 from bench.results import Run, load_run, write_tables
 from bench.models_summary import model_summary, speed_summary
-from bench.summary import best_configurations, budget_label, fastest_models
+from bench.summary import (best_configurations, best_grid, budget_label, fastest_models, no_interval,
+                           speed_band)
 from bench.tables import KEEP, Cell, Column, fitted_table
 
 
@@ -35,16 +36,14 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
+BAND_COLOURS = {"slow": "red", "near-ideal": "bold green", "": "green"}
+
+
 def _speed_cell(speedup: float, ideal: float, low: float = float("nan"), high: float = float("nan")) -> str:
     """'2.44 [2.31, 2.58]': the speedup and its 95% interval (runs older than intervals show none)."""
-    color = "red" if speedup < 1.0 else ("bold green" if speedup >= 0.85 * ideal else "green")
-    interval = "" if _missing(low) or _missing(high) else f" [{low:.2f}, {high:.2f}]"
+    color = BAND_COLOURS[speed_band(speedup, ideal)]
+    interval = "" if no_interval(low, high) else f" [{low:.2f}, {high:.2f}]"
     return f"[{color}]{speedup:.2f}[/{color}]{interval}"
-
-
-def _missing(value) -> bool:
-    """No interval: NaN, or None in runs written before intervals were kept."""
-    return value is None or value != value
 
 
 def in_reading_order(rows: pd.DataFrame) -> pd.DataFrame:
@@ -77,6 +76,14 @@ def peer_summary(run: Run) -> pd.DataFrame:
     # Sweeps in the run's order, each one's rows as numbers.
     order = {sweep: i for i, sweep in enumerate(dict.fromkeys(summary["sweep"]))}
     return in_reading_order(summary).sort_values("sweep", key=lambda s: s.map(order), kind="stable")
+
+
+def fastest_peer(row: dict, names: list[str]) -> tuple[str | None, bool]:
+    """Of a peer_summary row: the fastest peer that ran (None if none did), and whether ours is at least
+    as fast as it."""
+    timed = [n for n in names if isinstance(row.get(n), tuple)]
+    best = max(timed, key=lambda n: row[n][0]) if timed else None
+    return best, best is None or row["speedup"] >= row[best][0]
 
 
 def _peer_cell(value, short: bool = False) -> str:
@@ -256,14 +263,12 @@ def peer_table(peers: pd.DataFrame, names: list[str], width: int) -> Table:
     """Per case with peers: ours and the fastest peer (the winner of the row is bold), then each peer."""
     rows = []
     for r in peers.to_dict("records"):
-        timed = {n: r[n] for n in names if isinstance(r.get(n), tuple)}
-        best_peer = max(timed, key=lambda n: timed[n][0]) if timed else None
-        ours_wins = best_peer is None or r["speedup"] >= timed[best_peer][0]
+        best_peer, ours_wins = fastest_peer(r, names)
         ours = (_speed_cell(r["speedup"], float("inf"), r["speedup_ci_low"], r["speedup_ci_high"]),
                 _speed_cell(r["speedup"], float("inf")))
         if ours_wins:
             ours = tuple(f"[bold]{c}[/bold]" for c in ours)
-        best = "" if best_peer is None else f"{best_peer} {timed[best_peer][0]:.2f}"
+        best = "" if best_peer is None else f"{best_peer} {r[best_peer][0]:.2f}"
         if best_peer is not None and not ours_wins:
             best = f"[bold]{best}[/bold]"
         rows.append([r["sweep"], str(r["batch"]), str(r["block_size"]), r["masks"], r["mask_source"], asked_density(r),
@@ -285,20 +290,18 @@ def print_summary(run: Run, console: Console) -> None:
     width = console.width
     best = best_configurations(run.kernels)
     if not best.empty:
-        densities = sorted(best["requested_density"].unique(), reverse=True)
+        densities, grid = best_grid(best)
         # Short cells name the block size only where it is not the one that wins most often.
         usual = int(best["block_size"].mode().iloc[0])
-        rows = []
-        for (batch, masks, source), g in best.groupby(["batch", "masks", "mask_source"], sort=False):
-            cells = []
-            for d in densities:
-                at = g[g["requested_density"] == d]
-                r = None if at.empty else at.iloc[0]
-                unusual = "" if r is None or r["block_size"] == usual else f" k{r['block_size']}"
-                cells.append("" if r is None else
-                             (f"{_speed_cell(r['speedup'], r['ideal'], r['speedup_ci_low'], r['speedup_ci_high'])} "
-                              f"k{r['block_size']}", f"{_speed_cell(r['speedup'], r['ideal'])}{unusual}"))
-            rows.append([str(batch), masks, source, *cells])
+
+        def cell(r: dict | None) -> Cell:
+            if r is None:
+                return ""
+            unusual = "" if r["block_size"] == usual else f" k{r['block_size']}"
+            return (f"{_speed_cell(r['speedup'], r['ideal'], r['speedup_ci_low'], r['speedup_ci_high'])} k{r['block_size']}",
+                    f"{_speed_cell(r['speedup'], r['ideal'])}{unusual}")
+
+        rows = [[str(batch), masks, source, *map(cell, cells)] for (batch, masks, source), cells in grid]
         console.print(fitted_table(
             f"at a glance: the best block size per batch and density (x over dense; k {usual} where not named)",
             [Column("B", KEEP), Column("masks", KEEP, label="masks"), Column("source", KEEP, label="source"),

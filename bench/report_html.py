@@ -21,7 +21,7 @@ from bench.goals import check_goals
 from bench.models_summary import model_summary, speed_summary
 from bench.profile_report import profiles_html
 from bench.results import Run
-from bench.summary import best_configurations, budget_label, fastest_models, speedup_text
+from bench.summary import best_configurations, best_grid, budget_label, fastest_models, speed_band, speedup_text
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1300px;padding:0 1em;line-height:1.4}
@@ -53,27 +53,25 @@ def _every_column(frame: pd.DataFrame, what: str) -> str:
             + frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="") + "</div></details>")
 
 
+BAND_CLASSES = {"slow": "slow", "near-ideal": "ideal"}
+
+
 def _speed(speedup: float, low: float = math.nan, high: float = math.nan, ideal: float = math.inf) -> str:
     text = html.escape(speedup_text(speedup, low, high))
-    if speedup < 1.0:
-        return f"<span class='slow'>{text}</span>"
-    return f"<span class='ideal'>{text}</span>" if speedup >= 0.85 * ideal else text
+    band = BAND_CLASSES.get(speed_band(speedup, ideal))
+    return f"<span class='{band}'>{text}</span>" if band else text
 
 
 def summary_html(run: Run) -> list[str]:
     parts = []
     best = best_configurations(run.kernels)
     if not best.empty:
-        densities = sorted(best["requested_density"].unique(), reverse=True)
-        rows = []
-        for (batch, masks, source), g in best.groupby(["batch", "masks", "mask_source"], sort=False):
-            row = {"B": batch, "masks": masks, "source": source}
-            for d in densities:
-                at = g[g["requested_density"] == d]
-                row[f"d = {d:g}"] = "" if at.empty else (
-                    _speed(at.iloc[0]["speedup"], at.iloc[0]["speedup_ci_low"], at.iloc[0]["speedup_ci_high"],
-                           at.iloc[0]["ideal"]) + f" (k {at.iloc[0]['block_size']})")
-            rows.append(row)
+        densities, grid = best_grid(best)
+        rows = [{"B": batch, "masks": masks, "source": source,
+                 **{f"d = {d:g}": "" if r is None else
+                    f"{_speed(r['speedup'], r['speedup_ci_low'], r['speedup_ci_high'], r['ideal'])} (k {r['block_size']})"
+                    for d, r in zip(densities, cells)}}
+                for (batch, masks, source), cells in grid]
         parts += ["<h3>The best block size per batch and density</h3><p class='note'>One layer, each case's "
                   "speedup over dense (median [95% interval]) at the block size that ran it fastest; red: slower "
                   "than dense; bold green: 0.85 of the ideal 1 / density or better.</p>",
@@ -151,7 +149,7 @@ def kernels_html(kernels: pd.DataFrame) -> list[str]:
 
 def peers_html(run: Run) -> list[str]:
     """The terminal's peer table: per case with peers, ours, the fastest peer and ours' rank."""
-    from bench.report import asked_density, peer_summary
+    from bench.report import asked_density, fastest_peer, peer_summary
 
     peers = peer_summary(run)
     if peers.empty:
@@ -159,11 +157,10 @@ def peers_html(run: Run) -> list[str]:
     names = [c for c in peers.columns if c in set(run.providers["provider"])]
     rows = []
     for r in peers.to_dict("records"):
-        timed = {n: r[n] for n in names if isinstance(r.get(n), tuple)}
-        best = max(timed, key=lambda n: timed[n][0]) if timed else None
+        best, ours_wins = fastest_peer(r, names)
         ours = _speed(r["speedup"], r["speedup_ci_low"], r["speedup_ci_high"])
-        peer = "" if best is None else f"{html.escape(best)} {_speed(*timed[best])}"
-        if best is None or r["speedup"] >= timed[best][0]:
+        peer = "" if best is None else f"{html.escape(best)} {_speed(*r[best])}"
+        if ours_wins:
             ours = f"<b>{ours}</b>"
         else:
             peer = f"<b>{peer}</b>"

@@ -61,10 +61,35 @@ def budget_label(budget: float) -> str:
     return "any" if budget == math.inf else f"<= +{100 * budget:g} points"
 
 
+def best_grid(best: pd.DataFrame) -> tuple[list[float], list[tuple[tuple, list[dict | None]]]]:
+    """best_configurations as a grid: the densities (descending), and per (batch, masks, mask source) the
+    winning row at each density, or None where that density was not measured."""
+    densities = sorted(best["requested_density"].unique(), reverse=True)
+    rows = []
+    for key, g in best.groupby(["batch", "masks", "mask_source"], sort=False):
+        by_density = {r["requested_density"]: r for r in g.to_dict("records")}
+        rows.append((key, [by_density.get(d) for d in densities]))
+    return densities, rows
+
+
+NEAR_IDEAL = 0.85  # a speedup at this fraction of its ideal or above is shown as near it
+
+
+def speed_band(speedup: float, ideal: float) -> str:
+    """How a report colours a speedup: "slow" (below dense), "near-ideal", or "" (in between)."""
+    if speedup < 1.0:
+        return "slow"
+    return "near-ideal" if speedup >= NEAR_IDEAL * ideal else ""
+
+
+def no_interval(low, high) -> bool:
+    """True where a speedup has no interval: NaN, or None in runs written before intervals were kept."""
+    return any(v is None or v != v for v in (low, high))
+
+
 def speedup_text(speedup: float, low: float = math.nan, high: float = math.nan) -> str:
     """'2.44 [2.31, 2.58]', or '2.44' without an interval."""
-    interval = "" if any(v is None or v != v for v in (low, high)) else f" [{low:.2f}, {high:.2f}]"
-    return f"{speedup:.2f}{interval}"
+    return f"{speedup:.2f}" + ("" if no_interval(low, high) else f" [{low:.2f}, {high:.2f}]")
 
 
 def markdown_summary(run: Run, source: str) -> str:
@@ -80,17 +105,15 @@ def markdown_summary(run: Run, source: str) -> str:
              "[95% intervals]; x = speedup over dense.", ""]
     best = best_configurations(run.kernels)
     if not best.empty:
-        densities = sorted(best["requested_density"].unique(), reverse=True)
+        densities, grid = best_grid(best)
         lines += ["**The best block size per batch and density** (one layer, 2048 x 2048, fp32; both masks at "
                   "small batch, output masks at large batch):", "",
                   "| B | masks | source | " + " | ".join(f"d = {d:g}" for d in densities) + " |",
                   "|---:|---|---|" + "---:|" * len(densities)]
-        for (batch, masks, src), g in best.groupby(["batch", "masks", "mask_source"], sort=False):
-            cells = []
-            for d in densities:
-                at = g[g["requested_density"] == d]
-                cells.append("" if at.empty else f"{speedup_text(*at.iloc[0][['speedup', 'speedup_ci_low', 'speedup_ci_high']])} (k {at.iloc[0]['block_size']})")
-            lines.append(f"| {batch} | {masks} | {src} | " + " | ".join(cells) + " |")
+        for (batch, masks, src), cells in grid:
+            lines.append(f"| {batch} | {masks} | {src} | " + " | ".join(
+                "" if r is None else f"{speedup_text(r['speedup'], r['speedup_ci_low'], r['speedup_ci_high'])} "
+                                     f"(k {r['block_size']})" for r in cells) + " |")
         lines.append("")
     fastest = fastest_models(run.models, run.model_speeds)
     if not fastest.empty:
