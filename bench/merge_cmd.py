@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.report import print_report, write_report
 from bench.results import merge_runs
 
 
@@ -16,8 +17,6 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.report import print_report, write_report
-
     merged = merge_runs(args.runs, args.out)
     print(f"merged {len(args.runs)} run(s): {len(merged.kernels)} kernel case(s), {len(merged.models)} model(s) -> {args.out}")
     # The merged run gets the report a single run gets (merge_runs has written its tables).

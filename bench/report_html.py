@@ -20,6 +20,7 @@ from bench.break_even import break_even, describe
 from bench.goals import check_goals
 from bench.models_summary import model_summary, speed_summary
 from bench.profile_report import profiles_html
+from bench.report_rows import asked_density, fastest_peer, in_reading_order, peer_summary
 from bench.results import Run
 from bench.summary import best_configurations, best_grid, budget_label, fastest_models, speed_band, speedup_text
 
@@ -120,8 +121,6 @@ def goals_html(kernels: pd.DataFrame) -> list[str]:
 
 
 def kernels_html(kernels: pd.DataFrame) -> list[str]:
-    from bench.report import asked_density, in_reading_order
-
     parts = ["<h2>Every kernel case</h2><p class='note'>Medians of interleaved rounds; x: speedup over dense "
              "[95% interval]; work density: the share of the dense work really needed; of ideal: x over 1 / "
              "work density.</p>"]
@@ -149,8 +148,6 @@ def kernels_html(kernels: pd.DataFrame) -> list[str]:
 
 def peers_html(run: Run) -> list[str]:
     """The terminal's peer table: per case with peers, ours, the fastest peer and ours' rank."""
-    from bench.report import asked_density, fastest_peer, peer_summary
-
     peers = peer_summary(run)
     if peers.empty:
         return []

@@ -1,0 +1,57 @@
+"""The rows both reports show, as data: kernel rows in reading order, the density a case asked for,
+the peer summary and each peer row's winner (the terminal and HTML renderers format them)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from bench.results import Run
+
+
+def in_reading_order(rows: pd.DataFrame) -> pd.DataFrame:
+    """Kernel rows ordered as numbers, not as the strings of their case ids (which put B = 16 before 4 and
+    k = 128 before 64): by batch, block size, mask source, then density, stably."""
+    keys = [c for c in ("batch", "block_size", "mask_source", "requested_density", "ideal_density") if c in rows]
+    return rows.sort_values(keys, kind="stable", na_position="last") if keys else rows
+
+
+def peer_summary(run: Run) -> pd.DataFrame:
+    """Per kernel case with peers: ours' median time, each provider's speedup over the dense baseline
+    with its interval (or why it did not run), and ours' rank among all it was timed with."""
+    long, k = run.providers, run.kernels
+    if long.empty or "provider" not in long:
+        return pd.DataFrame()
+    long = long[long["role"] == "peer"]
+    if long.empty:
+        return pd.DataFrame()
+    columns = ["sweep", "batch", "block_size", "masks", "mask_source", "requested_density", "tau", "ideal_density",
+               "speedup", "speedup_ci_low", "speedup_ci_high", "ours_rank", "providers_timed"]
+    head = k.set_index("case_id")[[c for c in columns if c in k]]  # runs before tau have none
+    rows = []
+    for case_id, group in long.groupby("case_id", sort=False):
+        row = {"case_id": case_id, **head.loc[case_id].to_dict()}
+        for r in group.to_dict("records"):
+            ok = r["status"] == "ok"
+            row[r["provider"]] = (r["speedup"], r["speedup_ci_low"], r["speedup_ci_high"]) if ok else r["status"]
+        rows.append(row)
+    summary = pd.DataFrame(rows)
+    # Sweeps in the run's order, each one's rows as numbers.
+    order = {sweep: i for i, sweep in enumerate(dict.fromkeys(summary["sweep"]))}
+    return in_reading_order(summary).sort_values("sweep", key=lambda s: s.map(order), kind="stable")
+
+
+def fastest_peer(row: dict, names: list[str]) -> tuple[str | None, bool]:
+    """Of a peer_summary row: the fastest peer that ran (None if none did), and whether ours is at least
+    as fast as it."""
+    timed = [n for n in names if isinstance(row.get(n), tuple)]
+    best = max(timed, key=lambda n: row[n][0]) if timed else None
+    return best, best is None or row["speedup"] >= row[best][0]
+
+
+def asked_density(row: dict) -> str:
+    """The density the suite asked for, or a trained-mask case's tau."""
+    if row["mask_source"] == "trained" and row.get("tau") is not None:
+        return f"tau {float(row['tau']):g}"
+    return f"{row.get('requested_density', math.nan):g}"
