@@ -73,7 +73,7 @@ def model_cases(suite: Suite) -> list[ModelCase]:
     if m is None:
         return []
     return model_grid(m.dataset, m.policies, m.taus, tuple(m.hidden), m.block_size, m.epochs, model_seeds(suite),
-                      m.precision, m.seeded_policies, batch_size=m.batch_size, lr=m.lr)
+                      m.precision, m.seeded_policies, batch_size=m.batch_size, lr=m.lr, dense_widths=m.dense_widths)
 
 
 def model_seeds(suite: Suite) -> list[int]:

@@ -1,9 +1,10 @@
-"""Model cases: train (or reuse) one CondNet per dataset x policy x tau, then time its whole inference
-against the dense net of the same shape. Shared by `bench models` and the suite runner."""
+"""Model cases: train (or reuse) one CondNet per dataset x policy x tau, and the dense nets of the
+frontier's widths (bench.model_timing times them). Shared by `bench models` and the suite runner."""
 
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import signal
 from collections.abc import Callable
@@ -12,13 +13,10 @@ from pathlib import Path
 
 import torch
 
-from bench.contention import load_since, snapshot
-from bench.schema import Metric
 from condcore.data import Dataset, load_dataset
 from condcore.mask_export import export_masks
 from condcore.models import CondNet, CondNetConfig
 from condcore.policies import POLICIES
-from condcore.speed import flop_ideal, inference_speedup
 from condcore.train import TRAINING_VERSION, TrainConfig, load_checkpoint, save_checkpoint, train
 
 
@@ -46,14 +44,26 @@ class ModelCase:
 def model_grid(dataset: str, policies: list[str], taus: list[float], hidden: tuple[int, ...], block_size: int,
                epochs: int, seeds: list[int], precision: str,
                seeded_policies: list[str] | None = None, *, batch_size: int = TrainConfig.batch_size,
-               lr: float = TrainConfig.lr) -> list[ModelCase]:
+               lr: float = TrainConfig.lr, dense_widths: list[int] | tuple[int, ...] = ()) -> list[ModelCase]:
     """Every policy x tau (the dense net once, at tau 1), once per seed; the policies outside
-    `seeded_policies` (None: none outside) with the first seed only. The first seed's grid comes first."""
+    `seeded_policies` (None: none outside) with the first seed only. Then the dense frontier: a dense net
+    of each of `dense_widths` (every hidden layer that wide), with every seed the dense net has, the
+    same recipe (a width the grid's dense net already has is that net). The first seed's grid comes first."""
     seeded = set(policies if seeded_policies is None else seeded_policies)
-    return [ModelCase(dataset, policy, 1.0 if policy == "dense" else tau, hidden, block_size, epochs, seed, precision,
+    grid = [ModelCase(dataset, policy, 1.0 if policy == "dense" else tau, hidden, block_size, epochs, seed, precision,
                       batch_size, lr)
             for i, seed in enumerate(seeds) for policy in policies if i == 0 or policy in seeded
             for tau in ([1.0] if policy == "dense" else taus)]
+    dense_seeds = seeds if seeded_policies is None or "dense" in seeded_policies else seeds[:1]
+    names = {case.name for case in grid}
+    # A dense net's block size only names it (no gate reads it); it must divide the width.
+    frontier = [ModelCase(dataset, "dense", 1.0, (width,) * len(hidden), math.gcd(block_size, width), epochs, seed,
+                          precision, batch_size, lr)
+                for seed in dense_seeds for width in dense_widths]
+    first = [c for c in frontier if c.seed == seeds[0] and c.name not in names]
+    later = [c for c in frontier if c.seed != seeds[0] and c.name not in names]
+    cut = sum(1 for c in grid if c.seed == seeds[0])
+    return grid[:cut] + first + grid[cut:] + later
 
 
 def train_or_reuse(case: ModelCase, data: Dataset, root: Path, *, progress: bool = True) -> tuple[CondNet, dict]:
@@ -158,44 +168,3 @@ def train_missing(cases: list[ModelCase], datasets: Datasets, root: Path, jobs: 
     finally:
         if pool is not None:
             pool.join()
-
-
-def test_batches(x: torch.Tensor, batch: int, most: int = 16) -> list[torch.Tensor]:
-    """Up to `most` distinct test batches of `batch` rows; a test set smaller than one batch is tiled,
-    never silently shrunk."""
-    if len(x) < batch:
-        return [x.repeat(-(-batch // len(x)), 1)[:batch]]
-    return [x[i : i + batch] for i in range(0, len(x) - batch + 1, batch)][:most]
-
-
-def accuracy_row(model: CondNet, metrics: dict) -> dict:
-    """A model's row fields without timings: what its checkpoint says of its accuracy and density."""
-    return {
-        "dataset": metrics["dataset"], "policy": metrics["policy"], "tau": metrics["tau"],
-        "inference_mode": metrics["inference_mode"], "test_error": metrics["test_error"],
-        "valid_error": metrics.get("valid_error"),
-        "test_examples": metrics.get("test_examples"),
-        "realized_density": [round(d, 4) for d in metrics["density"]], "train_seconds": metrics["train_seconds"],
-        "hidden": "x".join(map(str, model.config.hidden)), "block_size": model.config.block_size,
-    }
-
-
-def measure_model(model: CondNet, metrics: dict, data: Dataset, batches: tuple[int, ...], rounds: int) -> dict:
-    """A model's row fields: accuracy numbers from the checkpoint, plus end-to-end timings of it and its
-    dense twin at each batch size (long format); or, where its forward disagrees with the reference
-    (condcore.speed.check_inference), the accuracy numbers and the error."""
-    row = accuracy_row(model, metrics)
-    before = snapshot()
-    timings = []
-    for batch in batches:
-        torch.manual_seed(0)
-        try:
-            speed = inference_speedup(model, test_batches(data.test.x, batch), metrics["inference_mode"], rounds=rounds)
-        except ValueError as exc:  # its check against the reference failed: a failed row, no timings
-            return {**row, "error": f"batch {batch}: {exc}"}
-        timings += [Metric.of("dense", "time", speed.dense_s, batch=batch),
-                    Metric.of("ours", "time", speed.sparse_s, batch=batch),
-                    Metric.of("ours", "speedup", speed.speedup, None, *speed.interval, batch=batch)]
-    row.update(load_since(before).row_fields(torch.get_num_threads()), metrics=timings,
-               flop_ideal=flop_ideal(model, data.test.x, metrics["inference_mode"]))
-    return row

@@ -10,7 +10,9 @@ import torch
 
 from bench.cases import check_threads
 from bench.cli_common import UserError, bounded_float, bounded_int, positive_int_list, writable_folder
-from bench.models import Datasets, measure_model, model_grid, train_missing, train_or_reuse
+from bench.model_providers import model_provider_names
+from bench.model_timing import TimedModel, time_models
+from bench.models import Datasets, model_grid, train_missing, train_or_reuse
 from bench.schema import ModelRow, model_speed_records
 from bench.suite import MAX_BATCH, MAX_EPOCHS, MAX_FEATURES, MAX_LR, MAX_REPEATS, MIN_LR, MAX_SEED, MAX_THREADS
 from condcore.data import DATASETS, DatasetNotFound
@@ -51,6 +53,8 @@ def add_parser(subparsers) -> None:
                    help="training minibatch")
     p.add_argument("--lr", type=bounded_float(MIN_LR, MAX_LR), default=TrainConfig.lr, help="the network's learning rate")
     p.add_argument("--batches", type=positive_int_list, default=[1, 256])
+    p.add_argument("--dense-widths", type=positive_int_list, default=[],
+                   help="also dense nets this wide (comma-separated), the frontier each CondNet is compared with")
     p.add_argument("--rounds", type=bounded_int(1, MAX_REPEATS), default=30, help="timing rounds per batch size")
     p.add_argument("--threads", type=bounded_int(1, MAX_THREADS), default=2)
     p.add_argument("--precision", choices=PRECISIONS, default="auto", help="training GEMMs (see bench train)")
@@ -73,16 +77,15 @@ def run(args: argparse.Namespace) -> int:
     except (DatasetNotFound, DataFormatError) as exc:
         raise UserError(str(exc)) from None
     cases = model_grid(args.dataset, args.policies, args.taus, tuple(args.hidden), args.block_size, args.epochs,
-                       [args.seed], args.precision, batch_size=args.batch_size, lr=args.lr)
+                       [args.seed], args.precision, batch_size=args.batch_size, lr=args.lr,
+                       dense_widths=args.dense_widths)
     checkpoints = args.out / "checkpoints"
     train_missing(cases, datasets, checkpoints, args.jobs or args.threads,
                   on_done=lambda case: print(f"trained {case.name}", flush=True))
-    rows = []
-    for case in cases:
-        model, metrics = train_or_reuse(case, data, checkpoints)
-        fields = measure_model(model, metrics, data, tuple(args.batches), args.rounds)
-        rows.append(ModelRow(name=case.name, seed=case.seed, **fields))
-    table = pd.DataFrame([r.model_dump(exclude={"metrics"}) for r in rows])
+    timed = [TimedModel(case.name, *train_or_reuse(case, data, checkpoints), data) for case in cases]
+    fields = time_models(timed, tuple(args.batches), args.rounds, model_provider_names(), args.threads)
+    rows = [ModelRow(name=case.name, seed=case.seed, **fields[case.name]) for case in cases]
+    table = pd.DataFrame([r.model_dump(exclude={"metrics", "samples", "checks"}) for r in rows])
     speeds = pd.DataFrame([rec for r in rows for rec in model_speed_records(r)])
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "models.csv", index=False)

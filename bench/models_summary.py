@@ -1,5 +1,6 @@
-"""The trained models in summary: one row per policy and tau over its seeds (test error with its
-interval, its change against the dense net), and their speedups per batch over the seeds timed."""
+"""The trained models in summary: one row per policy, tau and hidden shape over its seeds (test error
+with its interval, its change against the dense twin: the dense net of the CondNets' shape), and their
+speedups per batch over the seeds timed."""
 
 from __future__ import annotations
 
@@ -7,32 +8,36 @@ import math
 
 import pandas as pd
 
+from bench.frontier import reference_hidden
+
 
 def model_summary(models: pd.DataFrame) -> pd.DataFrame:
-    """One row per policy x tau over its seeds: mean test error with its 95% interval (`_error_interval`);
-    its change against the dense net trained on the same seeds' splits (`error_change`, paired
-    per seed, with a t-interval from two shared seeds on); per-layer densities averaged, the median
-    speedup per batch with the envelope of the seeds' intervals (a conservative bound, not a new
+    """One row per policy x tau x hidden shape over its seeds: mean test error with its 95% interval
+    (`_error_interval`); its change against the dense twin trained on the same seeds' splits
+    (`error_change`, paired per seed, with a t-interval from two shared seeds on; the twin is the dense
+    net of the CondNets' shape, `bench.frontier.reference_hidden`); per-layer densities averaged, the
+    median speedup per batch with the envelope of the seeds' intervals (a conservative bound, not a new
     interval; `speed_summary`)."""
     if models.empty:
         return models
-    dense_error = {}
+    models = _with_hidden(models)
+    dense_error, ref = {}, reference_hidden(models)
     if "seed" in models:
-        dense = models[models["policy"] == "dense"]
+        dense = models[(models["policy"] == "dense") & (models["hidden"] == ref)]
         dense_error = dict(zip(dense["seed"], dense["test_error"].astype(float)))
     rows = []
-    for (policy, tau), g in models.groupby(["policy", "tau"], sort=False):
+    for (policy, tau, hidden), g in models.groupby(["policy", "tau", "hidden"], sort=False):
         errors = g["test_error"].astype(float)
         n = len(g)
-        row = {"policy": policy, "tau": tau, "inference_mode": g["inference_mode"].iloc[0], "seeds": n,
-               "test_error": errors.mean()}
+        row = {"policy": policy, "tau": tau, "hidden": hidden, "inference_mode": g["inference_mode"].iloc[0],
+               "seeds": n, "test_error": errors.mean()}
         interval = _error_interval(errors, g["test_examples"] if "test_examples" in g else None)
         if interval is not None:
             row["test_error_low"], row["test_error_high"] = interval
         # Paired per seed: a seed's split moves dense and sparse errors alike, so the difference is
         # what the policy costs, without the splits' spread.
         changes = [e - dense_error[s] for s, e in zip(g.get("seed", []), errors) if s in dense_error]
-        if policy != "dense" and changes:
+        if not (policy == "dense" and hidden == ref) and changes:
             row.update(error_change=sum(changes) / len(changes), error_change_seeds=len(changes))
             if len(changes) > 1:
                 row["error_change_low"], row["error_change_high"] = _t_interval(pd.Series(changes))
@@ -48,14 +53,19 @@ def model_summary(models: pd.DataFrame) -> pd.DataFrame:
 
 
 def speed_summary(models: pd.DataFrame, speeds: pd.DataFrame) -> pd.DataFrame:
-    """One row per policy x tau x batch over the seeds timed: the median speedup, and the envelope of
-    the seeds' intervals (a conservative bound, not a new interval)."""
+    """One row per policy x tau x hidden x batch over the seeds timed: the median speedup over the dense
+    twin, and the envelope of the seeds' intervals (a conservative bound, not a new interval)."""
     if speeds.empty:
-        return pd.DataFrame(columns=["policy", "tau", "batch", "speedup", "speedup_ci_low", "speedup_ci_high"])
-    timed = speeds.merge(models[["name", "policy", "tau"]], on="name")
-    return (timed.groupby(["policy", "tau", "batch"], sort=False)
+        return pd.DataFrame(columns=["policy", "tau", "hidden", "batch", "speedup", "speedup_ci_low", "speedup_ci_high"])
+    timed = speeds.merge(_with_hidden(models)[["name", "policy", "tau", "hidden"]], on="name")
+    return (timed.groupby(["policy", "tau", "hidden", "batch"], sort=False)
             .agg(speedup=("speedup", "median"), speedup_ci_low=("speedup_ci_low", "min"),
                  speedup_ci_high=("speedup_ci_high", "max")).reset_index())
+
+
+def _with_hidden(models: pd.DataFrame) -> pd.DataFrame:
+    """Rows of hand-made or old tables without a hidden shape are one shape."""
+    return models if "hidden" in models else models.assign(hidden="")
 
 
 def _error_interval(errors: pd.Series, examples: pd.Series | None) -> tuple[float, float] | None:

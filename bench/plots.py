@@ -7,7 +7,7 @@ import io
 
 import pandas as pd
 
-from bench.models_summary import model_summary, speed_summary
+from bench.models_summary import model_summary
 from bench.results import Run
 
 def figure_png(fig) -> bytes:
@@ -209,49 +209,64 @@ def roofline_line(run: Run) -> str:
     return ("measured roofline: " + "; ".join(parts)) if parts else ""
 
 
-def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
+def pareto_front(points: pd.DataFrame, x: str = "speedup", faster: str = "higher") -> pd.DataFrame:
     """The models no other beats on both counts (faster and no less accurate, or as fast and more
-    accurate), by speedup ascending."""
+    accurate), ordered from slowest to fastest. `x` is a speedup (higher is faster) or, with
+    faster="lower", a time."""
     front = []
-    for r in points.sort_values(["speedup", "test_error"], ascending=[False, True]).itertuples():
+    sign = 1 if faster == "higher" else -1
+    ranked = points.assign(_speed=sign * points[x]).sort_values(["_speed", "test_error"], ascending=[False, True])
+    for r in ranked.itertuples():
         if not front or r.test_error < front[-1].test_error:
             front.append(r)
-    return pd.DataFrame(front[::-1]).drop(columns="Index", errors="ignore")
+    return pd.DataFrame(front[::-1]).drop(columns=["Index", "_speed"], errors="ignore")
 
 
-def plot_pareto(models: pd.DataFrame, speeds: pd.DataFrame):
-    """Test error against measured speedup, one panel per batch, log axes (a 40% model does not squeeze
-    the rest); marker and colour per policy; the Pareto front as a step line; the dense net's error as
-    a reference line; each point labelled by its tau, the target share of blocks kept."""
+def plot_pareto(models: pd.DataFrame, times: pd.DataFrame):
+    """Test error against time per batch (each model's figure of record: its fastest correct provider),
+    one panel per batch, log axes; the dense frontier (a dense net per width) as a line through its
+    widths, each CondNet a marker per policy labelled by tau, the Pareto front of all of them as a step
+    line. Down and left is better: a CondNet left of the frontier line at its error beats every dense
+    width there."""
     import matplotlib.pyplot as plt
 
-    m = model_summary(models).merge(speed_summary(models, speeds), on=["policy", "tau"])
-    batches = sorted(m["batch"].unique())
-    policies = list(dict.fromkeys(m["policy"]))
-    colours = dict(zip(policies, plt.cm.tab10(range(len(policies)))))
-    markers = dict(zip(policies, MARKERS))
+    from bench.frontier import dense_frontier, figures_of_record
+
+    m = model_summary(models)
+    records = figures_of_record(times).merge(models[["name", "policy", "tau", "hidden"]], on="name")
+    timed = m.merge(records.groupby(["policy", "tau", "hidden", "batch"], as_index=False)["median_s"].min(),
+                    on=["policy", "tau", "hidden"])
+    frontier = dense_frontier(models, times)
+    batches = sorted(timed["batch"].unique())
+    cond = timed[timed["policy"] != "dense"]
+    policies = list(dict.fromkeys(cond["policy"]))
+    colours = dict(zip(policies, plt.cm.tab10(range(1, len(policies) + 1))))
+    markers = dict(zip(policies, MARKERS[1:]))
     fig, axes = plt.subplots(1, len(batches), figsize=(5.6 * len(batches) + 2.2, 4.8), squeeze=False, sharey=True)
-    dense_error = m.loc[m["policy"] == "dense", "test_error"]
     for ax, b in zip(axes[0], batches):
-        here = m[m["batch"] == b]
-        for policy, g in here.groupby("policy", sort=False):
+        here = timed[timed["batch"] == b]
+        line = frontier[frontier["batch"] == b] if not frontier.empty else frontier
+        if not line.empty:
+            ax.plot(1e3 * line["median_s"], 100 * line["test_error"], "o-", color="black", ms=4, lw=1.2,
+                    label="dense frontier (one net per width)")
+            for r in line.itertuples():
+                ax.annotate(f"w={r.width}", (1e3 * r.median_s, 100 * r.test_error), fontsize=7, color="black",
+                            xytext=(4, -9), textcoords="offset points")
+        for policy, g in cond[cond["batch"] == b].groupby("policy", sort=False):
             yerr = _error_bars(g, "test_error", "test_error_low", "test_error_high")
-            ax.errorbar(g["speedup"], 100 * g["test_error"], fmt=markers[policy], color=colours[policy], capsize=2,
-                        ms=6, label=policy, xerr=_error_bars(g),
-                        yerr=None if yerr is None else [100 * e.fillna(0) for e in yerr])
+            ax.errorbar(1e3 * g["median_s"], 100 * g["test_error"], fmt=markers[policy], color=colours[policy],
+                        capsize=2, ms=6, label=policy, yerr=None if yerr is None else [100 * e.fillna(0) for e in yerr])
             for n, r in enumerate(g.itertuples()):
-                if policy != "dense":
-                    ax.annotate(f"τ={r.tau:g}", (r.speedup, 100 * r.test_error), fontsize=7, color=colours[policy],
-                                xytext=(5, 4 if n % 2 == 0 else -10), textcoords="offset points")
-        front = pareto_front(here[["speedup", "test_error"]])
-        ax.step(front["speedup"], 100 * front["test_error"], where="pre", color="black", lw=1, alpha=0.5,
-                label="Pareto front")
-        if not dense_error.empty:
-            ax.axhline(100 * dense_error.iloc[0], color="grey", ls="--", lw=0.8, label="dense net's test error")
-        ax.set(xscale="log", yscale="log", xlabel=f"measured inference speedup over dense, batch {b} (x, log)",
+                ax.annotate(f"τ={r.tau:g}", (1e3 * r.median_s, 100 * r.test_error), fontsize=7, color=colours[policy],
+                            xytext=(5, 4 if n % 2 == 0 else -10), textcoords="offset points")
+        front = pareto_front(here[["median_s", "test_error"]], "median_s", faster="lower")
+        ax.step(1e3 * front["median_s"], 100 * front["test_error"], where="post", color="grey", lw=1, alpha=0.6,
+                label="Pareto front of all models")
+        ax.set(xscale="log", yscale="log", xlabel=f"ms per batch of {b}, fastest correct provider (log)",
                title=f"batch {b}")
         ax.set_ylim(bottom=max(0.3, 0.5 * 100 * here["test_error"].min()))
         _log_axes(ax)
     axes[0][0].set_ylabel("test error (%, log)")
-    return _finish(fig, list(axes[0]), "τ: the share of blocks\na policy aims to keep",
-                   "speed against accuracy: down and right is better; the front joins the models nothing beats")
+    return _finish(fig, list(axes[0]), "τ: the share of blocks\na policy aims to keep; w: a dense net's width",
+                   "time against accuracy: down and left is better; a CondNet left of the dense frontier beats "
+                   "every dense width as accurate")

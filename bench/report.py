@@ -25,8 +25,9 @@ from bench.profile_report import print_profiles
 from bench.report_rows import asked_density, fastest_peer, in_reading_order, peer_summary
 from bench.results import Run, load_run, write_tables
 from bench.models_summary import model_summary, speed_summary
-from bench.summary import (best_configurations, best_grid, budget_label, fastest_models, no_interval,
-                           speed_band)
+from bench.frontier import label, reference_hidden
+from bench.summary import (best_configurations, best_grid, budget_label, goal_lines, iso_text, model_answers, ms_text,
+                           no_interval, speed_band)
 from bench.tables import KEEP, Cell, Column, fitted_table
 
 
@@ -162,6 +163,7 @@ def print_report(run: Run, console: Console | None = None) -> None:
         console.print(peer_table(peers, [c for c in peers.columns if c in set(run.providers["provider"])], width))
     print_profiles(run, console)
     print_models(run.models, run.model_speeds, console)
+    print_model_providers(run, console)
 
 
 BREAK_EVEN_NOTE = ("density: the share of each masked side's blocks active, as the suite asked, interpolated "
@@ -261,17 +263,53 @@ def print_summary(run: Run, console: Console) -> None:
             [Column("B", KEEP), Column("masks", KEEP, label="masks"), Column("source", KEEP, label="source"),
              *[Column(f"d {d:g}", KEEP) for d in densities]], rows, width,
             caption="red: slower than dense; bold green: 0.85 of the ideal 1/density or better"))
-    fastest = fastest_models(run.models, run.model_speeds)
+    print_model_answers(run, console)
+
+
+def print_model_answers(run: Run, console: Console) -> None:
+    """Is it worth it: the fastest model of all within each error budget, then each CondNet against the
+    fastest dense net as accurate, then the goal (bench.frontier, bench.summary)."""
+    width = console.width
+    fastest, iso, twin = model_answers(run)
+    ref = reference_hidden(run.models) if not run.models.empty else None
     if not fastest.empty:
-        rows = [[budget_label(r["budget"]), str(r["batch"]), f"{r['policy']} tau {r['tau']:g}",
-                 (_speed_cell(r["speedup"], 1.0, r["speedup_ci_low"], r["speedup_ci_high"]), _speed_cell(r["speedup"], 1.0)),
+        rows = [[budget_label(r["budget"]).removesuffix(" points").removeprefix("<= "), str(r["batch"]),
+                 short_label(r["policy"], r["tau"], r["hidden"], ref), r["provider"],
+                 ms_text(r["median_s"]), "[bold]yes[/bold]" if r["conditional"] else "no",
                  f"{100 * r['error_change']:+.2f}"] for r in fastest.to_dict("records")]
         console.print(fitted_table(
-            "at a glance: the fastest model within each test-error budget",
-            [Column("test error vs dense", KEEP, "left"), Column("B", KEEP), Column("fastest model", KEEP, "left"),
-             Column("x [95%]", KEEP), Column("its error\nvs dense", KEEP)], rows, width,
-            caption="budget: the mean test error's rise over the dense net's, in points; x: the model's "
-                    "end-to-end speedup over the dense net at that batch"))
+            "is it worth it? the fastest model of all within each test-error budget",
+            [Column("budget", KEEP, "left"), Column("B", KEEP), Column("fastest model", KEEP, "left"),
+             Column("runs as", KEEP, "left"), Column("ms", KEEP), Column("cond.", KEEP, "left"),
+             Column("error", 50)], rows, width,
+            caption=f"CondNets (cond.) and dense nets of every width (w), each under its fastest correct provider; "
+                    f"budget and error: the test error's rise over the {ref} dense net's, paired per seed, in "
+                    "points; ms: per batch"))
+    if not iso.empty:
+        rows = []
+        for r in iso.sort_values(["batch", "policy", "tau"], ascending=[True, True, False]).to_dict("records"):
+            compared = r["verdict"] == "compared"
+            dense = (f"{short_label('dense', 1.0, r['dense_hidden'], ref)} {r['dense_provider']}" if compared else "none")
+            x = "none as accurate"
+            if compared:
+                x = (_speed_cell(r["speedup"], 1.0, r["speedup_low"], r["speedup_high"]) + ("" if r["paired"] else " u"),
+                     _speed_cell(r["speedup"], 1.0))
+            t = twin.get((r["policy"], r["tau"], r["hidden"], r["batch"]))
+            rows.append([short_label(r["policy"], r["tau"], r["hidden"], ref), str(r["batch"]),
+                         ms_text(r["median_s"]), dense, x, "" if t is None else f"{t['speedup']:.2f}"])
+        console.print(fitted_table(
+            "each CondNet against the fastest dense net as accurate (x over it)",
+            [Column("CondNet", KEEP, "left"), Column("B", KEEP), Column("ms", KEEP), Column("dense as accurate", KEEP, "left"),
+             Column("x [95%]", KEEP), Column("twin x", 40)], rows, width,
+            caption="as accurate: test error paired per seed, on average not worse; x: per-round ratio of the same "
+                    "interleaved rounds (u: unpaired); twin x: over the dense net of its own shape, condbench's forward"))
+        for line in goal_lines(iso):
+            console.print(f"goal, {line}", highlight=False)
+
+
+def short_label(policy: str, tau: float, hidden: str, ref: str | None) -> str:
+    """A family's name in the terminal's narrow tables: 'reinforce 0.25', 'dense', 'dense w64'."""
+    return label(policy, tau, hidden, ref).replace(" τ = ", " ").replace(" w = ", " w")
 
 
 def print_models(models: pd.DataFrame, speeds: pd.DataFrame, console: Console) -> None:
@@ -282,9 +320,10 @@ def print_models(models: pd.DataFrame, speeds: pd.DataFrame, console: Console) -
         return
     speeds = speed_summary(models, speeds)
     batches = sorted(speeds["batch"].unique()) if not speeds.empty else []
-    cell = {(r["policy"], r["tau"], r["batch"]): r for r in speeds.to_dict("records")}
+    cell = {(r["policy"], r["tau"], r["hidden"], r["batch"]): r for r in speeds.to_dict("records")}
     seeded = (m["seeds"] > 1).any()
-    title = "trained models: test error against end-to-end inference speedup over the dense net"
+    ref = reference_hidden(models)
+    title = "trained models: test error against end-to-end inference speedup over the same-shape dense twin"
     if seeded:
         title += " (test error: mean [95% interval] over the seeds, each its own split)"
     caption = ("test error's interval: the wider of the t-interval over the seeds and the exact binomial one "
@@ -292,7 +331,7 @@ def print_models(models: pd.DataFrame, speeds: pd.DataFrame, console: Console) -
                "split(s), paired per seed; x: speedup, median [95% interval]; of ideal: the speedup over the "
                "FLOP ideal (dense FLOPs / FLOPs run, policies included)")
     last = batches[-1] if batches else None
-    columns = [Column("policy", KEEP, "left"), Column("tau", KEEP), Column("mode", 40, label="mode"),
+    columns = [Column("model", KEEP, "left"), Column("mode", 40, label="mode"),
                Column("seeds", 30, label="seeds"), Column("test\nerror %", KEEP), Column("vs dense,\npoints", KEEP),
                Column("density\nper layer", 50), *[Column(f"x at\nB={b}", KEEP if b in (batches[0], last) else 60)
                                                     for b in batches]]
@@ -301,24 +340,73 @@ def print_models(models: pd.DataFrame, speeds: pd.DataFrame, console: Console) -
     rows = []
     for r in m.to_dict("records"):
         flags = r.get("load_flags")
-        policy = f"[yellow]{r['policy']} ! {flags}[/yellow]" if isinstance(flags, str) and flags else r["policy"]
+        name = label(r["policy"], r["tau"], r["hidden"], ref).replace("τ", "tau")
+        policy = f"[yellow]{name} ! {flags}[/yellow]" if isinstance(flags, str) and flags else name
         if isinstance(r.get("error"), str):
-            policy = f"[red]{r['policy']} check failed[/red]"
+            policy = f"[red]{name} check failed[/red]"
         error = f"{100 * r['test_error']:.2f}"
         full_error = error
         if r.get("test_error_low", math.nan) == r.get("test_error_low", math.nan):
             full_error += f" [{100 * r['test_error_low']:.2f}, {100 * r['test_error_high']:.2f}]"
         ideal = r.get("flop_ideal", math.nan)
         ideal_cells = [f"{ideal:.2f}" if ideal == ideal else "–",
-                       _fraction_of_ideal_cell(cell.get((r["policy"], r["tau"], last)), ideal)] if last else []
+                       _fraction_of_ideal_cell(cell.get((r["policy"], r["tau"], r["hidden"], last)), ideal)] if last else []
         density = "/".join(d.strip().removeprefix("0") for d in str(r["realized_density"]).split(","))
-        rows.append([policy, f"{r['tau']:g}", r["inference_mode"], str(r["seeds"]), (full_error, error),
-                     _error_change_cell(r), density, *[_model_speed_cell(cell.get((r["policy"], r["tau"], b)))
+        rows.append([policy, r["inference_mode"], str(r["seeds"]), (full_error, error),
+                     _error_change_cell(r), density, *[_model_speed_cell(cell.get((r["policy"], r["tau"], r["hidden"], b)))
                                                        for b in batches], *ideal_cells])
     console.print(fitted_table(title, columns, rows, console.width, caption=caption, files="models.csv"))
     for r in m.to_dict("records"):
         if isinstance(r.get("error"), str):
-            console.print(f"[red]{r['policy']} tau {r['tau']:g} not timed: {r['error']}[/red]")
+            console.print(f"[red]{label(r['policy'], r['tau'], r['hidden'], ref).replace('τ', 'tau')} not timed: "
+                          f"{r['error']}[/red]")
+
+
+def model_provider_grid(run: Run) -> tuple[list[str], list[dict]]:
+    """The providers of the timed models, and per timed model and batch its label and each provider's
+    median ms (None: not timed), the fastest named; plus each provider note once (bench.model_providers)."""
+    times = run.model_times
+    if times.empty or "median_s" not in times:
+        return [], []
+    ref = reference_hidden(run.models)
+    info = run.models.set_index("name")
+    providers = list(dict.fromkeys(times["provider"]))
+    rows = []
+    for (name, batch), g in times.groupby(["name", "batch"], sort=False):
+        ms = {r["provider"]: r["median_s"] for r in g.to_dict("records") if r["median_s"] == r["median_s"]}
+        if not ms:
+            continue
+        m = info.loc[name]
+        rows.append({"label": label(m["policy"], m["tau"], m["hidden"], ref), "batch": int(batch), "ms": ms,
+                     "fastest": min(ms, key=ms.get)})
+    return providers, rows
+
+
+def model_provider_notes(run: Run) -> list[str]:
+    """Each distinct reason a model provider did not give a number: one line per reason, naming how many
+    models it concerns (a CondNet under a runtime that runs plain MLPs is one reason, not twelve lines)."""
+    times = run.model_times
+    if times.empty:
+        return []
+    notes = times[times["status"] != "ok"].drop_duplicates(["name", "provider"])
+    return [f"{', '.join(dict.fromkeys(g['provider']))} {status} for {g['name'].nunique()} model(s): {error}"
+            for (status, error), g in notes.groupby(["status", "error"], sort=False)]
+
+
+def print_model_providers(run: Run, console: Console) -> None:
+    providers, rows = model_provider_grid(run)
+    if not rows:
+        return
+    cells = [[r["label"].replace("τ", "tau"), str(r["batch"]),
+              *[("–" if p not in r["ms"] else (f"[bold]{ms_text(r['ms'][p])}[/bold]" if p == r["fastest"]
+                                                else ms_text(r["ms"][p]))) for p in providers]] for r in rows]
+    console.print(fitted_table(
+        "the models under each provider: ms per batch, each checked first",
+        [Column("model", KEEP, "left"), Column("B", KEEP), *[Column(p.replace("_", " "), KEEP) for p in providers]],
+        cells, console.width, files="model_times.csv",
+        caption="bold: the fastest, the model's figure of record; –: not run (below)"))
+    for note in model_provider_notes(run):
+        console.print(f"[yellow]note[/yellow]: {note}", highlight=False)
 
 
 def _fraction_of_ideal_cell(speed: dict | None, ideal: float) -> Cell:
@@ -366,7 +454,7 @@ def write_report(run: Run, out: Path) -> Path:
         if (roofline := plot_roofline(run)) is not None:
             figures["roofline"] = roofline
     if not run.model_speeds.empty:
-        figures["pareto"] = plot_pareto(run.models, run.model_speeds)
+        figures["pareto"] = plot_pareto(run.models, run.model_times)
     images = {}
     for name, fig in figures.items():
         images[name] = figure_png(fig)

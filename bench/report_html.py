@@ -22,7 +22,9 @@ from bench.models_summary import model_summary, speed_summary
 from bench.profile_report import profiles_html
 from bench.report_rows import asked_density, fastest_peer, in_reading_order, peer_summary
 from bench.results import Run
-from bench.summary import best_configurations, best_grid, budget_label, fastest_models, speed_band, speedup_text
+from bench.frontier import label, reference_hidden
+from bench.summary import (best_configurations, best_grid, budget_label, goal_lines, iso_text, model_answers, ms_text,
+                           speed_band, speedup_text)
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1300px;padding:0 1em;line-height:1.4}
@@ -77,18 +79,52 @@ def summary_html(run: Run) -> list[str]:
                   "speedup over dense (median [95% interval]) at the block size that ran it fastest; red: slower "
                   "than dense; bold green: 0.85 of the ideal 1 / density or better.</p>",
                   _table(pd.DataFrame(rows), left=("masks", "source"), table_id="best-configurations")]
-    fastest = fastest_models(run.models, run.model_speeds)
+    return parts + model_answers_html(run)
+
+
+def model_answers_html(run: Run) -> list[str]:
+    """Is it worth it: the fastest model of all per error budget, each CondNet against the fastest dense
+    net as accurate, and the goal."""
+    fastest, iso, twin = model_answers(run)
+    ref = reference_hidden(run.models) if not run.models.empty else None
+    parts = []
     if not fastest.empty:
         frame = pd.DataFrame({
             "test error vs dense": [budget_label(b) for b in fastest["budget"]], "B": fastest["batch"],
-            "fastest model": [f"{p} τ = {t:g}" for p, t in zip(fastest["policy"], fastest["tau"])],
-            "speedup (x)": [_speed(s, lo, hi) for s, lo, hi in zip(fastest["speedup"], fastest["speedup_ci_low"],
-                                                                   fastest["speedup_ci_high"])],
+            "fastest model": [html.escape(t) for t in fastest["label"]],
+            "runs as": [html.escape(p) for p in fastest["provider"]],
+            "ms per batch": [ms_text(t) for t in fastest["median_s"]],
+            "conditional": ["<b>yes</b>" if c else "no" for c in fastest["conditional"]],
             "its error vs dense": [f"{100 * c:+.2f} points" for c in fastest["error_change"]]})
-        parts += ["<h3>The fastest trained model within each test-error budget</h3><p class='note'>Whole "
-                  "inference, policies included, against the dense net; budget: the mean test error's rise "
-                  "over the dense net's.</p>",
-                  _table(frame, left=("test error vs dense", "fastest model"), table_id="fastest-models")]
+        parts += ["<h3>Is it worth it? The fastest model of all within each test-error budget</h3><p class='note'>"
+                  "CondNets and dense nets of every width, each under its fastest correct provider (its figure "
+                  f"of record); budget: the mean test error's rise over the {html.escape(str(ref))} dense net's, "
+                  "paired per seed.</p>",
+                  _table(frame, left=("test error vs dense", "fastest model", "runs as", "conditional"),
+                         table_id="fastest-models")]
+    if not iso.empty:
+        rows = []
+        for r in iso.sort_values(["batch", "policy", "tau"], ascending=[True, True, False]).to_dict("records"):
+            compared = r["verdict"] == "compared"
+            t = twin.get((r["policy"], r["tau"], r["hidden"], r["batch"]))
+            rows.append({
+                "CondNet": html.escape(label(r["policy"], r["tau"], r["hidden"])), "B": r["batch"],
+                "ms per batch": ms_text(r["median_s"]),
+                "fastest dense as accurate": html.escape(
+                    f"{label('dense', 1.0, r['dense_hidden'], ref)}, {r['dense_provider']}: "
+                    f"{ms_text(r['dense_median_s'])} ms") if compared else "none",
+                "its error vs the CondNet's": (f"{100 * r['error_change']:+.2f} points" if compared else ""),
+                "x over it": (_speed(r["speedup"], r["speedup_low"], r["speedup_high"]) + ("" if r["paired"] else " unpaired")
+                              if compared else html.escape(iso_text(r))),
+                "twin x": "" if t is None else _speed(t["speedup"], t["speedup_ci_low"], t["speedup_ci_high"])})
+        parts += ["<h3>Each CondNet against the fastest dense net as accurate</h3><p class='note'>As accurate: "
+                  "the dense net's test error, paired per seed over the seeds both were trained on, is on "
+                  "average not worse than the CondNet's (ties count). x: the CondNet's speedup over it, median "
+                  "per-round ratio of the same interleaved rounds [95% bootstrap interval]; twin x: over the "
+                  "dense net of the CondNet's own shape under condbench's forward.</p>",
+                  _table(pd.DataFrame(rows), left=("CondNet", "fastest dense as accurate"), table_id="iso-accuracy"),
+                  "<p><b>The goal</b> (a CondNet faster than every dense width under every provider at equal "
+                  "accuracy): " + html.escape("; ".join(goal_lines(iso))) + ".</p>"]
     return parts
 
 
@@ -173,33 +209,40 @@ def models_html(run: Run) -> list[str]:
     if m.empty:
         return []
     speeds = speed_summary(run.models, run.model_speeds)
-    cell = {(r["policy"], r["tau"], r["batch"]): r for r in speeds.to_dict("records")}
+    cell = {(r["policy"], r["tau"], r["hidden"], r["batch"]): r for r in speeds.to_dict("records")}
     batches = sorted(speeds["batch"].unique()) if not speeds.empty else []
+    ref = reference_hidden(run.models)
     rows = []
     for r in m.to_dict("records"):
         error = f"{100 * r['test_error']:.2f}"
         if r.get("test_error_low", math.nan) == r.get("test_error_low", math.nan):
             error += f" [{100 * r['test_error_low']:.2f}, {100 * r['test_error_high']:.2f}]"
         change = r.get("error_change", math.nan)
-        row = {"policy": html.escape(r["policy"]) + (" <span class='slow'>check failed</span>"
-                                                     if isinstance(r.get("error"), str) else ""),
-               "τ": f"{r['tau']:g}", "seeds": r["seeds"], "test error %": error,
+        row = {"model": html.escape(label(r["policy"], r["tau"], r["hidden"], ref))
+                         + (" <span class='slow'>check failed</span>" if isinstance(r.get("error"), str) else ""),
+               "seeds": r["seeds"], "test error %": error,
                "vs dense, points": "" if change != change else f"{100 * change:+.2f}",
                "density per layer": r["realized_density"]}
         for b in batches:
-            s = cell.get((r["policy"], r["tau"], b))
+            s = cell.get((r["policy"], r["tau"], r["hidden"], b))
             row[f"x at B={b}"] = "" if s is None else _speed(s["speedup"], s["speedup_ci_low"], s["speedup_ci_high"])
         ideal = r.get("flop_ideal", math.nan)
         row["FLOP ideal x"] = "" if ideal != ideal else f"{ideal:.2f}"
-        if batches and ideal == ideal and (s := cell.get((r["policy"], r["tau"], batches[-1]))) is not None:
+        if batches and ideal == ideal and (s := cell.get((r["policy"], r["tau"], r["hidden"], batches[-1]))) is not None:
             row[f"of ideal, B={batches[-1]}"] = f"{s['speedup'] / ideal:.2f}"
         rows.append(row)
     parts = ["<h2>Trained models</h2><p class='note'>Test error: mean [95% interval] over the seeds (the wider "
              "of the t-interval and the exact binomial one); vs dense: the change against the dense net on the "
-             "same splits, paired per seed; x: end-to-end inference speedup over the dense net, median [95% "
+             "same splits, paired per seed; x: end-to-end inference speedup over the same-shape dense twin (condbench's forward), median [95% "
              "interval]; FLOP ideal: dense FLOPs over the FLOPs really run, policies included.</p>",
-             _table(pd.DataFrame(rows), left=("policy", "density per layer"), table_id="models"),
+             _table(pd.DataFrame(rows), left=("model", "density per layer"), table_id="models"),
              _every_column(run.models.assign(test_error_pct=100 * run.models["test_error"]), "every model, each seed")]
+    if not run.model_times.empty and "median_s" in run.model_times:
+        times = run.model_times.drop(columns=["samples"]).copy()
+        for c in ("median_s", "iqr_s", "low_s", "high_s"):
+            times[c.removesuffix("_s") + "_ms"] = 1e3 * times.pop(c)
+        parts.append(_every_column(times, "every model under every provider, each batch (ms; a provider that "
+                                          "could not run or failed its check says why)"))
     if not run.model_speeds.empty:
         timings = run.model_speeds.copy()
         for c in [c for c in timings.columns if c.endswith("_s")]:

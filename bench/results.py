@@ -30,7 +30,7 @@ from bench.run_folder import read_env
 from pydantic import BaseModel, ValidationError
 
 from bench.schema import (KernelProfile, KernelRow, ModelProfile, ModelRow, SchemaError, kernel_summary,
-                          model_speed_records, parse_kernel_row, parse_model_row, provider_records)
+                          model_speed_records, model_time_records, parse_kernel_row, parse_model_row, provider_records)
 
 TABLE_KEYS = {"kernels": "case_id", "models": "name"}  # each table's row key
 TABLES = tuple(TABLE_KEYS)
@@ -146,12 +146,18 @@ class Run:
     @cached_property
     def models(self) -> pd.DataFrame:
         """One row per trained model (per-layer densities as a list), without its timings."""
-        return pd.DataFrame([r.model_dump(exclude={"metrics"}) for r in self.model_rows])
+        return pd.DataFrame([r.model_dump(exclude={"metrics", "checks", "samples"}) for r in self.model_rows])
 
     @cached_property
     def model_speeds(self) -> pd.DataFrame:
         """One row per model and batch size: the dense twin's and ours' times and the speedup."""
         return pd.DataFrame([rec for r in self.model_rows for rec in model_speed_records(r)])
+
+    @cached_property
+    def model_times(self) -> pd.DataFrame:
+        """One row per model, batch size and model provider: its check, and its time where it was timed
+        (with the per-round seconds and timing group a speedup between two models pairs rounds by)."""
+        return pd.DataFrame([rec for r in self.model_rows for rec in model_time_records(r)])
 
     @cached_property
     def phases(self) -> pd.DataFrame:
@@ -187,8 +193,10 @@ def write_tables(run: Run) -> None:
             run.kernels.to_parquet(run.folder / "kernels.parquet", index=False)
         except ImportError:  # parquet needs pyarrow; the CSV is the portable copy
             pass
-    for name in ("providers", "metrics", "models", "model_speeds", "phases"):
+    for name in ("providers", "metrics", "models", "model_speeds", "model_times", "phases"):
         table = getattr(run, name)
+        if name == "model_times" and not table.empty:
+            table = table.drop(columns=["samples"])  # the rows keep them; a CSV cell of lists helps nobody
         if not table.empty:
             table.to_csv(run.folder / f"{name}.csv", index=False)
 

@@ -25,7 +25,8 @@ from bench.contention import Load, describe, free_cores, measure_load, wait_quie
 from bench.env import fingerprint
 from bench.machine_peaks import measure_peaks, memory_roof
 from bench.measure import run_kernel_case
-from bench.models import Datasets, accuracy_row, measure_model, test_batches, train_missing, train_or_reuse
+from bench.model_timing import TimedModel, accuracy_row, test_batches, time_models
+from bench.models import Datasets, train_missing, train_or_reuse
 from bench.phase_clock import PhaseClock
 from bench.profile_case import profile_kernel_case, profile_model
 from bench.report import print_report, write_report
@@ -276,30 +277,35 @@ def _train(suite: Suite, models: list, done_models: set, needed: set, data: Data
 
 def _time_models(suite: Suite, folder: Path, models: list, done_models: set, histories: dict,
                  data: Datasets | None, checkpoints: Path, progress: Progress, task, profile: bool) -> None:
-    """Times (or, past the first seed, only reads) each model; its row, and its training history into
-    histories.json; with `profile`, the profiles of each timed model first."""
+    """Times the models not done yet together (bench.model_timing: every model and provider in the same
+    rounds; past the first seed only their accuracy is read); each model's row, and its training history
+    into histories.json; with `profile`, the profiles of each timed model after."""
     first_seed = model_seeds(suite)[0]
-    for case in models:
-        if case.name in done_models:
-            continue
-        progress.update(task, description=f"model {case.name}")
+    todo = [case for case in models if case.name not in done_models]
+    loaded = {}
+    for case in todo:
         split = data(case.seed)
-        model, metrics = train_or_reuse(case, split, checkpoints, progress=False)  # trained above: loads
-        if suite.models.time_every_seed or case.seed == first_seed:
-            fields = measure_model(model, metrics, split, tuple(suite.models.batches), suite.repeats)
-            if profile:
-                progress.update(task, description=f"profiling model {case.name}")
-                row = ModelRow(name=case.name, seed=case.seed, **fields)
-                timed = {(m.provider, m.batch): m.median for m in row.metrics if m.metric == "time"}
-                for model_profile in profile_model(case.name, model, metrics["inference_mode"],
-                                                   lambda b: test_batches(split.test.x, b), timed, folder):
-                    append_row(folder / "model_profiles.jsonl", model_profile)
-        else:
-            fields = accuracy_row(model, metrics)
+        loaded[case.name] = (*train_or_reuse(case, split, checkpoints, progress=False), split)  # trained above: loads
+    timed = [TimedModel(case.name, *loaded[case.name]) for case in todo
+             if suite.models.time_every_seed or case.seed == first_seed]
+    fields = {}
+    if timed:
+        progress.update(task, description=f"timing {len(timed)} models x {len(suite.models.providers)} providers together")
+        fields = time_models(timed, tuple(suite.models.batches), suite.repeats, tuple(suite.models.providers),
+                             suite.threads)
+    for case in todo:
+        model, metrics, split = loaded[case.name]
+        row = ModelRow(name=case.name, seed=case.seed, **(fields.get(case.name) or accuracy_row(model, metrics)))
+        if profile and case.name in fields and row.error is None:
+            progress.update(task, description=f"profiling model {case.name}")
+            times = {(m.provider, m.batch): m.median for m in row.metrics if m.metric == "time"}
+            for model_profile in profile_model(case.name, model, metrics["inference_mode"],
+                                               lambda b, split=split: test_batches(split.test.x, b), times, folder):
+                append_row(folder / "model_profiles.jsonl", model_profile)
         # Before the row: a row in models.jsonl marks the model done, and its history must be kept by then.
         histories[case.name] = metrics["history"]
         write_json_atomic(folder / "histories.json", histories)
-        append_row(folder / "models.jsonl", ModelRow(name=case.name, seed=case.seed, **fields))
+        append_row(folder / "models.jsonl", row)
         progress.advance(task)
 
 

@@ -18,11 +18,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Version 1: flat dicts, no schema_version; a kernel case's `density` (requested, or a trained case's
 # tau), ours and the baseline as `sparse_*` / `dense_*` columns, peers in a `providers` list; a model's
 # `density` a JSON text of per-layer densities and its timings as `speedup_b{batch}` columns.
-READABLE_VERSIONS = (1, 2)
+# Version 2: as 3 less a model row's provider checks, per-round times and timing group (version 3 adds
+# only fields with defaults, so a version-2 row reads as it is).
+READABLE_VERSIONS = (1, 2, 3)
 
 
 class SchemaError(ValueError):
@@ -75,7 +77,7 @@ class KernelRow(LoadFields):
     # The case's fields repeat bench.cases.KernelCase's on purpose: what is stored is versioned here and
     # must not change with the class the runner builds cases from.
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[3] = SCHEMA_VERSION
     case_id: str
     sweep: str
     device: str
@@ -111,9 +113,19 @@ class KernelRow(LoadFields):
         return next((m for m in self.metrics if m.provider == provider and m.metric == name), None)
 
 
+class RoundTimes(BaseModel):
+    """One provider's seconds per batch in each interleaved round at one batch size: what a speedup of one
+    model over another timed in the same group (`ModelRow.timing_group`) is the per-round ratio of."""
+
+    model_config = ConfigDict(extra="forbid")
+    provider: str
+    batch: int
+    seconds: list[float]
+
+
 class ModelRow(LoadFields):
     model_config = ConfigDict(extra="forbid")
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[3] = SCHEMA_VERSION
     name: str
     seed: int
     dataset: str
@@ -127,7 +139,13 @@ class ModelRow(LoadFields):
     train_seconds: float
     hidden: str
     block_size: int
-    metrics: list[Metric] = []  # per batch: time of the dense twin and ours, and the speedup
+    # per batch: each correct provider's time; the dense twin's (`dense`: the dense model of the same
+    # hidden shape, condbench's forward) and ours' speedup over it
+    metrics: list[Metric] = []
+    checks: list[ProviderCheck] = []  # each model provider's check before timing (bench.model_providers)
+    samples: list[RoundTimes] = []  # per provider and batch, the per-round times behind its metrics
+    # the models timed in the same interleaved rounds share it (bench.model_timing); None: before groups
+    timing_group: str | None = None
     # dense FLOPs per example over the model's as its test-set masks require them, policies included
     # (condcore.speed.flop_ideal); None for rows before it, and for models not timed
     flop_ideal: float | None = None
@@ -161,7 +179,7 @@ class KernelProfile(BaseModel):
     """A profiled kernel case: ours and the dense baseline (and on CUDA the Triton build that ran)."""
 
     model_config = ConfigDict(extra="forbid")
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[2, 3] = SCHEMA_VERSION  # unchanged in version 3
     case_id: str
     device: str
     providers: list[ProviderProfile] = []
@@ -174,7 +192,7 @@ class ModelProfile(BaseModel):
     ("layer0/gate", "layer1/linear/threads/gemm", "output", ...)."""
 
     model_config = ConfigDict(extra="forbid")
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[2, 3] = SCHEMA_VERSION  # unchanged in version 3
     name: str
     batch: int
     providers: list[ProviderProfile] = []  # "dense" (the twin) and "ours" (the CondNet)
@@ -237,6 +255,27 @@ def model_speed_records(row: ModelRow) -> list[dict]:
     return records
 
 
+def model_time_records(row: ModelRow) -> list[dict]:
+    """One record per model provider and batch size: its check, and where it was timed its time (median,
+    IQR, 95% interval), per-round seconds and timing group. Rows from before providers name ours (and
+    its time) alone."""
+    checks = row.checks or ([ProviderCheck(provider="ours", role="ours", status="ok")] if row.error is None else [])
+    batches = sorted({m.batch for m in row.metrics if m.batch is not None})
+    records = []
+    for check in checks:
+        for batch in batches or [None]:
+            record = {"name": row.name, "seed": row.seed, "batch": batch, "provider": check.provider,
+                      "status": check.status, "error": check.error, "timing_group": row.timing_group}
+            t = next((m for m in row.metrics
+                      if (m.provider, m.metric, m.batch) == (check.provider, "time", batch)), None)
+            if t is not None:
+                samples = next((s.seconds for s in row.samples if (s.provider, s.batch) == (check.provider, batch)), None)
+                record.update(median_s=t.median, iqr_s=t.iqr, low_s=t.low, high_s=t.high, samples=samples)
+            if batch is not None or t is not None:
+                records.append(record)
+    return records
+
+
 # ---- reading: version check and the upgrade from version 1 ---------------------------------------------
 
 def parse_kernel_row(raw: dict) -> KernelRow:
@@ -253,7 +292,8 @@ def _parse(raw: dict, schema: type[BaseModel], upgrade) -> BaseModel:
         raise SchemaError(f"written by results schema version {version!r}; this condbench reads versions "
                           f"{', '.join(map(str, READABLE_VERSIONS))} (a newer condbench wrote it?)")
     try:
-        return schema.model_validate(upgrade(raw) if version == 1 else raw)
+        raw = upgrade(raw) if version == 1 else {**raw, "schema_version": SCHEMA_VERSION}
+        return schema.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "row"

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from bench.cli_common import UserError, read_text
+from bench.model_providers import model_provider_names
 from bench.providers import peer_names
 from condcore.ops.registry import BENCHMARKED_BACKENDS
 from condcore.policies import POLICIES
@@ -35,6 +36,7 @@ Regime = Literal["auto", "grouped", "union"]
 MaskSide = Literal["out", "both"]
 MaskSource = Literal["iid", "clustered", "trained"]
 Policy = Literal[tuple(POLICIES)]  # from the policy registry
+ModelProviderName = Literal[model_provider_names()]  # from the model provider registry
 Dataset = Literal["digits", "mnist", "cifar10", "svhn"]
 
 # Upper bounds: a count past them is a typo or a runaway script, and would otherwise end in an
@@ -151,6 +153,12 @@ class ModelSweep(Strict):
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # training GEMMs; auto: bf16 where the CPU has it
     train_jobs: int = Field(default=0, ge=0, le=MAX_THREADS)  # models trained side by side, one thread each; 0: `threads`
     batches: list[Batch] = Field(default=[1, 256], min_length=1)
+    # The dense frontier: a dense net of each width (every hidden layer that wide), trained with the same
+    # recipe and seeds as the dense net, timed with the rest; each CondNet is compared with the fastest
+    # of them that is as accurate (bench.frontier).
+    dense_widths: list[Features] = Field(default=[], max_length=32)
+    # How each model's inference is timed (bench.model_providers), each checked first; `ours` always.
+    providers: list[ModelProviderName] = Field(default=list(model_provider_names()), min_length=1)
     # Each seed trains every model again on its own train/test split; test errors are then reported
     # as a mean and interval over seeds. None: the suite's seed alone.
     seeds: Optional[list[Annotated[int, Field(ge=0, le=MAX_SEED)]]] = Field(default=None, min_length=1, max_length=100)
@@ -172,6 +180,12 @@ class ModelSweep(Strict):
         for width in self.hidden:
             if width % self.block_size:
                 raise ValueError(f"block_size {self.block_size} does not divide hidden width {width}")
+        if len(set(self.dense_widths)) != len(self.dense_widths):
+            raise ValueError(f"dense_widths must differ from each other, got {self.dense_widths}")
+        if "ours" not in self.providers:
+            raise ValueError(f"providers must include ours (condbench's own inference), got {self.providers}")
+        if len(set(self.providers)) != len(self.providers):
+            raise ValueError(f"providers must differ from each other, got {self.providers}")
         if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must differ from each other, got {self.seeds}")
         if self.seeded_policies is not None:

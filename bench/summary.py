@@ -11,11 +11,10 @@ from pathlib import Path
 import pandas as pd
 
 from bench.break_even import break_even, describe
+from bench.frontier import ERROR_BUDGETS, fastest_within_budget, iso_accuracy, label, reference_hidden
 from bench.goals import check_goals
-from bench.models_summary import model_summary, speed_summary
 from bench.results import Run, load_run
 
-ERROR_BUDGETS = (0.0, 0.005, 0.01, 0.02, math.inf)  # the test error's rise over the dense net's, as a fraction
 
 
 def best_configurations(kernels: pd.DataFrame) -> pd.DataFrame:
@@ -37,28 +36,60 @@ def best_configurations(kernels: pd.DataFrame) -> pd.DataFrame:
                                                                 ascending=[True, True, True, False])
 
 
-def fastest_models(models: pd.DataFrame, speeds: pd.DataFrame) -> pd.DataFrame:
-    """Per error budget (the mean test error at most this far above the dense net's, paired per seed) and
-    batch timed: the model of highest median speedup. Models whose check failed are left out."""
-    summary = model_summary(models)
-    if summary.empty or speeds.empty or "error_change" not in summary:
-        return pd.DataFrame()
-    timed = summary.merge(speed_summary(models, speeds), on=["policy", "tau"])
-    failed = timed["error"].apply(lambda e: isinstance(e, str)) if "error" in timed else False
-    timed = timed[timed["error_change"].notna() & ~failed]
-    rows = []
-    for budget in ERROR_BUDGETS:
-        within = timed[timed["error_change"] <= budget + 1e-12]
-        for batch, g in within.groupby("batch"):
-            r = g.loc[g["speedup"].idxmax()]
-            rows.append({"budget": budget, "batch": batch, "policy": r["policy"], "tau": r["tau"],
-                         "speedup": r["speedup"], "speedup_ci_low": r["speedup_ci_low"],
-                         "speedup_ci_high": r["speedup_ci_high"], "error_change": r["error_change"]})
-    return pd.DataFrame(rows)
-
-
 def budget_label(budget: float) -> str:
     return "any" if budget == math.inf else f"<= +{100 * budget:g} points"
+
+
+def ms_text(seconds: float, low: float = math.nan, high: float = math.nan) -> str:
+    """A time per batch in ms, 3 significant digits ('0.0074', '1.68', '37.8')."""
+    def fmt(v: float) -> str:
+        return f"{1e3 * v:.3g}"
+    return fmt(seconds) + ("" if no_interval(low, high) else f" [{fmt(low)}, {fmt(high)}]")
+
+
+def model_answers(run: Run) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The models' answer, as data: the fastest model of all per error budget, each CondNet against the
+    fastest dense net as accurate (bench.frontier), and each timed family's speedup over its same-shape
+    dense twin by (policy, tau, hidden, batch)."""
+    if run.models.empty:
+        return pd.DataFrame(), pd.DataFrame(), {}
+    twin = {}
+    if not run.model_speeds.empty:
+        merged = run.model_speeds.merge(run.models[["name", "policy", "tau", "hidden"]], on="name")
+        twin = {(r["policy"], r["tau"], r["hidden"], r["batch"]): r for r in merged.to_dict("records")}
+    return fastest_within_budget(run.models, run.model_times), iso_accuracy(run.models, run.model_times), twin
+
+
+def iso_text(r: dict) -> str:
+    """An iso-accuracy row's speedup: '0.09 [0.08, 0.10]' (unpaired: '... unpaired'), or the verdict."""
+    if r.get("verdict") != "compared":
+        return str(r.get("verdict"))
+    return speedup_text(r["speedup"], r["speedup_low"], r["speedup_high"]) + ("" if r.get("paired") else " unpaired")
+
+
+def goal_lines(iso: pd.DataFrame) -> list[str]:
+    """The moonshot, per batch: is some CondNet faster than every dense width under every provider at
+    equal accuracy (its iso-accuracy speedup's interval above 1)? Else how far off the closest is."""
+    lines = []
+    if iso.empty:
+        return lines
+    for batch, g in iso.groupby("batch"):
+        compared = g[g["verdict"] == "compared"]
+        if compared.empty:
+            lines.append(f"batch {batch}: no CondNet has a dense net as accurate to be compared with")
+            continue
+        best = compared.loc[compared["speedup"].idxmax()]
+        name = label(best["policy"], best["tau"], best["hidden"])
+        x = speedup_text(best["speedup"], best["speedup_low"], best["speedup_high"])
+        if best["speedup_low"] > 1:
+            lines.append(f"batch {batch}: met, {name} runs {x}x the fastest dense net as accurate")
+        elif best["speedup"] > 1:
+            lines.append(f"batch {batch}: not shown, {name} runs {x}x the fastest dense net as accurate "
+                         "(its interval reaches 1)")
+        else:
+            lines.append(f"batch {batch}: missed; the closest, {name}, runs {x}x the fastest dense net as accurate "
+                         f"({1 / best['speedup']:.1f}x slower)")
+    return lines
 
 
 def best_grid(best: pd.DataFrame) -> tuple[list[float], list[tuple[tuple, list[dict | None]]]]:
@@ -115,16 +146,7 @@ def markdown_summary(run: Run, source: str) -> str:
                 "" if r is None else f"{speedup_text(r['speedup'], r['speedup_ci_low'], r['speedup_ci_high'])} "
                                      f"(k {r['block_size']})" for r in cells) + " |")
         lines.append("")
-    fastest = fastest_models(run.models, run.model_speeds)
-    if not fastest.empty:
-        lines += ["**The fastest trained model within each test-error budget** (digits, whole inference against "
-                  "the dense net, policies included):", "",
-                  "| test error vs dense | B | fastest model | x | its error vs dense |", "|---|---:|---|---:|---:|"]
-        for r in fastest.to_dict("records"):
-            lines.append(f"| {budget_label(r['budget'])} | {r['batch']} | {r['policy']} τ = {r['tau']:g} | "
-                         f"{speedup_text(r['speedup'], r['speedup_ci_low'], r['speedup_ci_high'])} | "
-                         f"{100 * r['error_change']:+.2f} points |")
-        lines.append("")
+    lines += models_markdown(run)
     goals = check_goals(run.kernels)
     if not goals.empty:
         lines += ["**Speed goals** (`bench/goals.py`; fraction of the ideal speedup 1 / density):", "",
@@ -141,6 +163,44 @@ def markdown_summary(run: Run, source: str) -> str:
             lines.append(f"| {r['batch']} | {r['block_size']} | {r['masks']} | {r['mask_source']} | {describe(r)} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def models_markdown(run: Run) -> list[str]:
+    """The models' part of the README's section: is it worth it (the fastest model of all per budget,
+    the goal), then each CondNet against the fastest dense net as accurate."""
+    fastest, iso, twin = model_answers(run)
+    lines = []
+    dataset = run.models["dataset"].iloc[0] if not run.models.empty else ""
+    ref = reference_hidden(run.models) if not run.models.empty else None
+    if not fastest.empty:
+        lines += [f"**Is it worth it? The fastest model of all within each test-error budget** ({dataset}; "
+                  "CondNets and dense nets of every width, each under its fastest correct provider; budget: "
+                  f"the test error's rise over the {ref} dense net's, paired per seed):", "",
+                  "| test error vs dense | B | fastest model | runs as | ms per batch | conditional | "
+                  "its error vs dense |", "|---|---:|---|---|---:|---|---:|"]
+        for r in fastest.to_dict("records"):
+            lines.append(f"| {budget_label(r['budget'])} | {r['batch']} | {r['label']} | {r['provider']} | "
+                         f"{ms_text(r['median_s'])} | {'yes' if r['conditional'] else 'no'} | "
+                         f"{100 * r['error_change']:+.2f} points |")
+        lines.append("")
+    if not iso.empty:
+        lines += ["**Each CondNet against the fastest dense net as accurate** (as accurate: its test error, "
+                  "paired per seed, on average not worse; x: the CondNet's speedup over it, per-round ratio "
+                  "of the same interleaved rounds [95% interval]; twin x: over the dense net of the "
+                  "CondNet's own shape, condbench's forward, as earlier reports gave it):", "",
+                  "| CondNet | B | ms per batch | fastest dense as accurate | x over it | twin x |",
+                  "|---|---:|---:|---|---:|---:|"]
+        for r in iso.sort_values(["batch", "policy", "tau"], ascending=[True, True, False]).to_dict("records"):
+            dense = ("–" if r["verdict"] != "compared" else
+                     f"{label('dense', 1.0, r['dense_hidden'], ref)}, {r['dense_provider']}: "
+                     f"{ms_text(r['dense_median_s'])} ms")
+            t = twin.get((r["policy"], r["tau"], r["hidden"], r["batch"]))
+            twin_x = "" if t is None else speedup_text(t["speedup"], t["speedup_ci_low"], t["speedup_ci_high"])
+            lines.append(f"| {label(r['policy'], r['tau'], r['hidden'])} | {r['batch']} | {ms_text(r['median_s'])} | "
+                         f"{dense} | {iso_text(r)} | {twin_x} |")
+        lines += ["", "**The goal** (a CondNet faster than every dense width under every provider at equal "
+                  "accuracy): " + "; ".join(goal_lines(iso)) + ".", ""]
+    return lines
 
 
 def add_parser(subparsers) -> None:

@@ -126,3 +126,17 @@ def ratio_samples(numerator: list[float], denominator: list[float]) -> list[floa
     """Per-round ratios of two interleaved series (on GPU: of matching quantiles)."""
     return [a / b for a, b in zip(numerator, denominator)]
 
+
+
+def independent_ratio_interval(numerator: list[float], denominator: list[float],
+                               level: float = CONFIDENCE) -> tuple[float, float]:
+    """A 95% percentile-bootstrap interval of median(numerator) / median(denominator) for two series
+    NOT timed in the same rounds (each resampled on its own): wider than a paired interval, as it
+    should be, since drift between the two timings is not cancelled. Seeded, like bootstrap_interval."""
+    import numpy as np
+
+    a, b = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
+    rng = np.random.default_rng(0)
+    ratios = [np.median(rng.choice(a, len(a))) / np.median(rng.choice(b, len(b))) for _ in range(BOOTSTRAP_RESAMPLES)]
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100 - tail))

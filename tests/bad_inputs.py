@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from bench.schema import KernelRow, Metric
+from bench.schema import SCHEMA_VERSION, KernelRow, Metric
 
 SWEEP = {"name": "k", "batch": [4], "shape": [{"in_features": 64, "out_features": 64}], "block_size": [16],
          "density": [0.5]}
@@ -143,10 +143,10 @@ CORPUS = [
     Bad("resume-row-without-case-id", ["run", "--resume", RUN], "line 2 is not a result row",
         run_folder(rows=GOOD_ROW + '\n{"status": "ok"}\n')),
     Bad("resume-row-newer-schema", ["run", "--resume", RUN], "line 2 written by results schema version 9",
-        run_folder(rows=GOOD_ROW + "\n" + GOOD_ROW.replace('"schema_version":2', '"schema_version":9') + "\n")),
+        run_folder(rows=GOOD_ROW + "\n" + GOOD_ROW.replace(f'"schema_version":{SCHEMA_VERSION}', '"schema_version":9') + "\n")),
     Bad("report-row-newer-schema", ["report", RUN], "line 1 written by results schema version 9",
-        run_folder(rows=GOOD_ROW.replace('"schema_version":2', '"schema_version":9') + "\n")),
-    Bad("report-row-missing-field", ["report", RUN], "line 1 not a version-2 KernelRow (batch: Field required)",
+        run_folder(rows=GOOD_ROW.replace(f'"schema_version":{SCHEMA_VERSION}', '"schema_version":9') + "\n")),
+    Bad("report-row-missing-field", ["report", RUN], f"line 1 not a version-{SCHEMA_VERSION} KernelRow (batch: Field required)",
         run_folder(rows=GOOD_ROW.replace('"batch":4,', '') + "\n")),
     Bad("resume-row-a-list", ["run", "--resume", RUN], "line 1 is not a result row", run_folder(rows="[1, 2]\n")),
     Bad("resume-row-garbage", ["run", "--resume", RUN], "line 1 is not a JSON row", run_folder(rows="{oops\n")),

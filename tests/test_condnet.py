@@ -118,7 +118,7 @@ def test_a_model_whose_timed_forward_disagrees_with_the_reference_is_a_failed_ro
 
     from rich.console import Console
 
-    from bench.models import measure_model
+    from bench.model_timing import TimedModel, time_models
     from bench.report import print_models
     from bench.schema import ModelRow
     from condcore.ops import condnet_native
@@ -133,7 +133,8 @@ def test_a_model_whose_timed_forward_disagrees_with_the_reference_is_a_failed_ro
     monkeypatch.setattr(condnet_native, "condnet_forward", off_by_a_bit)
     metrics = {"dataset": "digits", "policy": "reinforce", "tau": 0.25, "inference_mode": "threshold",
                "test_error": 0.1, "density": [0.25, 0.25], "train_seconds": 1.0}
-    fields = measure_model(result.model, metrics, digits, (1, 4), rounds=2)
+    fields = time_models([TimedModel("m", result.model, metrics, digits)], (1, 4), rounds=2, providers=("ours",),
+                         threads=1)["m"]
     assert fields["error"].startswith("batch 1: logits differ from the reference by up to 0.01")
     assert "metrics" not in fields
     row = ModelRow(name="m", seed=0, **fields)
@@ -141,7 +142,7 @@ def test_a_model_whose_timed_forward_disagrees_with_the_reference_is_a_failed_ro
 
     console = Console(file=io.StringIO(), width=200)
     print_models(pd.DataFrame([row.model_dump(exclude={"metrics"})]), pd.DataFrame(), console)
-    assert "reinforce tau 0.25 not timed: batch 1: logits differ" in console.file.getvalue()
+    assert "reinforce tau = 0.25 not timed: batch 1: logits differ" in console.file.getvalue()
 
 
 def test_bad_configs(digits):

@@ -24,12 +24,19 @@ def test_the_pareto_front_keeps_only_undominated_models():
     assert list(zip(front["speedup"], front["test_error"])) == [(4.0, 0.02), (5.0, 0.08)]
 
 
-def test_the_pareto_plot_has_its_front_the_dense_line_and_log_axes():
+def test_the_pareto_front_of_times_keeps_the_faster_undominated_models():
+    points = pd.DataFrame({"median_s": [1.0, 0.3, 0.5, 0.2, 0.25], "test_error": [0.02, 0.03, 0.04, 0.08, 0.02]})
+    front = pareto_front(points, "median_s", faster="lower")
+    # (0.3, .03), (0.5, .04) and (1.0, .02) lose to (0.25, .02); (0.2, .08) is the fastest.
+    assert list(zip(front["median_s"], front["test_error"])) == [(0.25, 0.02), (0.2, 0.08)]
+
+
+def test_the_pareto_plot_has_its_front_the_dense_frontier_and_log_axes():
     run = load_run(RUN)
-    fig = plot_pareto(run.models, run.model_speeds)
+    fig = plot_pareto(run.models, run.model_times)
     labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
-    assert "Pareto front" in labels and "dense net's test error" in labels
-    assert {"dense", "random", "reinforce", "straight-through", "topk"} <= set(labels)
+    assert "Pareto front of all models" in labels and "dense frontier (one net per width)" in labels
+    assert {"random", "reinforce", "straight-through", "topk"} <= set(labels)
     for ax in fig.axes:
         assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
         assert ax.get_legend() is None  # the legend sits outside the panels

@@ -64,9 +64,10 @@ def outline(page: Path) -> Outline:
 def test_the_page_leads_with_the_answer(page):
     o = outline(page)
     h2 = [h for h in o.headings if not h.startswith("condbench run")]
-    assert h2[:3] == ["The answer", "The best block size per batch and density",
-                      "The fastest trained model within each test-error budget"]
-    assert o.tables[:2] == ["best-configurations", "fastest-models"]
+    assert h2[:4] == ["The answer", "The best block size per batch and density",
+                      "Is it worth it? The fastest model of all within each test-error budget",
+                      "Each CondNet against the fastest dense net as accurate"]
+    assert o.tables[:3] == ["best-configurations", "fastest-models", "iso-accuracy"]
     assert o.headings.index("Where it stops paying") < o.headings.index("Every kernel case")
     # Compact tables in the terminal's units; the machine as a table of entries, not a raw dump.
     text = page.read_text()

@@ -9,7 +9,8 @@ import pytest
 from rich.console import Console
 
 from bench.report import print_report
-from bench.summary import budget_label, fastest_models
+from bench.frontier import ERROR_BUDGETS, fastest_within_budget, figures_of_record
+from bench.summary import budget_label
 from bench.results import load_run
 from bench.tables import KEEP, Column, fitted_table
 
@@ -41,7 +42,7 @@ def test_the_default_suites_report_fits_without_cutting_a_cell(width):
     assert max(len(line) for line in text.splitlines()) <= width
     # The answer first: both summaries come before the first sweep table.
     glance = text.index("the best block size per batch and density")
-    models = text.index("the fastest model within each test-error budget")
+    models = text.index("is it worth it?")
     assert glance < models < text.index("sweep decode")
     # Every model and every kernel case is there, with its speedup.
     for policy in ("dense", "random", "reinforce", "straight-through", "topk"):
@@ -58,16 +59,16 @@ def test_intervals_show_at_160_and_their_absence_is_said_at_80():
 
 
 def test_the_error_budget_summary_picks_the_fastest_model_within_each_budget():
+    """On a run from before the dense frontier (condbench's forward only): the pick per budget is the
+    model of least time per batch among those within it, dense twin included."""
     run = load_run(RUN)
-    fastest = fastest_models(run.models, run.model_speeds)
-    assert [budget_label(b) for b in dict.fromkeys(fastest["budget"])] == [
-        "<= +0 points", "<= +0.5 points", "<= +1 points", "<= +2 points", "any"]
+    fastest = fastest_within_budget(run.models, run.model_times)
+    assert [budget_label(b) for b in dict.fromkeys(fastest["budget"])] == [budget_label(b) for b in ERROR_BUDGETS]
     assert (fastest["error_change"] <= fastest["budget"] + 1e-12).all()
+    records = figures_of_record(run.model_times)
     top = fastest[(fastest["budget"] == float("inf")) & (fastest["batch"] == 256)].iloc[0]
-    assert (top["policy"], top["tau"]) == ("topk", 0.1)  # 30.31x, the fastest model at batch 256 in this run
-    # Within each budget no model allowed by it is faster than the one chosen.
-    speeds = run.model_speeds.merge(run.models[["name", "policy", "tau"]], on="name")
-    assert top["speedup"] == speeds[speeds["batch"] == 256].groupby(["policy", "tau"])["speedup"].median().max()
+    assert top["median_s"] == records[records["batch"] == 256]["median_s"].min()
+    assert top["conditional"] and top["provider"] == "ours"
 
 
 def test_fitted_table_moves_constants_to_the_title_shortens_then_drops():

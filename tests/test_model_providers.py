@@ -1,0 +1,92 @@
+"""Model providers: each runs the same net and gives the same logits, or says in one line why not."""
+
+from __future__ import annotations
+
+import builtins
+
+import pytest
+import torch
+
+from bench.model_providers import MODEL_PROVIDERS, ProviderUnavailable, as_sequential, export_onnx, onnx_session
+from bench.model_timing import TimedModel, time_models
+from condcore.data import load_dataset
+from condcore.models import CondNet, CondNetConfig
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def net(data, policy: str = "dense", width: int = 64) -> CondNet:
+    torch.manual_seed(0)
+    tau = 1.0 if policy == "dense" else 0.25
+    return CondNet(CondNetConfig(data.n_features, data.n_classes, hidden=[width, width], block_size=16,
+                                 policy=policy, tau=tau)).eval()
+
+
+def metrics(policy: str = "dense") -> dict:
+    return {"dataset": "digits", "policy": policy, "tau": 1.0 if policy == "dense" else 0.25,
+            "inference_mode": "threshold", "test_error": 0.05, "density": [1.0, 1.0], "train_seconds": 1.0}
+
+
+def test_an_exported_onnx_net_gives_the_torch_logits(digits):
+    pytest.importorskip("onnxruntime")
+    model = net(digits)
+    session = onnx_session(export_onnx(model), threads=1)
+    for batch in (1, 7, 64):  # the batch dimension is dynamic
+        x = digits.test.x[:batch]
+        got = torch.as_tensor(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+        with torch.no_grad():
+            torch.testing.assert_close(got, model(x).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_the_sequential_shares_the_weights_and_a_condnet_is_refused(digits):
+    model = net(digits)
+    x = digits.test.x[:5]
+    with torch.no_grad():
+        torch.testing.assert_close(as_sequential(model)(x), model(x).logits)
+    with pytest.raises(ProviderUnavailable, match="per-example block masks"):
+        as_sequential(net(digits, "reinforce"))
+
+
+def test_a_missing_runtime_is_one_line(digits, monkeypatch):
+    real_import = builtins.__import__
+
+    def no_onnxruntime(name, *args, **kwargs):
+        if name == "onnxruntime":
+            raise ImportError("No module named 'onnxruntime'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    with pytest.raises(ProviderUnavailable) as exc:
+        onnx_session(b"", threads=1)
+    assert str(exc.value) == "onnxruntime is not installed (pip install onnxruntime)"
+
+
+def test_providers_are_checked_first_and_a_failure_is_a_note_not_a_number(digits, monkeypatch):
+    """A provider whose logits are off fails its check and gets no time; one that cannot run says why;
+    the rest are timed in the same rounds, each model's rows keeping the samples and the group."""
+    torch_provider = MODEL_PROVIDERS["torch"]
+
+    def off_by_a_bit(model, mode, threads):
+        prepare, run = torch_provider.build(model, mode, threads)
+        return prepare, lambda x: run(x) + 1e-2
+
+    monkeypatch.setitem(MODEL_PROVIDERS, "torch", type(torch_provider)("torch", torch_provider.about, off_by_a_bit))
+    dense, cond = net(digits), net(digits, "reinforce", 64)
+    rows = time_models([TimedModel("dense", dense, metrics(), digits), TimedModel("cond", cond, metrics("reinforce"), digits)],
+                       batches=(1, 4), rounds=2, providers=("ours", "torch", "onnxruntime"), threads=1)
+    checks = {(name, c.provider): c for name, row in rows.items() for c in row["checks"]}
+    assert checks[("dense", "torch")].status == "failed"
+    assert checks[("dense", "torch")].error.startswith("logits differ from the reference by up to 0.01")
+    assert checks[("cond", "torch")].status == "skipped" and "per-example block masks" in checks[("cond", "torch")].error
+    timed = {(name, m.provider, m.batch) for name, row in rows.items() for m in row["metrics"] if m.metric == "time"}
+    assert ("dense", "torch", 1) not in timed and ("dense", "ours", 1) in timed and ("cond", "ours", 4) in timed
+    if checks[("dense", "onnxruntime")].status == "ok":
+        assert ("dense", "onnxruntime", 4) in timed
+    assert rows["dense"]["timing_group"] == rows["cond"]["timing_group"]
+    assert {(s.provider, s.batch) for s in rows["cond"]["samples"]} == {("ours", 1), ("ours", 4)}
+    # The CondNet's speedup over its dense twin divides the dense model of its shape, in the same rounds.
+    twin = next(m for m in rows["cond"]["metrics"] if m.metric == "speedup" and m.batch == 1)
+    assert twin.median > 0
