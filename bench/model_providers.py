@@ -42,6 +42,8 @@ class ModelProvider:
     about: str  # one line for reports
     # (model, inference mode, threads) -> (prepare, run); raises ProviderUnavailable
     build: Callable[[CondNet, str, int], tuple[Prepare, RunBatch]]
+    # seconds the machine idles after this provider's timing sample, where its threads outlive its calls
+    settle_s: float = 0.0
 
 
 MODEL_PROVIDERS: dict[str, ModelProvider] = {}
@@ -163,6 +165,10 @@ def _first_line(exc: BaseException) -> str:
 
 register(ModelProvider("ours", "condbench's inference (the CondNet's kernels; the fused native call where it applies)", _ours))
 register(ModelProvider("torch", "the same weights as a plain torch nn.Sequential", _torch))
+# ONNX Runtime runs with its defaults, as users ship it, spinning worker threads included; they spin on
+# for tens of milliseconds after a call, and the candidate timed next ran up to 2.5x slower (20 ms after:
+# still 1.4-2x; 0.5 s after: as alone). Hence the pause after its samples
+# (results/ab/model-crosstalk-20261203).
 register(ModelProvider("onnxruntime", "exported to ONNX, ONNX Runtime's CPU execution provider, the suite's threads",
-                       _onnxruntime))
+                       _onnxruntime, settle_s=0.5))
 register(ModelProvider("torch_compile", "the nn.Sequential under torch.compile (inductor)", _torch_compile))

@@ -4,7 +4,9 @@ each checked first, all of them interleaved in the same rounds at each batch siz
 One timing group per batch size holds every timed model's every correct provider, so the speedup of any
 model over any other (a CondNet over the fastest dense net of its accuracy, bench.frontier) is a ratio
 of the same rounds, like a kernel case's speedup over its baseline. Each row keeps its per-round times
-(`samples`) and the group's id for that. The models are timed together, as one case: a kill during
+(`samples`) and the group's id for that. Each sample lasts about SAMPLE_S; the machine idles after each
+(SETTLE_S, longer after a provider whose threads outlive its calls: `ModelProvider.settle_s`), and each
+round runs in a fresh seeded order, so that no candidate slows the one after it in every round. The models are timed together, as one case: a kill during
 it times them again on resume; their training is kept.
 """
 
@@ -22,9 +24,13 @@ from condcore.data import Dataset
 from condcore.models import CondNet
 from condcore.ops import frozen_weights
 from condcore.speed import check_inference, dense_twin, flop_ideal
-from condcore.timing import bootstrap_interval, iqr, median, ratio_samples, time_interleaved
+from condcore.timing import bootstrap_interval, iqr, median, ratio_samples, time_cpu_interleaved
 
 RTOL = ATOL = 1e-4  # a provider's logits against the spec's, as condcore.speed.check_inference
+SAMPLE_S = 5e-3  # each sample's calls last about this long (condcore.timing.time_cpu_interleaved)
+# The machine idles this long after every sample (a provider may ask for more, ModelProvider.settle_s):
+# a 64-wide net's call timed right after a 2048-wide one's ran 1.5x slower, 50 ms later as alone.
+SETTLE_S = 0.02
 
 
 @dataclass
@@ -154,7 +160,10 @@ def time_models(models: list[TimedModel], batches: tuple[int, ...], rounds: int,
             fns = {key: candidate.over(b) for key, candidate in candidates.items()}
             n = {key: len(candidate.inputs[b]) for key, candidate in candidates.items()}
             with torch.no_grad():
-                raw = time_interleaved({f"{k[0]}|{k[1]}": fn for k, fn in fns.items()}, "cpu", rounds) if fns else {}
+                settle = {f"{k[0]}|{k[1]}": max(SETTLE_S, MODEL_PROVIDERS[k[1]].settle_s if k[1] in MODEL_PROVIDERS else 0)
+                          for k in fns}
+                raw = time_cpu_interleaved({f"{k[0]}|{k[1]}": fn for k, fn in fns.items()}, rounds,
+                                           settle_after=settle, sample_s=SAMPLE_S, shuffle_seed=b) if fns else {}
             samples[b] = {key: [s / n[key] for s in raw[f"{key[0]}|{key[1]}"]] for key in fns}
     load = load_since(before).row_fields(threads)
     for timed in models:

@@ -9,6 +9,7 @@ timed region, L2 flushed between repeats), its 20/50/80% quantiles kept.
 from __future__ import annotations
 
 import gc
+import random
 import statistics
 import time
 from typing import Callable
@@ -19,29 +20,53 @@ Timed = Callable[[], object]
 SAMPLE_SECONDS = 1e-3
 
 
-def time_cpu_interleaved(fns: dict[str, Timed], rounds: int, warmup: int = 2) -> dict[str, list[float]]:
-    """Seconds per call of each function, one sample per round, functions interleaved within a round."""
+def time_cpu_interleaved(fns: dict[str, Timed], rounds: int, warmup: int = 2, *,
+                         settle_after: dict[str, float] | None = None, sample_s: float | None = None,
+                         shuffle_seed: int | None = None) -> dict[str, list[float]]:
+    """Seconds per call of each function, one sample per round, functions interleaved within a round.
+
+    By default every sample makes the same number of calls, sized on the slowest candidate. For
+    candidates whose costs differ a hundredfold (whole models under different runtimes), `sample_s`
+    sizes each one's calls to last about that long instead. `settle_after` idles the machine for the
+    given seconds after a candidate's sample: ONNX Runtime's worker threads keep spinning on the two
+    cores after its last call, and the candidate after it ran up to 2.5x slower than alone
+    (results/ab/model-crosstalk-20261203). `shuffle_seed` orders each round afresh (seeded), so that
+    what one candidate leaves behind (evicted caches, threads still winding down) is not always paid
+    by the same next one: a bias becomes spread, which the intervals then show."""
     per_call = {}
     for name, fn in fns.items():
         for _ in range(warmup):
             start = time.perf_counter()
             fn()
             per_call[name] = time.perf_counter() - start
-    # The same number of calls per sample for every candidate, so each round compares like with like;
-    # sized on the slowest, so a slow candidate cannot make a round take minutes.
-    number = max(1, min(1000, int(SAMPLE_SECONDS / max(max(per_call.values()), 1e-9))))
+    if sample_s is None:
+        # The same number of calls per sample for every candidate, so each round compares like with
+        # like; sized on the slowest, so a slow candidate cannot make a round take minutes.
+        same = max(1, min(1000, int(SAMPLE_SECONDS / max(max(per_call.values()), 1e-9))))
+        number = {name: same for name in fns}
+    else:
+        number = {name: max(1, min(1000, int(sample_s / max(t, 1e-9)))) for name, t in per_call.items()}
     samples: dict[str, list[float]] = {name: [] for name in fns}
+    order = list(fns)
+    shuffle = random.Random(shuffle_seed).shuffle if shuffle_seed is not None else None
     for _ in range(rounds):
-        for name, fn in fns.items():
-            samples[name].append(_sample(fn, number))
+        if shuffle is not None:
+            shuffle(order)
+        for name in order:
+            # Sized samples warm up for a quarter of their calls: after a neighbour or an idle pause,
+            # a 0.1 ms call's first few repeats ran up to 2x slow (threads and caches coming back).
+            samples[name].append(_sample(fns[name], number[name], warm=1 if sample_s is None else max(1, number[name] // 4)))
+            if settle_after and settle_after.get(name, 0.0) > 0:
+                time.sleep(settle_after[name])
     return samples
 
 
-def _sample(fn: Timed, number: int) -> float:
+def _sample(fn: Timed, number: int, warm: int = 1) -> float:
     """Seconds per call over `number` calls, after one call that brings this candidate's data back
     into the caches (the previous candidate of the round evicted it). torch's Timer.timeit made two
     such calls per sample: with calls of a millisecond or more, two thirds of every round."""
-    fn()
+    for _ in range(warm):
+        fn()
     collecting = gc.isenabled()
     gc.disable()
     try:
