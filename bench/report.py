@@ -243,6 +243,7 @@ def peer_table(peers: pd.DataFrame, names: list[str], width: int) -> Table:
 def print_summary(run: Run, console: Console) -> None:
     """The answer first: the best block size per batch and density, and the fastest model within each
     error budget (bench.summary)."""
+    print_model_answers(run, console)  # the question first: is it worth it against the dense frontier
     width = console.width
     best = best_configurations(run.kernels)
     if not best.empty:
@@ -263,7 +264,6 @@ def print_summary(run: Run, console: Console) -> None:
             [Column("B", KEEP), Column("masks", KEEP, label="masks"), Column("source", KEEP, label="source"),
              *[Column(f"d {d:g}", KEEP) for d in densities]], rows, width,
             caption="red: slower than dense; bold green: 0.85 of the ideal 1/density or better"))
-    print_model_answers(run, console)
 
 
 def print_model_answers(run: Run, console: Console) -> None:

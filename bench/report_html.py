@@ -66,7 +66,7 @@ def _speed(speedup: float, low: float = math.nan, high: float = math.nan, ideal:
 
 
 def summary_html(run: Run) -> list[str]:
-    parts = []
+    parts = model_answers_html(run)  # the question first: is it worth it against the dense frontier
     best = best_configurations(run.kernels)
     if not best.empty:
         densities, grid = best_grid(best)
@@ -79,7 +79,7 @@ def summary_html(run: Run) -> list[str]:
                   "speedup over dense (median [95% interval]) at the block size that ran it fastest; red: slower "
                   "than dense; bold green: 0.85 of the ideal 1 / density or better.</p>",
                   _table(pd.DataFrame(rows), left=("masks", "source"), table_id="best-configurations")]
-    return parts + model_answers_html(run)
+    return parts
 
 
 def model_answers_html(run: Run) -> list[str]:

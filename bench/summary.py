@@ -144,6 +144,7 @@ def markdown_summary(run: Run, source: str) -> str:
     lines = [f"From `{source}/` (`python -m bench summary {source} --markdown` writes this section): {machine}, "
              f"{env.get('torch_threads')} threads, torch {env.get('torch')}; medians of interleaved rounds, "
              "[95% intervals]; x = speedup over dense.", ""]
+    lines += models_markdown(run)  # the question first: is it worth it against the dense frontier
     best = best_configurations(run.kernels)
     if not best.empty:
         densities, grid = best_grid(best)
@@ -156,7 +157,6 @@ def markdown_summary(run: Run, source: str) -> str:
                 "" if r is None else f"{speedup_text(r['speedup'], r['speedup_ci_low'], r['speedup_ci_high'])} "
                                      f"(k {r['block_size']})" for r in cells) + " |")
         lines.append("")
-    lines += models_markdown(run)
     goals = check_goals(run.kernels)
     if not goals.empty:
         lines += ["**Speed goals** (`bench/goals.py`; fraction of the ideal speedup 1 / density):", "",
