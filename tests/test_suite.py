@@ -40,8 +40,11 @@ def test_shipped_suites_parse_and_expand(name):
 
 def test_cpu_suite_shape():
     suite = load_suite(ROOT / "suites" / "cpu.yaml")
-    # seed 0: dense once, four learners x three taus; seeds 1 and 2: dense and reinforce again
-    assert [len([m for m in model_cases(suite) if m.seed == seed]) for seed in (0, 1, 2)] == [13, 4, 4]
+    # seed 0: the dense frontier (seven widths, 2048 being the CondNets' twin), four learners x three taus;
+    # seeds 1 and 2: the frontier and reinforce again
+    assert [len([m for m in model_cases(suite) if m.seed == seed]) for seed in (0, 1, 2)] == [19, 10, 10]
+    dense = [m for m in model_cases(suite) if m.policy == "dense"]
+    assert sorted({m.hidden for m in dense}) == [(w, w) for w in (32, 64, 128, 256, 512, 1024, 2048)]
     trained = [c for c in kernel_cases(suite) if c.mask_source == "trained"]
     assert {c.model for c in trained} == {m.name for m in model_cases(suite) if m.policy == "reinforce" and m.seed == 0}
     assert not any(c.batch == 4 and c.mask_source == "clustered" for c in kernel_cases(suite))  # excluded
