@@ -5,9 +5,10 @@ ships it the fastest way they can: condbench's own forward is one of four. `ours
 inference (for a CondNet its block-sparse kernels, the fused native call where it applies); `torch` the
 same weights as a plain `nn.Sequential`; `onnxruntime` that net exported to ONNX, on ONNX Runtime's CPU
 execution provider with the suite's threads; `torch_compile` the `nn.Sequential` under
-`torch.compile`. The last three run nets whose every gate is always on: a CondNet's per-example block
+`torch.compile`. Those three run nets whose every gate is always on: a CondNet's per-example block
 masks are not a graph they can express without computing every block, which is a dense net, so for a
-CondNet they say so instead. Every provider is checked against the model's spec logits before it is
+CondNet they say so instead. `ours_compiled`, condbench's own forward under `torch.compile`, runs
+CondNets too. Every provider is checked against the model's spec logits before it is
 timed (bench.model_timing); one that cannot run or fails its check is a note, never a number.
 """
 
@@ -60,6 +61,10 @@ def model_provider_names() -> tuple[str, ...]:
     return tuple(MODEL_PROVIDERS)
 
 
+# What a suite or `bench models` times when it names no providers: every one that runs in seconds.
+DEFAULT_MODEL_PROVIDERS: tuple[str, ...] = ("ours", "torch", "onnxruntime", "torch_compile")
+
+
 def is_dense(model: CondNet) -> bool:
     """Every gate always on: the net is a plain MLP, which any runtime can run."""
     return all(gate.always_on for gate in model.gates)
@@ -84,8 +89,9 @@ def _torch(model: CondNet, mode: str, threads: int) -> tuple[Prepare, RunBatch]:
     return (lambda x: x), as_sequential(model)
 
 
-def _torch_compile(model: CondNet, mode: str, threads: int) -> tuple[Prepare, RunBatch]:
-    net = as_sequential(model)
+def _compiled(fn: Callable[[torch.Tensor], torch.Tensor]) -> RunBatch:
+    """fn under torch.compile, any failure of the compiler (at build or at a shape's first call) this
+    provider's note."""
     # Every nn.Sequential shares one forward code object, so each model and batch size is one more
     # recompile of it; past dynamo's limit (8) it would run the net eagerly, silently: a torch number
     # under torch.compile's name. Raised for a benchmark of many nets, and a hit made an error.
@@ -96,7 +102,7 @@ def _torch_compile(model: CondNet, mode: str, threads: int) -> tuple[Prepare, Ru
     if hasattr(dynamo, "fail_on_recompile_limit_hit"):
         dynamo.fail_on_recompile_limit_hit = True
     try:
-        compiled = torch.compile(net, dynamic=False)
+        compiled = torch.compile(fn, dynamic=False)
     except Exception as exc:  # noqa: BLE001 - any failure of the compiler is this provider's note
         raise ProviderUnavailable(f"torch.compile failed: {_first_line(exc)}") from None
 
@@ -106,7 +112,19 @@ def _torch_compile(model: CondNet, mode: str, threads: int) -> tuple[Prepare, Ru
         except Exception as exc:  # noqa: BLE001 - compilation happens on the first call of each shape
             raise ProviderUnavailable(f"torch.compile failed: {_first_line(exc)}") from None
 
-    return (lambda x: x), run
+    return run
+
+
+def _torch_compile(model: CondNet, mode: str, threads: int) -> tuple[Prepare, RunBatch]:
+    return (lambda x: x), _compiled(as_sequential(model))
+
+
+def _ours_compiled(model: CondNet, mode: str, threads: int) -> tuple[Prepare, RunBatch]:
+    # condbench's forward on its torch kernels, as a user would torch.compile a CondNet: dynamo breaks
+    # the graph at each data-dependent step (which blocks run), so this is compiled pieces between
+    # eager ones, and each distinct count of active blocks is a compile of its own.
+    model.eval()
+    return (lambda x: x), _compiled(lambda x: model(x, mode=mode, backend="torch").logits)
 
 
 def export_onnx(model: CondNet) -> bytes:
@@ -172,3 +190,7 @@ register(ModelProvider("torch", "the same weights as a plain torch nn.Sequential
 register(ModelProvider("onnxruntime", "exported to ONNX, ONNX Runtime's CPU execution provider, the suite's threads",
                        _onnxruntime, settle_s=0.5))
 register(ModelProvider("torch_compile", "the nn.Sequential under torch.compile (inductor)", _torch_compile))
+# Not in the default suite: compiling a CondNet took about a minute per model here, once per count of
+# active blocks (results/ab/condnet-compile-20261203).
+register(ModelProvider("ours_compiled", "condbench's forward (torch kernels) under torch.compile: CondNets too",
+                       _ours_compiled))

@@ -122,12 +122,13 @@ def time_models(models: list[TimedModel], batches: tuple[int, ...], rounds: int,
     rows: dict[str, dict] = {}
     candidates: dict[tuple[str, str], _Candidate] = {}
     twins: dict[str, tuple[str, str]] = {}  # model -> the candidate its speedup over the dense twin divides
+    test_xs: dict[str, dict[int, list[torch.Tensor]]] = {}  # model -> its test batches per batch size
     before = snapshot()
     with frozen_weights():
         for timed in models:
             row = rows[timed.name] = accuracy_row(timed.model, timed.metrics)
             mode = timed.metrics["inference_mode"]
-            xs = {b: test_batches(timed.data.test.x, b) for b in batches}
+            xs = test_xs[timed.name] = {b: test_batches(timed.data.test.x, b) for b in batches}
             try:
                 for b, batch_xs in xs.items():
                     check_inference(timed.model, batch_xs, mode)
@@ -150,8 +151,8 @@ def time_models(models: list[TimedModel], batches: tuple[int, ...], rounds: int,
             twin = dense_by_shape.get(rows[timed.name]["hidden"])
             if twin is None:  # no dense model of its shape in this group: its own weights, dense
                 net = dense_twin(timed.model)
-                xs = {b: test_batches(timed.data.test.x, b) for b in batches}
-                candidates[(timed.name, "twin")] = _Candidate(lambda x, net=net: net(x, mode="threshold").logits, xs)
+                candidates[(timed.name, "twin")] = _Candidate(lambda x, net=net: net(x, mode="threshold").logits,
+                                                              test_xs[timed.name])
                 twins[timed.name] = (timed.name, "twin")
             else:
                 twins[timed.name] = (twin, "ours")

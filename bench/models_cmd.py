@@ -10,7 +10,7 @@ import torch
 
 from bench.cases import check_threads
 from bench.cli_common import UserError, bounded_float, bounded_int, positive_int_list, writable_folder
-from bench.model_providers import model_provider_names
+from bench.model_providers import DEFAULT_MODEL_PROVIDERS, model_provider_names
 from bench.model_timing import TimedModel, time_models
 from bench.models import Datasets, model_grid, train_missing, train_or_reuse
 from bench.schema import ModelRow, model_speed_records
@@ -39,6 +39,16 @@ def _policies(text: str) -> list[str]:
     return names
 
 
+def _providers(text: str) -> list[str]:
+    names = list(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+    unknown = [n for n in names if n not in model_provider_names()]
+    if unknown or not names:
+        named = ", ".join(unknown) if unknown else repr(text)
+        raise argparse.ArgumentTypeError(f"unknown model provider {named}; "
+                                         f"choose from {', '.join(model_provider_names())}")
+    return ["ours", *[n for n in names if n != "ours"]]
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("models", help="train a grid of models and time their inference against dense")
     p.add_argument("--dataset", choices=DATASETS, default="digits")
@@ -55,6 +65,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batches", type=positive_int_list, default=[1, 256])
     p.add_argument("--dense-widths", type=positive_int_list, default=[],
                    help="also dense nets this wide (comma-separated), the frontier each CondNet is compared with")
+    p.add_argument("--providers", type=_providers, default=list(DEFAULT_MODEL_PROVIDERS),
+                   help=f"how each model's inference is timed (comma-separated, ours always): {', '.join(model_provider_names())}")
     p.add_argument("--rounds", type=bounded_int(1, MAX_REPEATS), default=30, help="timing rounds per batch size")
     p.add_argument("--threads", type=bounded_int(1, MAX_THREADS), default=2)
     p.add_argument("--precision", choices=PRECISIONS, default="auto", help="training GEMMs (see bench train)")
@@ -83,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     train_missing(cases, datasets, checkpoints, args.jobs or args.threads,
                   on_done=lambda case: print(f"trained {case.name}", flush=True))
     timed = [TimedModel(case.name, *train_or_reuse(case, data, checkpoints), data) for case in cases]
-    fields = time_models(timed, tuple(args.batches), args.rounds, model_provider_names(), args.threads)
+    fields = time_models(timed, tuple(args.batches), args.rounds, tuple(args.providers), args.threads)
     rows = [ModelRow(name=case.name, seed=case.seed, **fields[case.name]) for case in cases]
     table = pd.DataFrame([r.model_dump(exclude={"metrics", "samples", "checks"}) for r in rows])
     speeds = pd.DataFrame([rec for r in rows for rec in model_speed_records(r)])

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from bench.cli_common import UserError, read_text
-from bench.model_providers import model_provider_names
+from bench.model_providers import DEFAULT_MODEL_PROVIDERS, model_provider_names
 from bench.providers import peer_names
 from condcore.ops.registry import BENCHMARKED_BACKENDS
 from condcore.policies import POLICIES
@@ -158,7 +158,7 @@ class ModelSweep(Strict):
     # of them that is as accurate (bench.frontier).
     dense_widths: list[Features] = Field(default=[], max_length=32)
     # How each model's inference is timed (bench.model_providers), each checked first; `ours` always.
-    providers: list[ModelProviderName] = Field(default=list(model_provider_names()), min_length=1)
+    providers: list[ModelProviderName] = Field(default=list(DEFAULT_MODEL_PROVIDERS), min_length=1)
     # Each seed trains every model again on its own train/test split; test errors are then reported
     # as a mean and interval over seeds. None: the suite's seed alone.
     seeds: Optional[list[Annotated[int, Field(ge=0, le=MAX_SEED)]]] = Field(default=None, min_length=1, max_length=100)

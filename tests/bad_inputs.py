@@ -175,6 +175,7 @@ CORPUS = [
     Bad("models-lr-0", ["models", "--lr", "0", "--out", "o"], "--lr: must be between"),
     Bad("models-batch-size-0", ["models", "--batch-size", "0", "--out", "o"], "--batch-size: must be between"),
     Bad("models-rounds-0", ["models", "--rounds", "0", "--out", "o"], "--rounds: must be between"),
+    Bad("models-provider-unknown", ["models", "--providers", "ours,tensorrt", "--out", "o"], "unknown model provider tensorrt"),
     Bad("models-threads-0", ["models", "--threads", "0", "--out", "o"], "--threads: must be between"),
     Bad("models-jobs-negative", ["models", "--jobs", "-1", "--out", "o"], "--jobs: must be between"),
     Bad("models-threads-over-cpus", ["models", "--threads", "1000", "--out", "o"], "CPU(s) this process may use"),

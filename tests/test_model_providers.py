@@ -90,3 +90,15 @@ def test_providers_are_checked_first_and_a_failure_is_a_note_not_a_number(digits
     # The CondNet's speedup over its dense twin divides the dense model of its shape, in the same rounds.
     twin = next(m for m in rows["cond"]["metrics"] if m.metric == "speedup" and m.batch == 1)
     assert twin.median > 0
+
+
+def test_a_condnet_runs_compiled_and_gives_the_reference_logits(digits):
+    """ours_compiled is the one provider besides ours that runs a CondNet: condbench's forward under
+    torch.compile, checked like the rest before it is timed."""
+    cond = net(digits, "reinforce", 32)
+    rows = time_models([TimedModel("cond", cond, metrics("reinforce"), digits)], batches=(3,), rounds=1,
+                       providers=("ours", "ours_compiled"), threads=1)
+    check = next(c for c in rows["cond"]["checks"] if c.provider == "ours_compiled")
+    assert check.status == "ok", check.error
+    assert check.max_relative_error is not None and check.max_relative_error < 1e-3
+    assert any(m.provider == "ours_compiled" and m.metric == "time" for m in rows["cond"]["metrics"])
