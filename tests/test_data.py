@@ -7,6 +7,7 @@ import hashlib
 import pickle
 import struct
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ import torch
 
 from condcore.data import DatasetNotFound, load_dataset
 from condcore.data import download as dl
-from condcore.data.formats import DataFormatError, read_idx
+from condcore.data.formats import DataFormatError, read_cifar_batch, read_idx
 
 
 def write_idx(path, array: np.ndarray, gz: bool) -> None:
@@ -78,6 +79,51 @@ def test_cifar10_pickles(tmp_path):
     (folder / "test_batch").write_bytes(pickle.dumps({"wrong": 1}))
     with pytest.raises(DataFormatError, match="not a CIFAR-10"):
         load_dataset("cifar10", tmp_path)
+
+
+class _Payload:
+    """A pickle that runs a shell command when it is loaded: what a planted data file would hold."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_a_cifar_batch_reads_as_pickled_by_numpy_in_every_protocol(tmp_path, protocol):
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 256, (4, 3072), dtype=np.uint8)
+    path = tmp_path / "b"
+    path.write_bytes(pickle.dumps({b"data": data, b"labels": [1, 2, 3, 4], b"batch_label": b"x",
+                                   b"filenames": [b"a.png"] * 4}, protocol=protocol))
+    got, labels = read_cifar_batch(path)
+    assert np.array_equal(got, data) and labels.tolist() == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("where", ["the batch", "inside its dict"])
+def test_a_planted_pickle_runs_nothing_and_is_refused(tmp_path, where):
+    marker = tmp_path / "PWNED"
+    payload = _Payload(marker) if where == "the batch" else {b"data": _Payload(marker), b"labels": [0]}
+    path = tmp_path / "cifar10" / "data_batch_1"
+    path.parent.mkdir()
+    path.write_bytes(pickle.dumps(payload, protocol=2))
+    with pytest.raises(DataFormatError, match="posix.system|os.system|nt.system"):
+        read_cifar_batch(path)
+    assert not marker.exists()
+    with pytest.raises(DataFormatError):
+        load_dataset("cifar10", tmp_path)
+    assert not marker.exists()
+
+
+def test_a_cifar_batch_of_python_objects_is_refused(tmp_path):
+    path = tmp_path / "b"
+    path.write_bytes(pickle.dumps({b"data": np.array([[object()]], dtype=object), b"labels": [0]}))
+    with pytest.raises(DataFormatError):
+        read_cifar_batch(path)
 
 
 def test_svhn_mat(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import pickle
 import struct
@@ -32,15 +33,46 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 
 
+def _numpy_core():
+    # numpy 2 moved numpy.core to numpy._core; the CIFAR files (pickled by numpy 1) name the old one
+    return getattr(np, "_core", None) or np.core
+
+
+# What a CIFAR-10 batch's pickle may name, and nothing else: a pickle is a program, and one that names
+# os.system runs it on load (a data folder is as untrusted as any download; the checksum is checked
+# only when condbench downloads it).
+_CIFAR_GLOBALS = {
+    ("numpy", "ndarray"): lambda: np.ndarray,
+    ("numpy", "dtype"): lambda: np.dtype,
+    ("numpy.core.multiarray", "_reconstruct"): lambda: _numpy_core().multiarray._reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): lambda: _numpy_core().multiarray._reconstruct,
+    ("numpy.core.numeric", "_frombuffer"): lambda: _numpy_core().numeric._frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): lambda: _numpy_core().numeric._frombuffer,
+    ("_codecs", "encode"): lambda: codecs.encode,  # how protocol 2 spells bytes
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        found = _CIFAR_GLOBALS.get((module, name))
+        if found is None:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR-10 batch never holds; "
+                                         "refused without running it")
+        return found()
+
+
 def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One CIFAR-10 python batch: a pickled dict with b'data' (N, 3072) uint8 and b'labels'."""
+    """One CIFAR-10 python batch: a pickled dict with b'data' (N, 3072) uint8 and b'labels'. Read with
+    an unpickler that admits only the numpy types such a batch holds, so a planted pickle runs nothing."""
     with open(path, "rb") as f:
         try:
-            batch = pickle.load(f, encoding="bytes")
-        except Exception as exc:  # any unpickling failure means a wrong or damaged file
+            batch = _CifarUnpickler(f, encoding="bytes").load()
+        except Exception as exc:  # any unpickling failure means a wrong, damaged or hostile file
             raise DataFormatError(f"{path}: not a CIFAR-10 python batch ({exc})") from exc
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise DataFormatError(f"{path}: not a CIFAR-10 python batch (no b'data'/b'labels')")
+    if getattr(batch[b"data"], "dtype", None) == object:
+        raise DataFormatError(f"{path}: CIFAR-10 batch data holds Python objects, not pixels")
     data = np.asarray(batch[b"data"], dtype=np.uint8)
     labels = np.asarray(batch[b"labels"], dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
