@@ -169,7 +169,9 @@ def profiles_html(run: Run, report_dir: Path) -> list[str]:
         return f"<a href='{html.escape(str(target))}'>trace</a>"
 
     if run.kernel_profiles:
-        table = kernel_phase_table(run)
+        # every cell escaped here, so that the trace links alone are markup
+        table = kernel_phase_table(run).map(lambda v: html.escape(v) if isinstance(v, str) else v)
+        table.columns = [html.escape(str(c)) for c in table.columns]
         if "trace" in table:
             table["trace"] = [link(t) if isinstance(t, str) else "" for t in table["trace"]]
         parts.append(table.to_html(index=False, escape=False, float_format=lambda v: f"{v:.4g}", na_rep=""))

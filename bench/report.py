@@ -467,7 +467,7 @@ def write_report(run: Run, out: Path) -> Path:
             "its batch, block size and density, and trained CondNets against their dense twins, end to end. "
             "The answer comes first; every number's details follow.</p>",
             f"<p class='note'>{html.escape(where)}, torch {html.escape(str(run.env.get('torch')))}, "
-            f"{run.env.get('torch_threads')} threads.</p>",
+            f"{html.escape(str(run.env.get('torch_threads')))} threads.</p>",
             *([f"<div class='busy'><b>Busy machine.</b> {html.escape(warning)}</div>"] if warning else []),
             *([f"<p class='note'>{html.escape(wall[0].upper() + wall[1:])}.</p>"] if (wall := wall_time_line(run)) else []),
             *([f"<p class='note'>{html.escape(roof[0].upper() + roof[1:])}.</p>"] if (roof := roofline_line(run)) else [])]

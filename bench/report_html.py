@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+from markupsafe import Markup, escape
 
 from bench.break_even import break_even, describe
 from bench.goals import check_goals
@@ -39,13 +40,21 @@ img{max-width:100%;height:auto} .slow{color:#c00} .ideal{color:#080;font-weight:
 """
 
 
+def _cells(data) -> pd.DataFrame:
+    """A table's cells as objects: pandas would turn a column of strings into its string dtype, and the
+    Markup among them into plain text that _table then escapes."""
+    return pd.DataFrame(data, dtype=object)
+
+
 def _table(frame: pd.DataFrame, left: tuple[str, ...] = (), table_id: str = "") -> str:
-    """A compact table of already formatted cells; `left` names the text columns."""
+    """A compact table of formatted cells; `left` names the text columns. Every cell is escaped but
+    the Markup ones this module builds: a run folder is data from anywhere, and a `<script>` in a row's
+    field must read as text."""
     cls = lambda c: " class='l'" if c in left else ""  # noqa: E731
-    head = "".join(f"<th{cls(c)}>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td{cls(c)}>{v}</td>" for c, v in zip(frame.columns, row)) + "</tr>"
+    head = "".join(f"<th{cls(c)}>{escape(c)}</th>" for c in frame.columns)
+    body = "".join("<tr>" + "".join(f"<td{cls(c)}>{escape(v)}</td>" for c, v in zip(frame.columns, row)) + "</tr>"
                    for row in frame.itertuples(index=False))
-    ident = f" id='{table_id}'" if table_id else ""
+    ident = f" id='{escape(table_id)}'" if table_id else ""
     return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -59,10 +68,10 @@ def _every_column(frame: pd.DataFrame, what: str) -> str:
 BAND_CLASSES = {"slow": "slow", "near-ideal": "ideal"}
 
 
-def _speed(speedup: float, low: float = math.nan, high: float = math.nan, ideal: float = math.inf) -> str:
-    text = html.escape(speedup_text(speedup, low, high))
+def _speed(speedup: float, low: float = math.nan, high: float = math.nan, ideal: float = math.inf) -> Markup:
+    text = speedup_text(speedup, low, high)
     band = BAND_CLASSES.get(speed_band(speedup, ideal))
-    return f"<span class='{band}'>{text}</span>" if band else text
+    return Markup("<span class='{}'>{}</span>").format(band, text) if band else escape(text)
 
 
 def summary_html(run: Run) -> list[str]:
@@ -72,13 +81,14 @@ def summary_html(run: Run) -> list[str]:
         densities, grid = best_grid(best)
         rows = [{"B": batch, "masks": masks, "source": source,
                  **{f"d = {d:g}": "" if r is None else
-                    f"{_speed(r['speedup'], r['speedup_ci_low'], r['speedup_ci_high'], r['ideal'])} (k {r['block_size']})"
+                    Markup("{} (k {})").format(_speed(r["speedup"], r["speedup_ci_low"], r["speedup_ci_high"], r["ideal"]),
+                                               r["block_size"])
                     for d, r in zip(densities, cells)}}
                 for (batch, masks, source), cells in grid]
         parts += ["<h3>The best block size per batch and density</h3><p class='note'>One layer, each case's "
                   "speedup over dense (median [95% interval]) at the block size that ran it fastest; red: slower "
                   "than dense; bold green: 0.85 of the ideal 1 / density or better.</p>",
-                  _table(pd.DataFrame(rows), left=("masks", "source"), table_id="best-configurations")]
+                  _table(_cells(rows), left=("masks", "source"), table_id="best-configurations")]
     return parts
 
 
@@ -89,12 +99,11 @@ def model_answers_html(run: Run) -> list[str]:
     ref = reference_hidden(run.models) if not run.models.empty else None
     parts = []
     if not fastest.empty:
-        frame = pd.DataFrame({
+        frame = _cells({
             "test error vs dense": [budget_label(b) for b in fastest["budget"]], "B": fastest["batch"],
-            "fastest model": [html.escape(t) for t in fastest["label"]],
-            "runs as": [html.escape(p) for p in fastest["provider"]],
+            "fastest model": fastest["label"], "runs as": fastest["provider"],
             "ms per batch": [ms_text(t) for t in fastest["median_s"]],
-            "conditional": ["<b>yes</b>" if c else "no" for c in fastest["conditional"]],
+            "conditional": [Markup("<b>yes</b>") if c else "no" for c in fastest["conditional"]],
             "its error vs dense": [f"{100 * c:+.2f} points" for c in fastest["error_change"]]})
         parts += ["<h3>Is it worth it? The fastest model of all within each test-error budget</h3><p class='note'>"
                   "CondNets and dense nets of every width, each under its fastest correct provider (its figure "
@@ -108,21 +117,20 @@ def model_answers_html(run: Run) -> list[str]:
             compared = r["verdict"] == "compared"
             t = twin.get((r["policy"], r["tau"], r["hidden"], r["batch"]))
             rows.append({
-                "CondNet": html.escape(label(r["policy"], r["tau"], r["hidden"])), "B": r["batch"],
+                "CondNet": label(r["policy"], r["tau"], r["hidden"]), "B": r["batch"],
                 "ms per batch": ms_text(r["median_s"]),
-                "fastest dense as accurate": html.escape(
-                    f"{label('dense', 1.0, r['dense_hidden'], ref)}, {r['dense_provider']}: "
-                    f"{ms_text(r['dense_median_s'])} ms") if compared else "none",
+                "fastest dense as accurate": (f"{label('dense', 1.0, r['dense_hidden'], ref)}, {r['dense_provider']}: "
+                                              f"{ms_text(r['dense_median_s'])} ms") if compared else "none",
                 "its error vs the CondNet's": (f"{100 * r['error_change']:+.2f} points" if compared else ""),
                 "x over it": (_speed(r["speedup"], r["speedup_low"], r["speedup_high"]) + ("" if r["paired"] else " unpaired")
-                              if compared else html.escape(iso_text(r))),
+                              if compared else iso_text(r)),
                 "twin x": "" if t is None else _speed(t["speedup"], t["speedup_ci_low"], t["speedup_ci_high"])})
         parts += ["<h3>Each CondNet against the fastest dense net as accurate</h3><p class='note'>As accurate: "
                   "the dense net's test error, paired per seed over the seeds both were trained on, is on "
                   "average not worse than the CondNet's (ties count). x: the CondNet's speedup over it, median "
                   "per-round ratio of the same interleaved rounds [95% bootstrap interval]; twin x: over the "
                   "dense net of the CondNet's own shape under condbench's forward.</p>",
-                  _table(pd.DataFrame(rows), left=("CondNet", "fastest dense as accurate"), table_id="iso-accuracy"),
+                  _table(_cells(rows), left=("CondNet", "fastest dense as accurate"), table_id="iso-accuracy"),
                   "<p><b>The goal</b> (a CondNet faster than every dense width under every provider at equal "
                   "accuracy): " + html.escape("; ".join(goal_lines(iso))) + ".</p>"]
     return parts
@@ -132,7 +140,7 @@ def break_even_html(kernels: pd.DataFrame) -> list[str]:
     be = break_even(kernels)
     if be.empty:
         return []
-    frame = pd.DataFrame({"device": be["device"], "dtype": be["dtype"],
+    frame = _cells({"device": be["device"], "dtype": be["dtype"],
                           "K x N": [f"{a}x{b}" for a, b in zip(be["in_features"], be["out_features"])],
                           "k": be["block_size"], "B": be["batch"], "masks": be["masks"], "source": be["mask_source"],
                           "break-even density": [describe(r) for r in be.to_dict("records")],
@@ -148,9 +156,9 @@ def goals_html(kernels: pd.DataFrame) -> list[str]:
     goals = check_goals(kernels)
     if goals.empty:
         return []
-    frame = pd.DataFrame({"goal": goals["goal"], "metric": goals["metric"], "target": goals["target"].map("{:.2f}".format),
+    frame = _cells({"goal": goals["goal"], "metric": goals["metric"], "target": goals["target"].map("{:.2f}".format),
                           "measured": goals["measured"].map("{:.2f}".format),
-                          "verdict": ["met" if m else f"<span class='slow'>missed by {s:.2f}</span>"
+                          "verdict": ["met" if m else Markup("<span class='slow'>missed by {:.2f}</span>").format(s)
                                       for m, s in zip(goals["met"], goals["short_by"])]})
     return ["<h3>Speed goals</h3><p class='note'>The goals this run is checked against (bench/goals.py).</p>",
             _table(frame, left=("goal", "metric"))]
@@ -163,7 +171,7 @@ def kernels_html(kernels: pd.DataFrame) -> list[str]:
     for sweep, g in kernels.groupby("sweep", sort=False):
         g = in_reading_order(g)
         ok = g["status"] == "ok"
-        frame = pd.DataFrame({
+        frame = _cells({
             "B": g["batch"], "k": g["block_size"], "masks": g["masks"], "source": g["mask_source"],
             "density asked": [asked_density(r).replace("tau", "τ") for r in g.to_dict("records")],
             "work density": g["ideal_density"].map("{:.3f}".format),
@@ -173,7 +181,7 @@ def kernels_html(kernels: pd.DataFrame) -> list[str]:
                         zip(g["speedup"], g.get("speedup_ci_low", math.nan), g.get("speedup_ci_high", math.nan),
                             g["ideal_density"], ok)],
             "of ideal": g["fraction_of_ideal"].map("{:.2f}".format),
-            "status": [html.escape(s if s == "ok" else f"{s}: {e}") for s, e in zip(g["status"], g["error"].fillna(""))]})
+            "status": [s if s == "ok" else f"{s}: {e}" for s, e in zip(g["status"], g["error"].fillna(""))]})
         fixed = ", ".join(str(v) for v in (g["device"].iloc[0], g["dtype"].iloc[0],
                                            f"{g['in_features'].iloc[0]}x{g['out_features'].iloc[0]}"))
         parts += [f"<h3>Sweep {html.escape(sweep)} ({html.escape(fixed)})</h3>",
@@ -192,16 +200,16 @@ def peers_html(run: Run) -> list[str]:
     for r in peers.to_dict("records"):
         best, ours_wins = fastest_peer(r, names)
         ours = _speed(r["speedup"], r["speedup_ci_low"], r["speedup_ci_high"])
-        peer = "" if best is None else f"{html.escape(best)} {_speed(*r[best])}"
+        peer = "" if best is None else Markup("{} {}").format(best, _speed(*r[best]))
         if ours_wins:
-            ours = f"<b>{ours}</b>"
+            ours = Markup("<b>{}</b>").format(ours)
         else:
-            peer = f"<b>{peer}</b>"
-        rows.append({"sweep": html.escape(r["sweep"]), "B": r["batch"], "k": r["block_size"], "masks": r["masks"],
+            peer = Markup("<b>{}</b>").format(peer)
+        rows.append({"sweep": r["sweep"], "B": r["batch"], "k": r["block_size"], "masks": r["masks"],
                      "source": r["mask_source"], "density asked": asked_density(r).replace("tau", "τ"),
                      "work density": f"{r['ideal_density']:.3f}", "ours x": ours,
                      "fastest peer x": peer, "ours' rank": f"{int(r['ours_rank'])} of {int(r['providers_timed'])}"})
-    return [_table(pd.DataFrame(rows), left=("sweep", "masks", "source", "fastest peer x"), table_id="peers")]
+    return [_table(_cells(rows), left=("sweep", "masks", "source", "fastest peer x"), table_id="peers")]
 
 
 def models_html(run: Run) -> list[str]:
@@ -218,8 +226,9 @@ def models_html(run: Run) -> list[str]:
         if r.get("test_error_low", math.nan) == r.get("test_error_low", math.nan):
             error += f" [{100 * r['test_error_low']:.2f}, {100 * r['test_error_high']:.2f}]"
         change = r.get("error_change", math.nan)
-        row = {"model": html.escape(label(r["policy"], r["tau"], r["hidden"], ref))
-                         + (" <span class='slow'>check failed</span>" if isinstance(r.get("error"), str) else ""),
+        name = label(r["policy"], r["tau"], r["hidden"], ref)
+        row = {"model": Markup("{} <span class='slow'>check failed</span>").format(name)
+                        if isinstance(r.get("error"), str) else name,
                "seeds": r["seeds"], "test error %": error,
                "vs dense, points": "" if change != change else f"{100 * change:+.2f}",
                "density per layer": r["realized_density"]}
@@ -235,7 +244,7 @@ def models_html(run: Run) -> list[str]:
              "of the t-interval and the exact binomial one); vs dense: the change against the dense net on the "
              "same splits, paired per seed; x: end-to-end inference speedup over the same-shape dense twin (condbench's forward), median [95% "
              "interval]; FLOP ideal: dense FLOPs over the FLOPs really run, policies included.</p>",
-             _table(pd.DataFrame(rows), left=("model", "density per layer"), table_id="models"),
+             _table(_cells(rows), left=("model", "density per layer"), table_id="models"),
              _every_column(run.models.assign(test_error_pct=100 * run.models["test_error"]), "every model, each seed")]
     if not run.model_times.empty and "median_s" in run.model_times:
         times = run.model_times.drop(columns=["samples"]).copy()

@@ -31,7 +31,7 @@ def best_configurations(kernels: pd.DataFrame) -> pd.DataFrame:
     for column in ("speedup_ci_low", "speedup_ci_high"):  # runs written before intervals were kept
         best[column] = pd.to_numeric(best[column], errors="coerce") if column in best else math.nan
     columns = ["batch", "masks", "mask_source", "requested_density", "block_size", "speedup", "speedup_ci_low",
-               "speedup_ci_high", "ideal"]
+               "speedup_ci_high", "ideal", "device", "dtype", "in_features", "out_features"]
     return best[[c for c in columns if c in best]].sort_values(["batch", "masks", "mask_source", "requested_density"],
                                                                 ascending=[True, True, True, False])
 
@@ -141,37 +141,33 @@ def markdown_summary(run: Run, source: str) -> str:
     machine = env.get("cpu_model") or "?"
     if env.get("cpu_capability"):
         machine += f" ({env['cpu_capability']})"
-    lines = [f"From `{source}/` (`python -m bench summary {source} --markdown` writes this section): {machine}, "
-             f"{env.get('torch_threads')} threads, torch {env.get('torch')}; medians of interleaved rounds, "
-             "[95% intervals]; x = speedup over dense.", ""]
+    lines = [_md_text(f"From `{source}/` (`python -m bench summary {source} --markdown` writes this section): "
+                      f"{machine}, {env.get('torch_threads')} threads, torch {env.get('torch')}; medians of "
+                      "interleaved rounds, [95% intervals]; x = speedup over dense."), ""]
     lines += models_markdown(run)  # the question first: is it worth it against the dense frontier
     best = best_configurations(run.kernels)
     if not best.empty:
         densities, grid = best_grid(best)
-        lines += ["**The best block size per batch and density** (one layer, 2048 x 2048, fp32; both masks at "
-                  "small batch, output masks at large batch):", "",
-                  "| B | masks | source | " + " | ".join(f"d = {d:g}" for d in densities) + " |",
-                  "|---:|---|---|" + "---:|" * len(densities)]
-        for (batch, masks, src), cells in grid:
-            lines.append(f"| {batch} | {masks} | {src} | " + " | ".join(
-                "" if r is None else f"{speedup_text(r['speedup'], r['speedup_ci_low'], r['speedup_ci_high'])} "
-                                     f"(k {r['block_size']})" for r in cells) + " |")
-        lines.append("")
+        lines += [f"**The best block size per batch and density** ({_md_text(_layers_timed(best))}):", "",
+                  *_md_table(["B", "masks", "source", *(f"d = {d:g}" for d in densities)], "rll" + "r" * len(densities),
+                             [[batch, masks, src, *("" if r is None else
+                                                    f"{speedup_text(r['speedup'], r['speedup_ci_low'], r['speedup_ci_high'])} "
+                                                    f"(k {r['block_size']})" for r in cells)]
+                              for (batch, masks, src), cells in grid]), ""]
     goals = check_goals(run.kernels)
     if not goals.empty:
         lines += ["**Speed goals** (`bench/goals.py`; fraction of the ideal speedup 1 / density):", "",
-                  "| goal | target | measured | verdict |", "|---|---:|---:|---|"]
-        for r in goals.to_dict("records"):
-            verdict = "met" if r["met"] else f"missed by {r['short_by']:.2f}"
-            lines.append(f"| {r['goal']} | {r['target']:.2f} | {r['measured']:.2f} | {verdict} |")
-        lines.append("")
+                  *_md_table(["goal", "target", "measured", "verdict"], "lrrl",
+                             [[r["goal"], f"{r['target']:.2f}", f"{r['measured']:.2f}",
+                               "met" if r["met"] else f"missed by {r['short_by']:.2f}"] for r in goals.to_dict("records")]),
+                  ""]
     be = break_even(run.kernels)
     if not be.empty:
-        lines += ["**Break-even density** (where sparse stops beating dense; > d: it won at every density "
-                  "measured, up to d):", "", "| B | k | masks | source | break-even |", "|---:|---:|---|---|---|"]
-        for r in be.sort_values(["batch", "block_size"]).to_dict("records"):
-            lines.append(f"| {r['batch']} | {r['block_size']} | {r['masks']} | {r['mask_source']} | {describe(r)} |")
-        lines.append("")
+        lines += ["**Break-even density** (where sparse stops beating dense; &gt; d: it won at every density "
+                  "measured, up to d):", "",
+                  *_md_table(["B", "k", "masks", "source", "break-even"], "rrlll",
+                             [[r["batch"], r["block_size"], r["masks"], r["mask_source"], describe(r)]
+                              for r in be.sort_values(["batch", "block_size"]).to_dict("records")]), ""]
     return "\n".join(lines)
 
 
@@ -183,34 +179,60 @@ def models_markdown(run: Run) -> list[str]:
     dataset = run.models["dataset"].iloc[0] if not run.models.empty else ""
     ref = reference_hidden(run.models) if not run.models.empty else None
     if not fastest.empty:
-        lines += [f"**Is it worth it? The fastest model of all within each test-error budget** ({dataset}; "
-                  "CondNets and dense nets of every width, each under its fastest correct provider; budget: "
-                  f"the test error's rise over the {ref} dense net's, paired per seed):", "",
-                  "| test error vs dense | B | fastest model | runs as | ms per batch | conditional | "
-                  "its error vs dense |", "|---|---:|---|---|---:|---|---:|"]
-        for r in fastest.to_dict("records"):
-            lines.append(f"| {budget_label(r['budget'])} | {r['batch']} | {r['label']} | {r['provider']} | "
-                         f"{ms_text(r['median_s'])} | {'yes' if r['conditional'] else 'no'} | "
-                         f"{100 * r['error_change']:+.2f} points |")
-        lines.append("")
+        lines += [_md_text(f"**Is it worth it? The fastest model of all within each test-error budget** ({dataset}; "
+                           "CondNets and dense nets of every width, each under its fastest correct provider; budget: "
+                           f"the test error's rise over the {ref} dense net's, paired per seed):"), "",
+                  *_md_table(["test error vs dense", "B", "fastest model", "runs as", "ms per batch", "conditional",
+                              "its error vs dense"], "lrllrlr",
+                             [[budget_label(r["budget"]), r["batch"], r["label"], r["provider"], ms_text(r["median_s"]),
+                               "yes" if r["conditional"] else "no", f"{100 * r['error_change']:+.2f} points"]
+                              for r in fastest.to_dict("records")]), ""]
     if not iso.empty:
         lines += ["**Each CondNet against the fastest dense net as accurate** (as accurate: its test error, "
                   "paired per seed, on average not worse; x: the CondNet's speedup over it, per-round ratio "
                   "of the same interleaved rounds [95% interval]; twin x: over the dense net of the "
-                  "CondNet's own shape, condbench's forward, as earlier reports gave it):", "",
-                  "| CondNet | B | ms per batch | fastest dense as accurate | x over it | twin x |",
-                  "|---|---:|---:|---|---:|---:|"]
+                  "CondNet's own shape, condbench's forward, as earlier reports gave it):", ""]
+        rows = []
         for r in iso.sort_values(["batch", "policy", "tau"], ascending=[True, True, False]).to_dict("records"):
             dense = ("–" if r["verdict"] != "compared" else
                      f"{label('dense', 1.0, r['dense_hidden'], ref)}, {r['dense_provider']}: "
                      f"{ms_text(r['dense_median_s'])} ms")
             t = twin.get((r["policy"], r["tau"], r["hidden"], r["batch"]))
             twin_x = "" if t is None else speedup_text(t["speedup"], t["speedup_ci_low"], t["speedup_ci_high"])
-            lines.append(f"| {label(r['policy'], r['tau'], r['hidden'])} | {r['batch']} | {ms_text(r['median_s'])} | "
-                         f"{dense} | {iso_text(r)} | {twin_x} |")
-        lines += ["", "**The goal** (a CondNet faster than every dense width under every provider at equal "
-                  "accuracy): " + "; ".join(goal_lines(iso)) + ".", ""]
+            rows.append([label(r["policy"], r["tau"], r["hidden"]), r["batch"], ms_text(r["median_s"]), dense,
+                         iso_text(r), twin_x])
+        lines += [*_md_table(["CondNet", "B", "ms per batch", "fastest dense as accurate", "x over it", "twin x"],
+                             "lrrlrr", rows),
+                  "", "**The goal** (a CondNet faster than every dense width under every provider at equal "
+                  "accuracy): " + _md_text("; ".join(goal_lines(iso))) + ".", ""]
     return lines
+
+
+def _layers_timed(best: pd.DataFrame) -> str:
+    """What the best-configuration table's cases ran: their layer shapes, dtypes and devices, as the run
+    has them (older rows without these columns say less)."""
+    parts = []
+    if {"in_features", "out_features"} <= set(best.columns):
+        shapes = list(dict.fromkeys(f"{a} x {b}" for a, b in zip(best["in_features"], best["out_features"])))
+        parts.append(("one layer, " if len(shapes) == 1 else "layers ") + ", ".join(shapes))
+    for column in ("dtype", "device"):
+        if column in best.columns:
+            parts.append(", ".join(dict.fromkeys(map(str, best[column]))))
+    return "; ".join(parts) or "one layer"
+
+
+def _md_text(text: object) -> str:
+    """Text from a run, safe in markdown: a run folder is data from anywhere, and markdown passes HTML
+    through, so what would be a tag or break a table is an entity."""
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("|", "\\|").replace("\n", " ").replace("\r", " "))
+
+
+def _md_table(head: list[str], align: str, rows: list[list]) -> list[str]:
+    """A markdown table, every cell escaped; `align` one letter per column, l or r."""
+    rule = "|" + "".join("---:|" if a == "r" else "---|" for a in align)
+    return ["| " + " | ".join(map(_md_text, head)) + " |", rule,
+            *("| " + " | ".join(map(_md_text, row)) + " |" for row in rows)]
 
 
 def add_parser(subparsers) -> None:

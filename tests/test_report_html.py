@@ -13,8 +13,9 @@ from bench.report import write_report
 from bench.results import load_run
 
 RESULTS = Path(__file__).resolve().parents[1] / "results/runs"
-# The default suite from a fresh clone (three densities) and the README's run (five), both committed.
-RUNS = ["cpu-20261202-083023", "cpu-20261202-090239"]
+# The default suite from a fresh clone (three densities), the README's run (five), and the first with the
+# dense frontier and model providers, all committed.
+RUNS = ["cpu-20261202-083023", "cpu-20261202-090239", "cpu-20261203-094905"]
 
 
 @pytest.fixture(scope="module", params=RUNS)
