@@ -123,6 +123,9 @@ def _ours_compiled(model: CondNet, mode: str, threads: int) -> tuple[Prepare, Ru
     # condbench's forward on its torch kernels, as a user would torch.compile a CondNet: dynamo breaks
     # the graph at each data-dependent step (which blocks run), so this is compiled pieces between
     # eager ones, and each distinct count of active blocks is a compile of its own.
+    # Its graph breaks are the point, not news: dynamo's warning for each would flood the benchmark's output.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\._dynamo")
+    logging.getLogger("torch._dynamo").setLevel(logging.ERROR)
     model.eval()
     return (lambda x: x), _compiled(lambda x: model(x, mode=mode, backend="torch").logits)
 
@@ -190,7 +193,7 @@ register(ModelProvider("torch", "the same weights as a plain torch nn.Sequential
 register(ModelProvider("onnxruntime", "exported to ONNX, ONNX Runtime's CPU execution provider, the suite's threads",
                        _onnxruntime, settle_s=0.5))
 register(ModelProvider("torch_compile", "the nn.Sequential under torch.compile (inductor)", _torch_compile))
-# Not in the default suite: compiling a CondNet took about a minute per model here, once per count of
-# active blocks (results/ab/condnet-compile-20261203).
+# Not in the default suite: it added 20 s of compiling for four models, and ran the CondNets 2.7-10x
+# slower than condbench's own forward (results/ab/condnet-compile-20261203).
 register(ModelProvider("ours_compiled", "condbench's forward (torch kernels) under torch.compile: CondNets too",
                        _ours_compiled))

@@ -13,7 +13,9 @@ from bench.cli_common import UserError, bounded_float, bounded_int, positive_int
 from bench.model_providers import DEFAULT_MODEL_PROVIDERS, model_provider_names
 from bench.model_timing import TimedModel, time_models
 from bench.models import Datasets, model_grid, train_missing, train_or_reuse
-from bench.schema import ModelRow, model_speed_records
+from bench.frontier import label, reference_hidden
+from bench.schema import ModelRow, model_speed_records, model_time_records
+from bench.summary import ms_text
 from bench.suite import MAX_BATCH, MAX_EPOCHS, MAX_FEATURES, MAX_LR, MAX_REPEATS, MIN_LR, MAX_SEED, MAX_THREADS
 from condcore.data import DATASETS, DatasetNotFound
 from condcore.data.formats import DataFormatError
@@ -99,12 +101,38 @@ def run(args: argparse.Namespace) -> int:
     rows = [ModelRow(name=case.name, seed=case.seed, **fields[case.name]) for case in cases]
     table = pd.DataFrame([r.model_dump(exclude={"metrics", "samples", "checks"}) for r in rows])
     speeds = pd.DataFrame([rec for r in rows for rec in model_speed_records(r)])
+    times = pd.DataFrame([rec for r in rows for rec in model_time_records(r)])
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "models.csv", index=False)
     speeds.to_csv(args.out / "model_speeds.csv", index=False)
-    (args.out / "models.md").write_text(to_markdown(table, speeds, args.batches) + "\n")
-    print(to_markdown(table, speeds, args.batches))
+    times.to_csv(args.out / "model_times.csv", index=False)
+    text = to_markdown(table, speeds, args.batches) + "\n\n" + providers_markdown(table, times, args.providers)
+    (args.out / "models.md").write_text(text + "\n")
+    print(text)
     return 0
+
+
+def providers_markdown(table: pd.DataFrame, times: pd.DataFrame, providers: list[str]) -> str:
+    """Per model and batch, each provider's ms per batch (median [95% interval]), or why it has none."""
+    head = ["model", "B", *providers]
+    lines = ["ms per batch under each provider (median [95% interval]; a provider that could not run the model "
+             "or failed its check says so, the reason in model_times.csv):", "",
+             "| " + " | ".join(head) + " |", "|---|---:|" + "---:|" * len(providers)]
+    ref = reference_hidden(table)
+    names = {r["name"]: label(r["policy"], r["tau"], r["hidden"], ref) for r in table.to_dict("records")}
+    cell = {(r["name"], r["batch"], r["provider"]): r for r in times.to_dict("records")}
+    for (name, batch), _ in times.groupby(["name", "batch"], sort=False):
+        cells = []
+        for provider in providers:
+            r = cell.get((name, batch, provider))
+            if r is None:
+                cells.append("")
+            elif r["status"] != "ok" or pd.isna(r.get("median_s")):
+                cells.append(r["status"])
+            else:
+                cells.append(ms_text(r["median_s"], r["low_s"], r["high_s"]))
+        lines.append(f"| {names.get(name, name)} | {batch} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def to_markdown(table: pd.DataFrame, speeds: pd.DataFrame, batches: list[int]) -> str:

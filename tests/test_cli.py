@@ -47,6 +47,11 @@ def test_models_trains_a_grid_and_times_it(tmp_path):
     table = (out / "models.md").read_text()
     assert "| dense |" in table and "| reinforce |" in table
     assert len((out / "models.csv").read_text().splitlines()) == 3
+    # Each model under each provider: a time, or why there is none (a CondNet is not a plain MLP).
+    assert "| model | B | ours | torch | onnxruntime | torch_compile |" in table
+    assert "| reinforce τ = 0.5 | 4 | " in table and "| skipped | skipped | skipped |" in table
+    times = (out / "model_times.csv").read_text()
+    assert "per-example block masks" in times
 
 
 def test_help_shows_every_options_default(tmp_path):
