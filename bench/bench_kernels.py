@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.cli_common import Parser, UserError, bounded_int, fail
+from bench.cli_common import Parser, UserError, bounded_int, fail, path_arg
 from bench.run import DEFAULT_ROOT, run
 
 SUITES = Path(__file__).resolve().parent.parent / "suites"
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=bounded_int(2, 10_000), help="CPU timing rounds (default: the suite's)")
     parser.add_argument("--seed", type=bounded_int(0, 2**31 - 1), help="default: the suite's")
     parser.add_argument("--small", action="store_true", help="tiny shapes: a smoke test, not a measurement")
-    parser.add_argument("--results", type=Path, default=DEFAULT_ROOT, help="results root (default: results/)")
+    parser.add_argument("--results", type=path_arg, default=DEFAULT_ROOT, help="results root (default: results/)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no report")
     parser.add_argument("--case", metavar="ID_OR_GLOB", action="append",
                         help="only the cases whose id matches (fnmatch glob; repeat it for more)")

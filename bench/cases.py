@@ -11,7 +11,7 @@ import torch
 
 from bench.cli_common import UserError
 from bench.contention import run_cpus
-from bench.models import ModelCase, model_grid
+from bench.models import ModelCase, model_grid, number_key
 from bench.suite import FIELD_TYPES, SWEPT_KEYS, KernelSweep, Suite
 
 
@@ -35,7 +35,7 @@ class KernelCase:
     def case_id(self) -> str:
         source = f"trained:{self.model}" if self.model else self.mask_source
         return (f"{self.sweep}/{self.device}/{self.dtype}/{self.backend}/{self.regime}/B{self.batch}/"
-                f"{self.in_features}x{self.out_features}/k{self.block_size}/d{self.density:g}/{self.masks}/{source}")
+                f"{self.in_features}x{self.out_features}/k{self.block_size}/d{number_key(self.density)}/{self.masks}/{source}")
 
     def to_dict(self) -> dict:
         """The case as a result row names it: the requested density, or a trained case's tau, by name."""

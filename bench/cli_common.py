@@ -50,6 +50,14 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
+def path_arg(text: str) -> Path:
+    """An argparse type: a path that is not empty (Path("") is the current folder: `--out ""` would
+    write there)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; name a file or folder (. for the current one)")
+    return Path(text)
+
+
 def positive_int_list(text: str) -> list[int]:
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
@@ -58,6 +66,16 @@ def positive_int_list(text: str) -> list[int]:
     if not values or any(v <= 0 for v in values):
         raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
     return values
+
+
+def bounded_int_list(low: int, high: int):
+    """An argparse type: comma-separated integers, each in [low, high]."""
+    def parse(text: str) -> list[int]:
+        values = positive_int_list(text)
+        if any(not low <= v <= high for v in values):
+            raise argparse.ArgumentTypeError(f"each must be between {low:g} and {high:g}, got {text}")
+        return values
+    return parse
 
 
 def bounded_int(low: int, high: int):

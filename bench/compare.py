@@ -16,7 +16,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from bench.cli_common import UserError
+from bench.cli_common import UserError, path_arg
 from bench.results import load_run
 
 NOISE_SIGMAS = 2.0
@@ -90,9 +90,11 @@ def compare(base: pd.DataFrame, head: pd.DataFrame, threshold: float) -> pd.Data
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("compare", help="flag speed regressions of RUN against BASELINE (exit 1)")
-    p.add_argument("baseline", type=Path, help="a run folder or a baseline CSV")
-    p.add_argument("run_dir", type=Path, help="a run folder or CSV")
+    p.add_argument("baseline", type=path_arg, help="a run folder or a baseline CSV")
+    p.add_argument("run_dir", type=path_arg, help="a run folder or CSV")
     p.add_argument("--threshold", type=float, default=0.10, help="relative slowdown that counts (default 0.10)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="pass even when baseline cases are not in the run (default: a run missing cases fails)")
     p.set_defaults(run=run)
 
 
@@ -116,9 +118,11 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(r["case_id"], fmt(r["base_speedup"], ".2f"), fmt(r["run_speedup"], ".2f"),
                       fmt(r.get("change"), "+.1%"), fmt(r.get("noise"), ".1%"), f"[{color}]{r['verdict']}[/{color}]")
     Console(width=200).print(table)
-    missing = len(base.index.difference(head.index))
-    if missing:
-        print(f"{missing} baseline case(s) are not in the run")
+    missing = base.index.difference(head.index)
     bad = diff["verdict"].isin(["regression", "failed"]).sum()
     print(f"{bad} regression(s) in {len(diff)} compared case(s)")
-    return 1 if bad else 0
+    if len(missing):
+        # A run killed after its first case compares clean on the one case it has: not a pass.
+        print(f"{len(missing)} baseline case(s) are not in the run (first: {missing[0]})"
+              + ("" if args.allow_missing else "; a check of part of the cases fails (--allow-missing to pass it)"))
+    return 1 if bad or (len(missing) and not args.allow_missing) else 0

@@ -28,7 +28,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from bench.cli_common import UserError, bounded_float, bounded_int, writable_folder
+from bench.cases import check_runnable, kernel_cases
+from bench.cli_common import UserError, bounded_float, bounded_int, path_arg, writable_folder
 from bench.contention import describe, free_cores, measure_load
 from bench.results import load_run
 from bench.revision import PROJECT_ROOT, exported_revision
@@ -67,6 +68,8 @@ def kernel_suite(suite_file: Path) -> tuple[str, Suite]:
     suite = parse_suite(text, str(suite_file))
     if not suite.kernels:
         raise UserError(f"{suite_file}: has no kernel sweep; the check compares kernel speedups")
+    # What this machine cannot run is said now, before any folder or process: not by each child run.
+    check_runnable(kernel_cases(suite), str(suite_file), suite.threads)
     return text, suite
 
 
@@ -200,7 +203,7 @@ def print_judged(judged: pd.DataFrame, title: str) -> None:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("continuous", help="time the working tree against a git revision, interleaved; "
                                                   "exit 1 on a regression")
-    p.add_argument("suite", type=Path, help="suite YAML with kernel sweeps (e.g. suites/ci.yaml)")
+    p.add_argument("suite", type=path_arg, help="suite YAML with kernel sweeps (e.g. suites/ci.yaml)")
     p.add_argument("--base", required=True, metavar="REV", help="the git revision to compare against")
     p.add_argument("--rounds", type=bounded_int(2, 50), default=3,
                    help="processes per side, alternating (default 3; at least 2 for the t-test)")
@@ -210,7 +213,7 @@ def add_parser(subparsers) -> None:
                    help="set in the head's processes only (e.g. CONDBENCH_NATIVE=0 to try the fallback)")
     p.add_argument("--free-cores-only", action="store_true",
                    help="run every process with only the cores other processes leave free at the start")
-    p.add_argument("--out", type=Path, help="keep the runs and the verdicts (continuous.csv) in this folder")
+    p.add_argument("--out", type=path_arg, help="keep the runs and the verdicts (continuous.csv) in this folder")
     p.set_defaults(run=run)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.cli_common import UserError
+from bench.cli_common import UserError, path_arg
 from condcore.data.download import SOURCES, DownloadError, download
 
 
@@ -14,7 +14,7 @@ def add_parser(subparsers) -> None:
     sub = p.add_subparsers(dest="data_command", required=True)
     d = sub.add_parser("download", help="download a dataset and check its published checksums")
     d.add_argument("name", choices=list(SOURCES))
-    d.add_argument("--data-dir", type=Path, default=Path("data"))
+    d.add_argument("--data-dir", type=path_arg, default=Path("data"))
     d.set_defaults(run=run_download)
 
 

@@ -3,22 +3,56 @@ frontier's widths (bench.model_timing times them). Shared by `bench models` and 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import multiprocessing
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from bench.cli_common import UserError
+
 from condcore.data import Dataset, load_dataset
-from condcore.mask_export import export_masks
+from condcore.mask_export import export_masks, load_masks
 from condcore.models import CondNet, CondNetConfig
 from condcore.policies import POLICIES
 from condcore.train import TRAINING_VERSION, TrainConfig, load_checkpoint, save_checkpoint, train
 
+
+
+# Raw input features per dataset, for sizing a model before its data is loaded.
+DATASET_FEATURES = {"digits": 64, "mnist": 784, "cifar10": 3072, "svhn": 3072}
+
+
+def training_memory_bytes(dataset: str, hidden: tuple[int, ...] | list[int], batch_size: int, n_classes: int = 10) -> int:
+    """What training a model takes, an upper estimate: four float32 copies of each weight (itself, its
+    gradient, Adam's two moments) and a few of each layer's activations per example of a minibatch."""
+    widths = [DATASET_FEATURES.get(dataset, 3072), *hidden, n_classes]
+    weights = sum(a * b for a, b in zip(widths, widths[1:])) * 2  # the layers and, at most as big, their policies
+    return 16 * weights + 16 * batch_size * sum(widths)
+
+
+def check_fits(dataset: str, hidden, batch_size: int, where: str) -> None:
+    """One line, before any training starts, where a model cannot fit in this machine's free memory."""
+    import psutil
+
+    need, free = training_memory_bytes(dataset, hidden, batch_size), psutil.virtual_memory().available
+    if need > 0.8 * free:
+        raise UserError(f"{where}: training a {dataset} model with hidden widths {list(hidden)} needs about "
+                        f"{need / 2**30:.3g} GiB; this machine has {free / 2**30:.3g} GiB free")
+
+
+def number_key(value: float) -> str:
+    """A number as names and ids spell it: short (`:g`, so 0.5 and 0.001 read as before) where that is
+    exact, else every digit: 0.0010000001 must not name the checkpoints trained at 0.001, nor two
+    densities 1e-7 apart one case."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
 
 
 @dataclass(frozen=True)
@@ -37,8 +71,8 @@ class ModelCase:
     @property
     def name(self) -> str:
         hidden = "x".join(map(str, self.hidden))
-        return (f"{self.dataset}-{self.policy}-tau{self.tau:g}-h{hidden}-k{self.block_size}-e{self.epochs}"
-                f"-b{self.batch_size}-lr{self.lr:g}-{self.precision}-s{self.seed}")
+        return (f"{self.dataset}-{self.policy}-tau{number_key(self.tau)}-h{hidden}-k{self.block_size}-e{self.epochs}"
+                f"-b{self.batch_size}-lr{number_key(self.lr)}-{self.precision}-s{self.seed}")
 
 
 def model_grid(dataset: str, policies: list[str], taus: list[float], hidden: tuple[int, ...], block_size: int,
@@ -70,8 +104,36 @@ def train_or_reuse(case: ModelCase, data: Dataset, root: Path, *, progress: bool
     """Trains the case's model into root/<name>/ unless a finished checkpoint is already there (its
     metrics.json, written last, marks it finished)."""
     folder = root / case.name
-    if is_trained(case, root):
-        return load_checkpoint(folder / "model.pt")
+    if (reused := _reuse(case, root)) is not None:
+        return reused
+    folder.mkdir(parents=True, exist_ok=True)
+    # One trainer per model: two runs sharing a checkpoints folder would write one model.pt at once.
+    with open(folder / ".train.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (reused := _reuse(case, root)) is not None:  # the other run finished it while this one waited
+            return reused
+        return _train(case, data, folder, progress)
+
+
+def _reuse(case: ModelCase, root: Path) -> tuple[CondNet, dict] | None:
+    """The finished checkpoint, or None where there is none; a damaged one (a truncated model.pt beside
+    its metrics.json, a garbage masks.npz) is said once and trained again, never a traceback on every
+    later run."""
+    if not is_trained(case, root):
+        return None
+    folder = root / case.name
+    try:
+        loaded = load_checkpoint(folder / "model.pt")
+        load_masks(folder / "masks.npz")
+        return loaded
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged file raises (EOFError, RuntimeError, ...)
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        print(f"note: {folder} is damaged ({type(exc).__name__}: {first}); training it again", file=sys.stderr)
+        (folder / "metrics.json").unlink(missing_ok=True)  # no longer marks it finished
+        return None
+
+
+def _train(case: ModelCase, data: Dataset, folder: Path, progress: bool) -> tuple[CondNet, dict]:
     tau = 1.0 if case.policy == "dense" else case.tau
     model_cfg = CondNetConfig(data.n_features, data.n_classes, hidden=list(case.hidden), block_size=case.block_size,
                               policy=case.policy, tau=tau)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pandas as pd
 import torch
 
 from bench.cases import check_threads
-from bench.cli_common import UserError, bounded_float, bounded_int, positive_int_list, writable_folder
+from bench.cli_common import UserError, bounded_float, bounded_int, bounded_int_list, path_arg, writable_folder
 from bench.model_providers import DEFAULT_MODEL_PROVIDERS, model_provider_names
 from bench.model_timing import TimedModel, time_models
-from bench.models import Datasets, model_grid, train_missing, train_or_reuse
+from bench.models import Datasets, check_fits, model_grid, train_missing, train_or_reuse
 from bench.frontier import label, reference_hidden
 from bench.schema import ModelRow, model_speed_records, model_time_records
 from bench.summary import ms_text
@@ -54,18 +53,18 @@ def _providers(text: str) -> list[str]:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("models", help="train a grid of models and time their inference against dense")
     p.add_argument("--dataset", choices=DATASETS, default="digits")
-    p.add_argument("--data-dir", type=Path)
+    p.add_argument("--data-dir", type=path_arg)
     p.add_argument("--policies", type=_policies, default=list(POLICIES))
     p.add_argument("--taus", type=_floats, default=[0.5, 0.25, 0.1])
-    p.add_argument("--hidden", type=positive_int_list, default=[2048, 2048])
+    p.add_argument("--hidden", type=bounded_int_list(1, MAX_FEATURES), default=[2048, 2048])
     p.add_argument("--block-size", type=bounded_int(1, MAX_FEATURES), default=128)
     p.add_argument("--epochs", type=bounded_int(1, MAX_EPOCHS), default=20)
     p.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0)
     p.add_argument("--batch-size", type=bounded_int(1, MAX_BATCH), default=TrainConfig.batch_size,
                    help="training minibatch")
     p.add_argument("--lr", type=bounded_float(MIN_LR, MAX_LR), default=TrainConfig.lr, help="the network's learning rate")
-    p.add_argument("--batches", type=positive_int_list, default=[1, 256])
-    p.add_argument("--dense-widths", type=positive_int_list, default=[],
+    p.add_argument("--batches", type=bounded_int_list(1, MAX_BATCH), default=[1, 256])
+    p.add_argument("--dense-widths", type=bounded_int_list(1, MAX_FEATURES), default=[],
                    help="also dense nets this wide (comma-separated), the frontier each CondNet is compared with")
     p.add_argument("--providers", type=_providers, default=list(DEFAULT_MODEL_PROVIDERS),
                    help=f"how each model's inference is timed (comma-separated, ours always): {', '.join(model_provider_names())}")
@@ -74,7 +73,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="auto", help="training GEMMs (see bench train)")
     p.add_argument("--jobs", type=bounded_int(0, MAX_THREADS), default=0,
                    help="models trained side by side, one thread each (0: --threads)")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=path_arg, required=True)
     p.set_defaults(run=run)
 
 
@@ -83,13 +82,15 @@ def run(args: argparse.Namespace) -> int:
     for width in args.hidden:
         if width % args.block_size:
             raise UserError(f"hidden width {width} is not a multiple of block size {args.block_size}")
-    writable_folder(args.out, "--out")
+    for widths in (args.hidden, *([w] * len(args.hidden) for w in args.dense_widths)):
+        check_fits(args.dataset, widths, args.batch_size, "--hidden" if widths is args.hidden else "--dense-widths")
     torch.set_num_threads(args.threads)
     datasets = Datasets(args.dataset, args.data_dir)
     try:
         data = datasets(args.seed)
     except (DatasetNotFound, DataFormatError) as exc:
         raise UserError(str(exc)) from None
+    writable_folder(args.out, "--out")  # after the dataset: a mistake there leaves no empty folder
     cases = model_grid(args.dataset, args.policies, args.taus, tuple(args.hidden), args.block_size, args.epochs,
                        [args.seed], args.precision, batch_size=args.batch_size, lr=args.lr,
                        dense_widths=args.dense_widths)

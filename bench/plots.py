@@ -82,7 +82,7 @@ def plot_speedup_vs_density(k: pd.DataFrame):
             for r in trained.itertuples():
                 ax.annotate(f"B={r.batch} τ={float(r.tau):g}", (r.ideal_density, r.speedup), fontsize=7,
                             xytext=(4, -10), textcoords="offset points")
-        xs = sorted(here["ideal_density"].unique()) or [1.0]
+        xs = sorted(d for d in here["ideal_density"].unique() if d > 0) or [1.0]  # all-off masks have no ideal
         ax.plot([min(xs) / 1.3, 1.0], [1.3 / min(xs), 1.0], "k:", lw=1, label="ideal: 1 / density")
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.annotate("dense", (min(xs) / 1.3, 1.0), fontsize=7, color="grey", xytext=(2, 3), textcoords="offset points")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import tempfile
 import time
 from datetime import datetime
@@ -26,13 +27,13 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from bench.cli_common import UserError, bounded_float, bounded_int, writable_folder
+from bench.cli_common import UserError, bounded_float, bounded_int, path_arg, writable_folder
 from bench.contention import busy_process
 from bench.continuous import Side, env_assignment, failures, judge, kernel_suite, measure_sides, pinned_suite, verdict
 from bench.env import fingerprint
 from bench.results import append_row, read_rows
 from bench.revision import PROJECT_ROOT
-from bench.run_folder import owned, write_json_atomic
+from bench.run_folder import LOCK_FILE, owned, write_json_atomic
 
 VARIANTS = ("unchanged", "slowed")
 REPORTED_THRESHOLDS = (0.05, 0.10, 0.15, 0.20)
@@ -40,7 +41,7 @@ REPORTED_THRESHOLDS = (0.05, 0.10, 0.15, 0.20)
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("power", help="measure the regression check's detection and false-alarm rates")
-    p.add_argument("suite", type=Path, help="suite YAML with kernel sweeps (e.g. suites/ci.yaml)")
+    p.add_argument("suite", type=path_arg, help="suite YAML with kernel sweeps (e.g. suites/ci.yaml)")
     p.add_argument("--slowdown-env", type=env_assignment, action="append", required=True, metavar="NAME=VALUE",
                    help="what makes the slowed side slow (e.g. CONDBENCH_NATIVE=0)")
     p.add_argument("--comparisons", type=bounded_int(1, 200), default=20, help="comparisons to run (default 20)")
@@ -50,7 +51,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--busy-core", action="store_true", help="keep one core busy with another process throughout")
     p.add_argument("--free-cores-only", action="store_true",
                    help="as continuous's: every process runs only on the cores other processes leave free")
-    p.add_argument("--out", type=Path, help="the study's folder (default results/power/<suite>-<time>); "
+    p.add_argument("--out", type=path_arg, help="the study's folder (default results/power/<suite>-<time>); "
                                             "an unfinished study there continues")
     p.set_defaults(run=run)
 
@@ -92,8 +93,9 @@ def print_rates(rows: pd.DataFrame, chosen: float) -> list[dict]:
 def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     text, suite = kernel_suite(args.suite)
-    out = writable_folder(args.out or Path("results") / "power" / f"{suite.name}-{datetime.now():%Y%m%d-%H%M%S}", "--out")
-    out = out.resolve()  # the processes run in the source folder
+    wanted = args.out or Path("results") / "power" / f"{suite.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    created = not wanted.exists()
+    out = writable_folder(wanted, "--out").resolve()  # resolved: the processes run in the source folder
     hog = busy_process() if args.busy_core else None
     try:
         if hog is not None:
@@ -102,6 +104,11 @@ def run(args: argparse.Namespace) -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 pinned = pinned_suite(text, suite, Path(tmp), console, args.free_cores_only).read_text()
             return _study(args, out, pinned, console)
+    except UserError:
+        # A suite that cannot run here leaves no study folder behind (only its lock would be in it).
+        if created and {p.name for p in out.iterdir()} <= {LOCK_FILE}:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     finally:
         if hog is not None:
             hog.kill()

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from bench.cli_common import writable_folder
+from bench.cli_common import path_arg, writable_folder
 from bench.break_even import break_even, describe
 from bench.contention import BUSY_CORES
 from bench.goals import check_goals
@@ -23,18 +24,19 @@ from bench.plots import (plot_pareto, plot_providers, plot_roofline, plot_speedu
                          plot_speedup_vs_density, roofline_line, figure_png)
 from bench.profile_report import print_profiles
 from bench.report_rows import asked_density, fastest_peer, in_reading_order, peer_summary
+from bench.run_folder import refuse_links, writer_of
 from bench.results import Run, load_run, write_tables
 from bench.models_summary import model_summary, speed_summary
 from bench.frontier import label, reference_hidden
-from bench.summary import (best_configurations, best_grid, budget_label, goal_lines, iso_text, model_answers, ms_text,
-                           no_interval, speed_band)
+from bench.summary import (best_configurations, best_grid, budget_label, goal_lines, model_answers, ms_text,
+                           no_interval, number_text, speed_band)
 from bench.tables import KEEP, Cell, Column, fitted_table
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("report", help="plots and an HTML page for a run")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--out", type=Path, help="folder for the report (default: RUN_DIR/report)")
+    p.add_argument("run_dir", type=path_arg)
+    p.add_argument("--out", type=path_arg, help="folder for the report (default: RUN_DIR/report)")
     p.set_defaults(run=run)
 
 
@@ -128,6 +130,9 @@ def print_report(run: Run, console: Console | None = None) -> None:
         console.print(wall, highlight=False)
     if roof := roofline_line(run):
         console.print(roof, highlight=False)
+    if isinstance(gaps := env.get("partial"), list) and gaps:
+        console.print(f"[bold red]partial run[/bold red] (merged with --partial): {escape('; '.join(map(str, gaps)))}",
+                      highlight=False)
     warning = load_warning(run)
     if warning:
         console.print(Panel(warning, title="busy machine", style="bold red"))
@@ -176,8 +181,10 @@ def kernel_table(sweep: str, group: pd.DataFrame, width: int) -> Table:
     best = _winners(group)
     rows = []
     for r in group.to_dict("records"):
-        head = [r["device"], r["dtype"], r["regime_used"], str(r["batch"]), f"{r['in_features']}x{r['out_features']}",
-                str(r["block_size"]), r["masks"], r["mask_source"], asked_density(r)]
+        # escaped: a run folder's text is data, and rich would read "[/x]" in a field as markup (and fail)
+        head = [escape(str(v)) for v in (r["device"], r["dtype"], r["regime_used"], r["batch"],
+                                         f"{r['in_features']}x{r['out_features']}", r["block_size"], r["masks"],
+                                         r["mask_source"], asked_density(r))]
         if r["status"] != "ok":
             rows.append(head + ["", "", "", "[red]failed[/red]", "", "", "", f"[red]{r['status']}[/red]"])
             continue
@@ -187,7 +194,8 @@ def kernel_table(sweep: str, group: pd.DataFrame, width: int) -> Table:
         rows.append(head + [f"{r['ideal_density']:.3f}", f"{r['dense_median_s'] * 1e3:.3f}",
                             f"{r['sparse_median_s'] * 1e3:.3f}",
                             (_speed_cell(r["speedup"], ideal, low, high) + star, _speed_cell(r["speedup"], ideal) + star),
-                            f"{ideal:.1f}", f"{r['fraction_of_ideal']:.2f}", f"{r['fraction_of_roofline']:.2f}",
+                            f"{ideal:.1f}", number_text(r.get("fraction_of_ideal")),
+                            number_text(r.get("fraction_of_roofline")),
                             _status_cell(r)])
     columns = [Column("device", 10), Column("dtype", 10), Column("regime", 20, label="regime"), Column("B", KEEP, label="B"),
                Column("K x N", 10), Column("k", KEEP, label="k"), Column("masks", 90, label="masks"),
@@ -469,6 +477,8 @@ def write_report(run: Run, out: Path) -> Path:
             f"<p class='note'>{html.escape(where)}, torch {html.escape(str(run.env.get('torch')))}, "
             f"{html.escape(str(run.env.get('torch_threads')))} threads.</p>",
             *([f"<div class='busy'><b>Busy machine.</b> {html.escape(warning)}</div>"] if warning else []),
+            *([f"<div class='busy'><b>Partial run.</b> {html.escape('; '.join(map(str, gaps)))}.</div>"]
+              if isinstance(gaps := run.env.get("partial"), list) and gaps else []),
             *([f"<p class='note'>{html.escape(wall[0].upper() + wall[1:])}.</p>"] if (wall := wall_time_line(run)) else []),
             *([f"<p class='note'>{html.escape(roof[0].upper() + roof[1:])}.</p>"] if (roof := roofline_line(run)) else [])]
     page = report_html.page(run, images, out, lead)
@@ -478,8 +488,13 @@ def write_report(run: Run, out: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     result = load_run(args.run_dir)
+    if (writer := writer_of(args.run_dir)) is not None:
+        print(f"note: {writer} is still writing {args.run_dir}; this report covers the cases finished so far",
+              file=sys.stderr)
     out = writable_folder(args.out or args.run_dir / "report", "--out")
-    write_tables(result)
+    refuse_links(out, "--out")
+    # Beside the page when it goes elsewhere: the run folder may be read-only, or someone else's.
+    write_tables(result, None if args.out is None else out)
     print_report(result)
     page = write_report(result, out)
     print(f"report: {page}")

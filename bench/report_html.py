@@ -25,6 +25,7 @@ from bench.report_rows import asked_density, fastest_peer, in_reading_order, pee
 from bench.results import Run
 from bench.frontier import label, reference_hidden
 from bench.summary import (best_configurations, best_grid, budget_label, goal_lines, iso_text, model_answers, ms_text,
+                           number_text,
                            speed_band, speedup_text)
 
 STYLE = """
@@ -174,13 +175,13 @@ def kernels_html(kernels: pd.DataFrame) -> list[str]:
         frame = _cells({
             "B": g["batch"], "k": g["block_size"], "masks": g["masks"], "source": g["mask_source"],
             "density asked": [asked_density(r).replace("tau", "τ") for r in g.to_dict("records")],
-            "work density": g["ideal_density"].map("{:.3f}".format),
-            "dense ms": (g["dense_median_s"] * 1e3).map("{:.3f}".format),
-            "sparse ms": (g["sparse_median_s"] * 1e3).map("{:.3f}".format),
+            "work density": g["ideal_density"].map(lambda v: number_text(v, ".3f")),
+            "dense ms": (g["dense_median_s"] * 1e3).map(lambda v: number_text(v, ".3f")),
+            "sparse ms": (g["sparse_median_s"] * 1e3).map(lambda v: number_text(v, ".3f")),
             "x [95%]": [_speed(s, lo, hi, 1 / d if d > 0 else math.inf) if o else "" for s, lo, hi, d, o in
                         zip(g["speedup"], g.get("speedup_ci_low", math.nan), g.get("speedup_ci_high", math.nan),
                             g["ideal_density"], ok)],
-            "of ideal": g["fraction_of_ideal"].map("{:.2f}".format),
+            "of ideal": g["fraction_of_ideal"].map(lambda v: number_text(v, ".2f")),
             "status": [s if s == "ok" else f"{s}: {e}" for s, e in zip(g["status"], g["error"].fillna(""))]})
         fixed = ", ".join(str(v) for v in (g["device"].iloc[0], g["dtype"].iloc[0],
                                            f"{g['in_features'].iloc[0]}x{g['out_features'].iloc[0]}"))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -26,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.cli_common import UserError, read_text, writable_folder
-from bench.run_folder import read_env
+from bench.run_folder import open_no_follow, read_env, refuse_links, writer_of
 from pydantic import BaseModel, ValidationError
 
 from bench.schema import (KernelProfile, KernelRow, ModelProfile, ModelRow, SchemaError, kernel_summary,
@@ -39,7 +40,7 @@ TABLES = tuple(TABLE_KEYS)
 def append_row(path: Path, row: dict | BaseModel) -> None:
     if not isinstance(row, dict):
         row = row.model_dump()
-    with open(path, "a") as f:
+    with os.fdopen(open_no_follow(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a") as f:
         f.write(json.dumps(row, default=str) + "\n")
         f.flush()
         os.fsync(f.fileno())
@@ -67,6 +68,8 @@ def read_rows(path: Path, key: str) -> list[dict]:
     would drop or duplicate a case."""
     if not path.exists():
         return []
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder where the run's {path.stem} table should be")
     raw = path.read_bytes()
     lines = raw.split(b"\n")
     complete = lines[:-1]  # the last element is "" after a final newline, else an unfinished row
@@ -79,6 +82,8 @@ def read_rows(path: Path, key: str) -> list[dict]:
             raise UserError(f"{where} is not UTF-8 text; the file is damaged (delete that line to rerun its case)") from None
         except json.JSONDecodeError as exc:
             raise UserError(f"{where} is not a JSON row ({exc.msg}); delete that line to rerun its case") from None
+        except RecursionError:
+            raise UserError(f"{where} is nested too deep to be a result row; delete that line to rerun its case") from None
         if not isinstance(row, dict) or not isinstance(row.get(key), str):
             raise UserError(f"{where} is not a result row (a JSON object with a {key!r} string); "
                             "delete that line to rerun its case")
@@ -177,6 +182,7 @@ class Run:
 def load_run(folder: Path) -> Run:
     if not folder.is_dir():
         raise UserError(f"{folder}: no such run folder")
+    refuse_links(folder, "a run folder")
     env = read_env(folder)
     if env is None:
         raise UserError(f"{folder}: not a condbench run (no env.json)")
@@ -186,11 +192,13 @@ def load_run(folder: Path) -> Run:
                read_profiles(folder / "model_profiles.jsonl", ModelProfile, "name"))
 
 
-def write_tables(run: Run) -> None:
+def write_tables(run: Run, folder: Path | None = None) -> None:
+    """The run's tables as CSV (and the kernels as parquet), in `folder` (default: the run's own)."""
+    folder = run.folder if folder is None else folder
     if not run.kernels.empty:
-        run.kernels.to_csv(run.folder / "kernels.csv", index=False)
+        run.kernels.to_csv(folder / "kernels.csv", index=False)
         try:
-            run.kernels.to_parquet(run.folder / "kernels.parquet", index=False)
+            run.kernels.to_parquet(folder / "kernels.parquet", index=False)
         except ImportError:  # parquet needs pyarrow; the CSV is the portable copy
             pass
     for name in ("providers", "metrics", "models", "model_speeds", "model_times", "phases"):
@@ -198,7 +206,7 @@ def write_tables(run: Run) -> None:
         if name == "model_times" and not table.empty:
             table = table.drop(columns=["samples"])  # the rows keep them; a CSV cell of lists helps nobody
         if not table.empty:
-            table.to_csv(run.folder / f"{name}.csv", index=False)
+            table.to_csv(folder / f"{name}.csv", index=False)
 
 
 def read_histories(folder: Path) -> dict[str, list[dict]]:
@@ -208,32 +216,78 @@ def read_histories(folder: Path) -> dict[str, list[dict]]:
         return {}
     try:
         histories = json.loads(read_text(path, "histories file"))
-    except ValueError:
+    except (ValueError, RecursionError):
         histories = None
     if not isinstance(histories, dict):
         raise UserError(f"{path}: damaged (not a JSON object of training histories)")
     return histories
 
 
-def merge_runs(folders: list[Path], out: Path) -> Run:
-    """Joins shard runs of one suite into one run folder (same suite text; no case twice)."""
+def merge_runs(folders: list[Path], out: Path, partial: bool = False) -> Run:
+    """Joins shard runs of one suite into one run folder (same suite text; no case twice). A set with a
+    shard missing, or a shard that lacks some of its cases, is refused unless `partial`, and then the
+    merged env.json says what is missing. The merge is built in a hidden folder beside `out` and renamed
+    into place: a kill leaves no folder that loads as a finished run, and the retry starts clean."""
+    from bench.run_coverage import coverage, shard_of  # it plans cases from suites, which import this module
+
     runs = [load_run(f) for f in folders]
     suites = {read_text(f / "suite.yaml", "suite file") if (f / "suite.yaml").is_file() else "" for f in folders}
     if len(suites) != 1 or "" in suites:
         raise UserError("the runs to merge come from different suites (or one has no suite.yaml)")
     if len({f.resolve() for f in folders}) != len(folders):
         raise UserError("a run is named twice among the runs to merge")
+    for run in runs:
+        if (writer := writer_of(run.folder)) is not None:
+            raise UserError(f"{run.folder}: {writer} is still writing this run; merge it when it has finished")
+    suite_text = suites.pop()
     histories = {}
     for folder in folders:
         histories.update(read_histories(folder))
-    writable_folder(out, "--out")
-    if any((out / name).exists() for name in ("env.json", *(f"{t}.jsonl" for t in TABLES))):
-        raise UserError(f"--out {out}: already holds a run; merge into a new folder")
-    (out / "suite.yaml").write_text(suites.pop())
+    if out.is_file():
+        raise UserError(f"--out {out}: is a file, not a folder")
+    if out.is_symlink() or (out.exists() and any(out.iterdir())):
+        raise UserError(f"--out {out}: already exists and is not an empty folder; merge into a new one")
+    parent = writable_folder(out.parent, "--out")
+    gaps = _shard_gaps(runs, [shard_of(r) for r in runs], [coverage(r, suite_text) for r in runs])
+    if gaps and not partial:
+        raise UserError("; ".join(gaps) + " (merge every shard once finished, or --partial to merge what is there)")
+    staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".merging-{out.name}-"))
+    try:
+        staging.chmod(0o755)  # mkdtemp makes it private
+        _write_merged(runs, staging, suite_text, histories, gaps)
+        if out.exists():
+            out.rmdir()  # empty, as checked: rename needs it gone
+        os.rename(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    merged = load_run(out)
+    write_tables(merged)
+    return merged
+
+
+def _shard_gaps(runs: list[Run], shards: list[tuple[int, int]], covered: list) -> list[str]:
+    """What the set of shard runs lacks, one phrase each: shards missing, named twice, or unfinished."""
+    counts = {count for _, count in shards}
+    if len(counts) != 1:
+        raise UserError(f"the runs to merge split the suite differently ({', '.join(f'{i}/{n}' for i, n in shards)})")
+    count = counts.pop()
+    indices = [index for index, _ in shards]
+    if len(set(indices)) != len(indices):
+        raise UserError(f"shard {next(i for i in indices if indices.count(i) > 1)}/{count} is named twice")
+    gaps = [f"shard {i}/{count} is missing" for i in range(count) if i not in indices]
+    gaps += [c.describe(r.run_id) for r, c in zip(runs, covered) if not c.complete]
+    return gaps
+
+
+def _write_merged(runs: list[Run], out: Path, suite_text: str, histories: dict, gaps: list[str]) -> None:
+    (out / "suite.yaml").write_text(suite_text)
     env = dict(runs[0].env)
     env.pop("wall_seconds", None)  # each shard's, in shard_envs: shards may have run side by side
     env["merged_from"] = [r.run_id for r in runs]
     env["shard_envs"] = [r.env for r in runs]
+    if gaps:
+        env["partial"] = gaps  # merged with --partial: what the merged run lacks
     (out / "env.json").write_text(json.dumps(env, indent=2))
     for table, key in TABLE_KEYS.items():
         seen = set()
@@ -251,6 +305,3 @@ def merge_runs(folders: list[Path], out: Path) -> Run:
             shutil.copytree(shard_run.folder / "traces", out / "traces", dirs_exist_ok=True)
     if histories:
         (out / "histories.json").write_text(json.dumps(histories, indent=1))
-    merged = load_run(out)
-    write_tables(merged)
-    return merged

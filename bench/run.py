@@ -20,13 +20,13 @@ from rich.table import Column as TableColumn
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bench.cases import check_runnable, kernel_cases, model_cases, model_seeds, parse_shard, select_cases, shard
-from bench.cli_common import UserError, bounded_float
+from bench.cli_common import UserError, bounded_float, path_arg
 from bench.contention import Load, describe, free_cores, measure_load, wait_quiet
 from bench.env import fingerprint
 from bench.machine_peaks import measure_peaks, memory_roof
 from bench.measure import run_kernel_case
 from bench.model_timing import TimedModel, accuracy_row, test_batches, time_models
-from bench.models import Datasets, train_missing, train_or_reuse
+from bench.models import Datasets, check_fits, train_missing, train_or_reuse
 from bench.phase_clock import PhaseClock
 from bench.profile_case import profile_kernel_case, profile_model
 from bench.report import print_report, write_report
@@ -52,10 +52,10 @@ def add_parser(subparsers) -> None:
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """The options of `run`, which `profile` shares."""
-    p.add_argument("suite", type=Path, nargs="?", help="suite YAML (not needed with --resume)")
-    p.add_argument("--results", type=Path, default=DEFAULT_ROOT, help="results root (default: results/)")
-    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish an interrupted run")
-    p.add_argument("--shard", default="0/1", help="run only shard i of n (0-based), e.g. 2/8")
+    p.add_argument("suite", type=path_arg, nargs="?", help="suite YAML (not needed with --resume)")
+    p.add_argument("--results", type=path_arg, help="results root (default: results/; a resumed run keeps its own)")
+    p.add_argument("--resume", type=path_arg, metavar="RUN_DIR", help="finish an interrupted run")
+    p.add_argument("--shard", help="run only shard i of n (0-based), e.g. 2/8 (default: 0/1, all)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no report")
     p.add_argument("--wait-quiet", type=bounded_float(0.0, 86400.0), metavar="SECONDS", default=0.0,
                    help="wait up to SECONDS for other processes to leave this run's CPUs, then start")
@@ -74,11 +74,42 @@ def _open_run(args: argparse.Namespace) -> tuple[Suite, str, Path | None, dict |
         text, env = resumable(args.resume)
         suite = parse_suite(text, str(args.resume / "suite.yaml"))
         shard = tuple(env["shard"]) if env is not None else _shard_of(args.resume)
+        _refuse_new_choices(args, env, shard)
         return suite, text, args.resume, env, shard
     if args.suite is None:
         raise UserError("name a suite file (e.g. suites/cpu.yaml) or --resume RUN_DIR")
     text = args.suite_text or suite_text(args.suite)
-    return parse_suite(text, str(args.suite)), text, None, None, parse_shard(args.shard)
+    return parse_suite(text, str(args.suite)), text, None, None, parse_shard(args.shard or "0/1")
+
+
+def _refuse_new_choices(args: argparse.Namespace, env: dict | None, shard: tuple[int, int]) -> None:
+    """A resumed run finishes what it was started to do, where it was started: a flag that would change
+    its cases, its shard or its results root is one line, never obeyed or ignored silently."""
+    own = _own_root(args.resume)
+    if args.results is not None and own is not None and args.results.resolve() != own:
+        raise UserError(f"--resume finishes a run in its own results root ({own}); --results {args.results} "
+                        "would put its checkpoints elsewhere")
+    if args.shard is not None and parse_shard(args.shard) != tuple(shard):
+        raise UserError(f"--resume: this run is shard {shard[0]}/{shard[1]}; --shard {args.shard} would make it "
+                        "another (start a new run for that shard)")
+    started = (env or {}).get("case_filter")
+    if args.case and list(args.case) != list(started or []):
+        raise UserError(f"--resume: this run was started with {'--case ' + ' '.join(started) if started else 'every case'}; "
+                        f"--case {' '.join(args.case)} would change its cases (start a new run for those)")
+
+
+def results_root(args: argparse.Namespace) -> Path:
+    """Where checkpoints and new run folders go: --results, or for a resumed run under <root>/runs/ that
+    root (not the current folder's results/), else the default."""
+    if args.resume is not None and (own := _own_root(args.resume)) is not None:
+        return own
+    return DEFAULT_ROOT if args.results is None else args.results
+
+
+def _own_root(folder: Path) -> Path | None:
+    """A run folder's results root: <root> for <root>/runs/<id>; None for a folder elsewhere (a copy)."""
+    folder = folder.resolve()
+    return folder.parent.parent if folder.parent.name == "runs" else None
 
 
 def _shard_of(folder: Path) -> tuple[int, int]:
@@ -122,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     """plan -> (in the run folder) train -> measure -> finish."""
     clock = PhaseClock()
     plan = make_plan(args, clock)
-    folder = plan.folder or create_run_folder(args.results, plan.suite.name, plan.text, plan.shard)
+    folder = plan.folder or create_run_folder(results_root(args), plan.suite.name, plan.text, plan.shard)
     with owned(folder):
         return _run_owned(args, plan, folder, clock)
 
@@ -142,6 +173,8 @@ def make_plan(args: argparse.Namespace, clock: PhaseClock) -> Plan:
         raise UserError(f"{source}: shard {index}/{count} gets no case: the suite has "
                         f"{len(all_kernels) + len(all_models)}; use at most that many shards")
     check_runnable(kernels, source, suite.threads)
+    for hidden in dict.fromkeys(m.hidden for m in models):  # before anything trains, not an allocation traceback
+        check_fits(suite.models.dataset, hidden, suite.models.batch_size, f"{source}: models")
     data = _load_data(suite)
     with clock.phase("waiting_for_quiet" if args.wait_quiet > 0 else "load_check"):
         load = _machine_load(args, suite.threads)
@@ -239,7 +272,7 @@ def _measure(args: argparse.Namespace, plan: Plan, folder: Path, env: dict, done
     """Trains what is missing, then times the models and the kernel cases not done yet, with progress."""
     console = Console(stderr=True)
     suite, kernels, models = plan.suite, plan.kernels, plan.models
-    checkpoints = args.results / "checkpoints"
+    checkpoints = results_root(args) / "checkpoints"
     console.print(f"[bold]{suite.name}[/bold]: {len(models)} models, {len(kernels)} kernel cases -> {folder}")
     needed = {c.model for c in kernels if c.model}
     progress = progress_bar(console, args.quiet)

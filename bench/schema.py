@@ -293,13 +293,54 @@ def _parse(raw: dict, schema: type[BaseModel], upgrade) -> BaseModel:
                           f"{', '.join(map(str, READABLE_VERSIONS))} (a newer condbench wrote it?)")
     try:
         raw = upgrade(raw) if version == 1 else {**raw, "schema_version": SCHEMA_VERSION}
-        return schema.model_validate(raw)
+        row = schema.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "row"
         raise SchemaError(f"not a version-{version} {schema.__name__} ({where}: {first['msg']})") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise SchemaError(f"not a version-1 {schema.__name__} (it lacks or garbles {exc})") from None
+    if problem := implausible(row):
+        raise SchemaError(f"a {schema.__name__} that no run writes ({problem})")
+    return row
+
+
+def implausible(row: BaseModel) -> str:
+    """What makes a well-typed row one no run could have written (a batch of 0, a density of 1.5, a test
+    error of 2.0, an ok case without its speedup or with a NaN or negative time), or "": a report must
+    not print nonsense as data, nor crash on it."""
+    def bad_metrics(metrics: list[Metric]) -> str:
+        for m in metrics:
+            if not math.isfinite(m.median) or m.median < 0 or (m.metric == "speedup" and m.median == 0):
+                return f"the {m.metric} of {m.provider} is {m.median}"
+        return ""
+
+    if isinstance(row, KernelRow):
+        for name in ("batch", "in_features", "out_features", "block_size"):
+            if getattr(row, name) < 1:
+                return f"{name} {getattr(row, name)}"
+        for name in ("work_density", "tile_density", "ideal_density", "requested_density"):
+            value = getattr(row, name)
+            if value is not None and not 0 <= value <= 1:  # 0: a trained model's masks may turn every block off
+                return f"{name} {value}"
+        if row.status == "ok":
+            have = {(m.provider, m.metric) for m in row.metrics}
+            for need in (("ours", "speedup"), ("dense", "time"), ("ours", "time")):
+                if need not in have:
+                    return f"an ok case without the {need[1]} of {need[0]}"
+            if row.ideal_density is None:
+                return "an ok case without its work density"
+        return bad_metrics(row.metrics)
+    if isinstance(row, ModelRow):
+        if not 0 <= row.test_error <= 1 or (row.valid_error is not None and not 0 <= row.valid_error <= 1):
+            return f"test error {row.test_error}, validation error {row.valid_error}"
+        if not 0 < row.tau <= 1 or row.block_size < 1 or row.seed < 0:
+            return f"tau {row.tau}, block size {row.block_size}, seed {row.seed}"
+        if any(not 0 <= d <= 1 for d in row.realized_density):
+            return f"realized density {row.realized_density}"
+        return bad_metrics(row.metrics) or next((f"the round times of {s.provider} at batch {s.batch}" for s in row.samples
+                                                 if any(not math.isfinite(v) or v < 0 for v in s.seconds)), "")
+    return ""
 
 
 def _finite(value) -> float | None:

@@ -242,11 +242,30 @@ def _count_nodes(value, budget: int) -> int:
     return seen
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice in one mapping is an error: silently taking the last
+    `density:` of two would run a suite other than the one its author reads."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)):
+                continue  # an unhashable key is the schema's to refuse
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"the key `{key}` appears twice in one mapping",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_suite(text: str, source: str = "<suite>") -> Suite:
     if "\0" in text:
         raise UserError(f"{source}: holds a NUL character; a suite is a YAML text file")
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader that refuses duplicate keys
+    except RecursionError:
+        raise UserError(f"{source}: nested too deep to be a suite") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -294,6 +313,8 @@ def suite_text(path: Path) -> str:
         raise UserError(f"{path}: no such suite file")
     if path.is_dir():
         raise UserError(f"{path}: is a folder, not a suite file")
+    if not path.is_file():  # a FIFO or a device would block the read, or never end it
+        raise UserError(f"{path}: not a regular file; a suite is a YAML text file")
     return read_text(path, "suite file")
 
 

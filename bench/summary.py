@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 
 import pandas as pd
 
+from bench.cli_common import path_arg
 from bench.break_even import break_even, describe
-from bench.frontier import ERROR_BUDGETS, fastest_within_budget, iso_accuracy, label, reference_hidden
+from bench.frontier import fastest_within_budget, iso_accuracy, label, reference_hidden
 from bench.goals import check_goals
 from bench.results import Run, load_run
 
@@ -38,6 +38,11 @@ def best_configurations(kernels: pd.DataFrame) -> pd.DataFrame:
 
 def budget_label(budget: float) -> str:
     return "any" if budget == math.inf else f"<= +{100 * budget:g} points"
+
+
+def number_text(value, spec: str = ".2f") -> str:
+    """A figure, or blank where the row has none (a row from before it was measured, a failed case)."""
+    return "" if value is None or value != value else format(value, spec)
 
 
 def ms_text(seconds: float, low: float = math.nan, high: float = math.nan) -> str:
@@ -237,7 +242,7 @@ def _md_table(head: list[str], align: str, rows: list[list]) -> list[str]:
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("summary", help="a run's answer as markdown (the README's results section)")
-    p.add_argument("run_dir", type=Path, help="a run folder, results/runs/<run id>")
+    p.add_argument("run_dir", type=path_arg, help="a run folder, results/runs/<run id>")
     p.add_argument("--markdown", action="store_true", help="print markdown (the only format for now)")
     p.set_defaults(run=run)
 

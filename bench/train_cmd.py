@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 
 from bench.cases import check_threads
-from bench.cli_common import UserError, bounded_int, positive_int_list, writable_folder
-from bench.suite import MAX_BATCH, MAX_FEATURES, MAX_SEED, MAX_THREADS
+from bench.cli_common import UserError, bounded_float, bounded_int, bounded_int_list, path_arg, writable_folder
+from bench.models import check_fits
+from bench.suite import MAX_BATCH, MAX_EPOCHS, MAX_FEATURES, MAX_LR, MAX_SEED, MAX_THREADS, MIN_LR
+
+# A loss weight or multiplier past this is a typo, not an experiment.
+MAX_WEIGHT = 1e6
 from condcore.data import DATASETS, DatasetNotFound, load_dataset
 from condcore.data.formats import DataFormatError
 from condcore.mask_export import export_masks
@@ -22,33 +25,35 @@ from condcore.train import OPTIMIZERS, PRECISIONS, TrainConfig, save_checkpoint,
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("train", help="train one CondNet (or a baseline) and save it")
     p.add_argument("--dataset", choices=DATASETS, default="digits")
-    p.add_argument("--data-dir", type=Path, help="folder holding the file-based datasets")
+    p.add_argument("--data-dir", type=path_arg, help="folder holding the file-based datasets")
     p.add_argument("--policy", choices=list(POLICIES), default="reinforce")
     p.add_argument("--tau", type=float, default=0.25, help="target fraction of active blocks")
     # The defaults are the default suite's model (suites/cpu.yaml), so a model trained here is one it times.
-    p.add_argument("--hidden", type=positive_int_list, default=[2048, 2048], help="hidden widths, e.g. 512,512")
+    p.add_argument("--hidden", type=bounded_int_list(1, MAX_FEATURES), default=[2048, 2048],
+                   help="hidden widths, e.g. 512,512")
     p.add_argument("--block-size", type=bounded_int(1, MAX_FEATURES), default=128)
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=bounded_int(1, MAX_EPOCHS), default=20)
     p.add_argument("--batch-size", type=bounded_int(1, MAX_BATCH), default=128)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=TrainConfig.optimizer)
-    p.add_argument("--lr", type=float, default=0.002)
-    p.add_argument("--policy-lr-mult", type=float, default=TrainConfig.policy_lr_mult)
-    p.add_argument("--lambda-s", type=float, default=TrainConfig.lambda_s, help="weight of L_b + L_e")
-    p.add_argument("--lambda-v", type=float, default=TrainConfig.lambda_v, help="weight of L_v")
-    p.add_argument("--l2", type=float, default=TrainConfig.l2)
+    p.add_argument("--lr", type=bounded_float(MIN_LR, MAX_LR), default=0.002)
+    p.add_argument("--policy-lr-mult", type=bounded_float(0.0, MAX_WEIGHT), default=TrainConfig.policy_lr_mult)
+    p.add_argument("--lambda-s", type=bounded_float(0.0, MAX_WEIGHT), default=TrainConfig.lambda_s, help="weight of L_b + L_e")
+    p.add_argument("--lambda-v", type=bounded_float(0.0, MAX_WEIGHT), default=TrainConfig.lambda_v, help="weight of L_v")
+    p.add_argument("--l2", type=bounded_float(0.0, MAX_WEIGHT), default=TrainConfig.l2)
     p.add_argument("--baseline", choices=Baseline.KINDS, default=TrainConfig.baseline, help="REINFORCE baseline")
     p.add_argument("--inference-mode", choices=INFERENCE_MODES, default=TrainConfig.inference_mode)
     p.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0)
     p.add_argument("--precision", choices=PRECISIONS, default=TrainConfig.precision,
                    help="training GEMMs: bf16 under autocast (fp32 weights), fp32, or auto (bf16 where native)")
     p.add_argument("--threads", type=bounded_int(1, MAX_THREADS), default=2)
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--out", type=path_arg, required=True, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     check_threads(args.threads, "--threads")
+    check_fits(args.dataset, args.hidden, args.batch_size, "--hidden")
     torch.set_num_threads(args.threads)
     try:
         data = load_dataset(args.dataset, args.data_dir, seed=args.seed)

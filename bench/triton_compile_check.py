@@ -38,8 +38,8 @@ import torch
 import triton
 
 from bench.cases import kernel_cases
-from bench.cli_common import UserError, fail
-from bench.suite import load_suite
+from bench.cli_common import UserError, bounded_int, fail, path_arg
+from bench.suite import MAX_THREADS, load_suite
 from condcore.ops import pick_regime
 from condcore.problems import make_problem
 from condcore.ops.triton_common import KernelLaunch, fitting_configs
@@ -240,13 +240,18 @@ def render(rows: list[CompiledConfig], arch: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.triton_compile_check", description=__doc__.split("\n")[0])
     parser.add_argument("--arch", type=int, default=90, help="CUDA compute capability to compile for (90: H100/H200)")
-    parser.add_argument("--suite", type=Path, default=GPU_SUITE, help="take the launches from this suite's CUDA "
+    parser.add_argument("--suite", type=path_arg, default=GPU_SUITE, help="take the launches from this suite's CUDA "
                         "cases (default: suites/gpu.yaml)")
     parser.add_argument("--regime", choices=("grouped", "union"), help="only this kernel")
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="only this dtype")
-    parser.add_argument("--workers", type=int, help="compiling processes (default: one per core)")
-    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    parser.add_argument("--workers", type=bounded_int(1, MAX_THREADS), help="compiling processes (default: one per core)")
+    parser.add_argument("--json", metavar="PATH", type=path_arg, help="also write the rows as JSON")
     args = parser.parse_args(argv)
+    # Before minutes of compiling, not after them.
+    if args.json is not None and not args.json.parent.is_dir():
+        fail(f"--json {args.json}: no folder {args.json.parent} to write it in")
+    if args.json is not None and args.json.is_dir():
+        fail(f"--json {args.json}: is a folder, not a file")
     try:
         launches = suite_cases(args.suite)
     except UserError as exc:

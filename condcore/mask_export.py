@@ -10,6 +10,7 @@ Layer i's mask is the output mask of hidden layer i and the input mask of layer 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,9 @@ def export_masks(model: CondNet, split: Split, mode: str, path: Path, *, dataset
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"layer_{i}": m.cpu().numpy() for i, m in enumerate(layers)}
-    np.savez_compressed(path, meta=np.array(json.dumps(meta)), **arrays)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")  # savez adds .npz to a name without it
+    np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
+    tmp.replace(path)
     return MaskSet(meta, layers)
 
 

@@ -11,6 +11,7 @@ network's times `policy_lr_mult`.
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -217,9 +218,11 @@ def save_checkpoint(result: TrainResult, data: Dataset, cfg: TrainConfig, out_di
         "train": asdict(cfg),
     }
     metrics["valid_error"] = last_valid_error(result.history)
+    # Beside it, then renamed over it: a kill mid-write (or a second writer) leaves no half model.pt.
+    tmp = out_dir / f".model.pt.{os.getpid()}.tmp"
     torch.save({"model_config": result.model.config.to_dict(), "train_config": asdict(cfg),
-                "state_dict": result.model.state_dict(), "metrics": metrics, "history": result.history},
-               out_dir / "model.pt")
+                "state_dict": result.model.state_dict(), "metrics": metrics, "history": result.history}, tmp)
+    tmp.replace(out_dir / "model.pt")
     write_atomically(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -233,7 +236,7 @@ def last_valid_error(history: list[dict]) -> float | None:
 def write_atomically(path: Path, text: str) -> None:
     """A reader never sees half a file: metrics.json marks a finished checkpoint, and an interrupted
     run must not leave a truncated one behind."""
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
 

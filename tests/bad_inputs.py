@@ -33,7 +33,23 @@ RUN = "res/runs/t-1"  # a run folder to resume, report or merge
 GOOD_ROW = KernelRow(case_id="k/cpu/float32/auto/auto/B4/64x64/k16/d0.5/out/iid", sweep="k", device="cpu",
                      dtype="float32", backend="auto", regime="auto", batch=4, in_features=64, out_features=64,
                      block_size=16, masks="out", mask_source="iid", requested_density=0.5, regime_used="grouped",
-                     status="ok", metrics=[Metric.of("ours", "speedup", 1.5, 0.1)]).model_dump_json()
+                     status="ok", ideal_density=0.5,
+                     metrics=[Metric.of("dense", "time", 3e-6), Metric.of("ours", "time", 2e-6),
+                              Metric.of("ours", "speedup", 1.5, 0.1)]).model_dump_json()
+
+
+def row_with(**changes) -> str:
+    """GOOD_ROW with fields replaced (metrics: a function of its list), as one JSON line."""
+    row = json.loads(GOOD_ROW)
+    for key, value in changes.items():
+        row[key] = value(row[key]) if callable(value) else value
+    return json.dumps(row)
+
+
+def with_median(provider: str, value: float):
+    return lambda metrics: [{**m, "median": value} if m["provider"] == provider else m for m in metrics]
+
+
 ENV = json.dumps({"suite": "t", "shard": [0, 1], "cpu_model": "x", "torch_threads": 1})
 CSV_HEAD = "case_id,status,speedup,speedup_iqr\n"
 
@@ -48,7 +64,17 @@ class Bad:
     argv: list[str]
     message: str
     files: dict[str, str | bytes] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)  # symbolic links made after the files: path -> target
     without_cuda: bool = False  # only a mistake where CUDA is missing
+
+
+def without(files: dict, name: str) -> dict:
+    return {k: v for k, v in files.items() if k != name}
+
+
+# A file and a folder outside the run folder that a link inside it points to.
+OUTSIDE = {"victim": "precious", "elsewhere/keep": "x"}
+UP = "../../../"  # from inside RUN to the test's root
 
 
 def run_suite(text: str | bytes, *extra: str) -> tuple[list[str], dict]:
@@ -148,10 +174,55 @@ CORPUS = [
         run_folder(rows=GOOD_ROW.replace(f'"schema_version":{SCHEMA_VERSION}', '"schema_version":9') + "\n")),
     Bad("report-row-missing-field", ["report", RUN], f"line 1 not a version-{SCHEMA_VERSION} KernelRow (batch: Field required)",
         run_folder(rows=GOOD_ROW.replace('"batch":4,', '') + "\n")),
+    # Damaged rows that are well-typed but that no run writes: refused in one line, never printed as data.
+    Bad("report-row-batch-0", ["report", RUN], "no run writes (batch 0)", run_folder(rows=row_with(batch=0) + "\n")),
+    Bad("report-row-density-above-1", ["report", RUN], "no run writes (ideal_density 1.5",
+        run_folder(rows=row_with(ideal_density=1.5) + "\n")),
+    Bad("report-ok-row-without-metrics", ["report", RUN], "an ok case without the speedup of ours",
+        run_folder(rows=row_with(metrics=[]) + "\n")),
+    Bad("report-row-nan-speedup", ["report", RUN], "the speedup of ours is nan",
+        run_folder(rows=row_with(metrics=lambda ms: [{**m, "median": float("nan")} if m["metric"] == "speedup" else m
+                                                       for m in ms]) + "\n")),
+    Bad("report-row-negative-time", ["report", RUN], "the time of dense is -3e-06",
+        run_folder(rows=row_with(metrics=with_median("dense", -3e-6)) + "\n")),
+    Bad("report-env-peaks-a-number", ["report", RUN], "env.json: damaged (peaks is int",
+        run_folder(env=json.dumps({**json.loads(ENV), "peaks": 3}))),
+    Bad("report-env-wall-seconds-text", ["report", RUN], "env.json: damaged (wall_seconds is str",
+        run_folder(env=json.dumps({**json.loads(ENV), "wall_seconds": "long"}))),
+    Bad("report-env-gpu-a-list", ["report", RUN], "env.json: damaged (gpu is list",
+        run_folder(env=json.dumps({**json.loads(ENV), "gpu": [1]}))),
+    Bad("report-env-nested-deep", ["report", RUN], "env.json: nested too deep",
+        run_folder(env='{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")),
+    Bad("report-row-nested-deep", ["report", RUN], "line 1 is nested too deep",
+        run_folder(rows='{"case_id": ' + "[" * 100_000 + "]" * 100_000 + "}\n")),
+    Bad("report-rows-a-folder", ["report", RUN], "kernels.jsonl: is a folder",
+        {**without(run_folder(), f"{RUN}/kernels.jsonl"), f"{RUN}/kernels.jsonl/x": ""}),
     Bad("resume-row-a-list", ["run", "--resume", RUN], "line 1 is not a result row", run_folder(rows="[1, 2]\n")),
     Bad("resume-row-garbage", ["run", "--resume", RUN], "line 1 is not a JSON row", run_folder(rows="{oops\n")),
     Bad("resume-row-not-utf8", ["run", "--resume", RUN], "line 2 is not UTF-8",
         run_folder(rows=GOOD_ROW.encode() + b"\n\xff\xfe\n")),
+    # Links inside a run folder (or --out) are refused before anything is read or written through them.
+    Bad("report-csv-a-link", ["report", RUN], "kernels.csv: is a symbolic link", {**run_folder(), **OUTSIDE},
+        links={f"{RUN}/kernels.csv": UP + "victim"}),
+    Bad("report-folder-a-link", ["report", RUN], "report: is a symbolic link", {**run_folder(), **OUTSIDE},
+        links={f"{RUN}/report": UP + "elsewhere"}),
+    Bad("report-out-holds-a-link", ["report", RUN, "--out", "rep"], "index.html: is a symbolic link",
+        {**run_folder(), **OUTSIDE}, links={"rep/index.html": "../victim"}),
+    Bad("resume-lock-a-link", ["run", "--resume", RUN], ".lock: is a symbolic link", {**run_folder(), **OUTSIDE},
+        links={f"{RUN}/.lock": UP + "victim"}),
+    Bad("resume-rows-a-link", ["run", "--resume", RUN], "kernels.jsonl: is a symbolic link",
+        {**without(run_folder(), f"{RUN}/kernels.jsonl"), **OUTSIDE, "rows": GOOD_ROW + "\n"},
+        links={f"{RUN}/kernels.jsonl": UP + "rows"}),
+    Bad("merge-out-dangling-link", ["merge", RUN, "--out", "m"], "--out m: already exists and is not an empty folder",
+        {**run_folder(), **OUTSIDE}, links={"m/kernels.jsonl": "../gone"}),
+    Bad("merge-shard-traces-a-link", ["merge", RUN, "--out", "m"], "traces: is a symbolic link",
+        {**run_folder(), **OUTSIDE}, links={f"{RUN}/traces": UP + "elsewhere"}),
+    # A resumed run finishes what it was started to do: flags that would change it are refused.
+    Bad("resume-other-results", ["run", "--resume", RUN, "--results", "elsewhere"], "would put its checkpoints elsewhere",
+        run_folder()),
+    Bad("resume-other-shard", ["run", "--resume", RUN, "--shard", "1/2"], "--shard 1/2 would make it another",
+        run_folder()),
+    Bad("resume-other-cases", ["run", "--resume", RUN, "--case", "k/*"], "would change its cases", run_folder()),
     Bad("resume-missing-folder", ["run", "--resume", "nowhere"], "no such run folder"),
     Bad("resume-no-suite", ["run", "--resume", "d"], "no suite.yaml", {"d/env.json": ENV}),
     Bad("resume-and-a-suite", ["run", "s.yaml", "--resume", RUN], "not both", {**run_folder(), "s.yaml": suite()}),
@@ -175,6 +246,22 @@ CORPUS = [
     Bad("models-lr-0", ["models", "--lr", "0", "--out", "o"], "--lr: must be between"),
     Bad("models-batch-size-0", ["models", "--batch-size", "0", "--out", "o"], "--batch-size: must be between"),
     Bad("models-rounds-0", ["models", "--rounds", "0", "--out", "o"], "--rounds: must be between"),
+    Bad("train-lr-nan", ["train", "--lr", "nan", "--out", "o"], "--lr: must be between"),
+    Bad("train-lr-inf", ["train", "--lr", "inf", "--out", "o"], "--lr: must be between"),
+    Bad("train-lambda-s-nan", ["train", "--lambda-s", "nan", "--out", "o"], "--lambda-s: must be between"),
+    Bad("train-epochs-huge", ["train", "--epochs", "100000000000000000000", "--out", "o"], "--epochs: must be between"),
+    Bad("train-hidden-huge", ["train", "--hidden", "1048576000", "--out", "o"], "--hidden: each must be between"),
+    Bad("train-does-not-fit", ["train", "--hidden", "1048576,1048576", "--out", "o"], "GiB free"),
+    Bad("models-batches-huge", ["models", "--batches", "2000000000", "--out", "o"], "--batches: each must be between"),
+    bad_suite("suite-models-do-not-fit", suite(top={"models": {"hidden": [1048576, 1048576], "block_size": 1024}}),
+              "GiB free"),
+    bad_suite("suite-duplicate-key", "name: t\nrepeats: 2\nrepeats: 3\n", "the key `repeats` appears twice"),
+    bad_suite("suite-nested-deep", "name: t\nx: " + "[" * 900 + "]" * 900 + "\n", "nested too deep"),
+    Bad("train-out-empty", ["train", "--out", ""], "--out: an empty path"),
+    Bad("run-results-empty", ["run", "s.yaml", "--results", ""], "--results: an empty path", {"s.yaml": suite()}),
+    Bad("report-out-empty", ["report", RUN, "--out", ""], "--out: an empty path", run_folder()),
+    Bad("download-into-a-file", ["data", "download", "mnist", "--data-dir", "f"], "f: is a file", {"f": "x"}),
+    Bad("download-into-proc", ["data", "download", "mnist", "--data-dir", "/proc/condbench"], "cannot write the dataset there"),
     Bad("models-provider-unknown", ["models", "--providers", "ours,tensorrt", "--out", "o"], "unknown model provider tensorrt"),
     Bad("models-threads-0", ["models", "--threads", "0", "--out", "o"], "--threads: must be between"),
     Bad("models-jobs-negative", ["models", "--jobs", "-1", "--out", "o"], "--jobs: must be between"),
@@ -216,6 +303,8 @@ CORPUS = [
     Bad("power-slowdown-garbage", ["power", "s.yaml", "--slowdown-env", "=0"], "expected NAME=VALUE", {"s.yaml": suite()}),
     Bad("power-zero-comparisons", ["power", "s.yaml", "--slowdown-env", "A=0", "--comparisons", "0"],
         "--comparisons: must be between", {"s.yaml": suite()}),
+    Bad("power-suite-cannot-run", ["power", "s.yaml", "--slowdown-env", "A=0", "--out", "study"], "CUDA is not available",
+        {"s.yaml": suite(device=["cuda"])}, without_cuda=True),
     Bad("power-suite-missing", ["power", "nope.yaml", "--slowdown-env", "A=0"], "no such suite file"),
     Bad("power-out-is-a-file", ["power", "s.yaml", "--slowdown-env", "A=0", "--out", "o"], "is a file",
         {"s.yaml": suite(), "o": ""}),

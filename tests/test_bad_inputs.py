@@ -53,6 +53,9 @@ def check_refusal(entry: Bad, root: Path, run) -> None:
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    for name, target in entry.links.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).symlink_to(target)
     before = snapshot(root)
     proc = run(entry.argv, root)
     lines = proc.stderr.strip().splitlines()

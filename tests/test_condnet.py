@@ -244,6 +244,29 @@ def test_a_checkpoint_of_an_older_training_version_is_trained_again(tmp_path, di
     assert retrained["training_version"] == metrics["training_version"] and is_trained(case, tmp_path)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "masks garbage"])
+def test_a_damaged_checkpoint_is_said_and_trained_again(tmp_path, digits, capsys, damage):
+    """Found probing: a truncated model.pt beside an intact metrics.json killed every later run with a
+    traceback until deleted by hand."""
+    from bench.models import ModelCase, train_or_reuse
+
+    case = ModelCase("digits", "reinforce", 0.5, (32, 32), 16, 1)
+    train_or_reuse(case, digits, tmp_path, progress=False)
+    folder = tmp_path / case.name
+    target = folder / ("masks.npz" if damage.startswith("masks") else "model.pt")
+    raw = target.read_bytes()
+    target.write_bytes({"truncated": raw[: len(raw) // 2], "empty": b""}.get(damage, b"\x00garbage" * 50))
+    capsys.readouterr()
+    model, metrics = train_or_reuse(case, digits, tmp_path, progress=False)
+    err = capsys.readouterr().err
+    assert "is damaged" in err and "training it again" in err
+    assert metrics["test_error"] < 1 and model(digits.test.x[:2]).logits.shape == (2, 10)
+    # trained again, whole: the next use reuses it without a word
+    train_or_reuse(case, digits, tmp_path, progress=False)
+    assert "damaged" not in capsys.readouterr().err
+    assert not list(folder.glob(".*.tmp*"))  # no temporary file left beside it
+
+
 def test_bf16_training_without_native_bf16_warns_that_it_is_emulated(digits, monkeypatch):
     import condcore.train as training
 

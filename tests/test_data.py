@@ -167,3 +167,7 @@ def test_download_without_network_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(dl.urllib.request, "urlopen", no_network)
     with pytest.raises(dl.DownloadError, match="is there network access"):
         dl.download("mnist", tmp_path)
+    # found probing: a failed download left an empty data/svhn/ that looked like a dataset folder
+    with pytest.raises(dl.DownloadError):
+        dl.download("svhn", tmp_path / "data")
+    assert not (tmp_path / "data").exists() and not (tmp_path / "mnist").exists()

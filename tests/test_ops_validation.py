@@ -113,3 +113,26 @@ def test_block_size_dividing_neither_side_is_refused_with_or_without_masks(rng, 
     p = make_problem(4, 64, 64, 16, generator=rng)
     with pytest.raises(ValueError, match="divides neither"):
         call(p, block_size=48, **masks)
+
+
+@pytest.mark.parametrize("regime", ["grouped", "union"])
+def test_an_out_that_requires_grad_is_refused_on_every_path(p, regime):
+    """Found probing: a RuntimeError on one path, silently written on two others."""
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad), pytest.raises(ValueError, match="out must not require grad"):
+            call(p, regime=regime, out=torch.empty(4, 48, requires_grad=True))
+
+
+@pytest.mark.parametrize("regime", ["grouped", "union"])
+@pytest.mark.parametrize("frozen", [False, True])
+def test_no_input_features_gives_the_masked_bias(rng, regime, frozen):
+    """in_features 0 on the grouped path outside frozen_weights() was a oneDNN error; the spec's answer
+    is the bias, masked."""
+    from condcore.ops import frozen_weights
+
+    weight, bias = torch.empty(48, 0), torch.randn(48, generator=rng)
+    out_mask = torch.rand(4, 3, generator=rng) > 0.5
+    with frozen_weights() if frozen else torch.no_grad():
+        y = block_sparse_linear(torch.empty(4, 0), weight, bias, out_mask=out_mask, block_size=16, backend="torch",
+                                regime=regime)
+    torch.testing.assert_close(y, bias.expand(4, 48) * out_mask.repeat_interleave(16, dim=1))

@@ -14,7 +14,7 @@ import pytest
 
 from bench.cli_common import UserError
 from bench.results import read_rows
-from bench.run_folder import create_run_folder, owned
+from bench.run_folder import create_run_folder, owned, writer_of
 
 # 24 quick cases: long enough to be killed midway, short enough for CI.
 SUITE = """
@@ -136,6 +136,13 @@ def test_a_second_writer_is_refused_and_no_case_runs_twice(tmp_path):
     try:
         second = start("run", "--resume", folder, "--results", "res", "--quiet", cwd=tmp_path)
         _, err = second.communicate(timeout=120)
+        # Reading a run being written: a merge is refused, a report says it is of part of the run.
+        merge = start("merge", folder, "--out", tmp_path / "m", cwd=tmp_path)
+        _, merge_err = merge.communicate(timeout=120)
+        assert merge.returncode == 2 and "is still writing this run" in merge_err and not (tmp_path / "m").exists()
+        report = start("report", folder, "--out", tmp_path / "rep", cwd=tmp_path)
+        _, report_err = report.communicate(timeout=300)
+        assert report.returncode == 0 and "covers the cases finished so far" in report_err
     finally:
         first.send_signal(signal.SIGCONT)
     assert second.returncode == 2 and "is writing this run" in err and f"pid {first.pid}" in err
@@ -155,6 +162,10 @@ def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path):
 
 def test_the_lock_refuses_a_second_holder_and_dies_with_the_first(tmp_path):
     folder = create_run_folder(tmp_path, "t", "name: t\n", (0, 1))
+    assert writer_of(folder) is None
+    with owned(folder):
+        assert writer_of(folder) == f"pid {os.getpid()}"
+    assert writer_of(folder) is None
     with owned(folder), pytest.raises(UserError, match=f"pid {os.getpid()} is writing this run"), owned(folder):
         pass
     with owned(folder):  # released on exit

@@ -129,7 +129,29 @@ def test_shards_merge_into_the_whole(tiny_run, tmp_path):
     assert (tmp_path / "merged" / "kernels.csv").exists() and (tmp_path / "merged" / "report" / "index.html").exists()
     assert "at a glance" in proc.stdout
     again = bench("merge", *shards, "--out", tmp_path / "merged", cwd=tmp_path)
-    assert again.returncode == 2 and "already holds a run" in again.stderr
+    assert again.returncode == 2 and "already exists and is not an empty folder" in again.stderr
+
+
+def test_an_incomplete_set_of_shards_is_refused_unless_partial(tiny_run, tmp_path):
+    """Shard 2 of 3 never ran and shard 1 was killed before its last case: the merge says so; with
+    --partial it merges what is there and the merged run says what it lacks."""
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    for i in range(2):
+        assert bench("run", "tiny.yaml", "--results", "res", "--shard", f"{i}/3", "--quiet", cwd=tmp_path).returncode == 0
+    shards = sorted((tmp_path / "res" / "runs").iterdir())
+    rows = (shards[1] / "kernels.jsonl").read_text().splitlines()
+    (shards[1] / "kernels.jsonl").write_text("\n".join(rows[:-1]) + "\n")
+    proc = bench("merge", *shards, "--out", tmp_path / "merged", cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "shard 2/3 is missing" in proc.stderr and "lacks 1 kernel case(s) of its shard" in proc.stderr
+    assert not (tmp_path / "merged").exists() and not list(tmp_path.glob(".merging-*"))
+    proc = bench("merge", *shards, "--out", tmp_path / "merged", "--partial", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "partial: shard 2/3 is missing" in proc.stdout
+    merged = load_run(tmp_path / "merged")
+    assert len(merged.kernels) == len(rows) - 1 + len((shards[0] / "kernels.jsonl").read_text().splitlines())
+    assert "shard 2/3 is missing" in merged.env["partial"][0]
+    assert "Partial run." in (tmp_path / "merged" / "report" / "index.html").read_text()
 
 
 def test_report_writes_plots_and_html(tiny_run):
@@ -159,6 +181,17 @@ def test_compare_flags_a_real_slowdown_only(tiny_run, tmp_path):
     noisy.loc[0, "speedup_iqr"] = 10.0 * table.loc[0, "speedup"]  # a drop inside the noise is not flagged
     noisy.to_csv(tmp_path / "noisy.csv", index=False)
     assert bench("compare", tmp_path / "base.csv", tmp_path / "noisy.csv", cwd=tmp).returncode == 0
+
+
+def test_compare_of_a_run_missing_cases_fails_unless_allowed(tiny_run, tmp_path):
+    """A run killed after its first case compares clean on that case: that is not a pass."""
+    tmp, run_dir, _ = tiny_run
+    table = load_run(run_dir).kernels
+    table.iloc[:1].to_csv(tmp_path / "one.csv", index=False)
+    proc = bench("compare", run_dir, tmp_path / "one.csv", cwd=tmp)
+    assert proc.returncode == 1, proc.stdout
+    assert "7 baseline case(s) are not in the run" in proc.stdout and "--allow-missing" in proc.stdout
+    assert bench("compare", run_dir, tmp_path / "one.csv", "--allow-missing", cwd=tmp).returncode == 0
 
 
 def test_failed_cases_are_rows_and_the_sweep_goes_on(tmp_path):

@@ -113,3 +113,14 @@ def test_shards_partition_the_cases():
     for bad in ("4/4", "x", "1/0", "-1/2"):
         with pytest.raises(UserError):
             parse_shard(bad)
+
+
+def test_values_that_print_alike_stay_apart_in_ids_and_names():
+    """Found probing: `:g` made densities 0.1234561 and 0.1234564 one case, and lr 0.0010000001 reuse
+    the checkpoints trained at 0.001. Ids spell every digit where the short form is not exact."""
+    cases = kernel_cases(parse_suite(sweep(density="[0.1234561, 0.1234564, 0.5]")))
+    assert len({c.case_id for c in cases}) == 3 and any("/d0.5/" in c.case_id for c in cases)
+    models = {lr: model_cases(parse_suite(f"name: t\nmodels:\n  policies: [dense]\n  taus: [0.5]\n  lr: {lr}"))
+              for lr in ("0.001", "0.0010000001")}
+    (short,), (long,) = models.values()
+    assert "-lr0.001-" in short.name and short.name != long.name and "-lr0.0010000001-" in long.name

@@ -129,3 +129,13 @@ def test_a_gpu_case_profile_names_the_chosen_configs_build(monkeypatch):
     assert build["ok"], build
     assert build["registers"] > 0 and build["shared_bytes"] > 0 and build["spills"] is False
     assert f"BLOCK_N={chosen.kwargs['BLOCK_N']}" in build["config"] and f"BLOCK_K={chosen.kwargs['BLOCK_K']}" in build["config"]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--workers", "-1"], "--workers: must be between"),
+    (["--json", "no/such/folder/x.json"], "no folder no/such/folder to write it in"),
+])
+def test_bad_options_are_one_line_before_anything_compiles(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err

@@ -81,9 +81,20 @@ def download(name: str, data_dir: Path) -> Path:
     if name not in SOURCES:
         raise DownloadError(f"no download for dataset {name!r}; choose one of {', '.join(SOURCES)}")
     folder = data_dir / name
-    for remote in SOURCES[name]:
-        path = fetch(remote, folder)
-        if path.name.endswith(".tar.gz"):
-            with tarfile.open(path) as archive:
-                archive.extractall(folder, filter="data")
+    if data_dir.exists() and not data_dir.is_dir() or folder.exists() and not folder.is_dir():
+        raise DownloadError(f"{data_dir if not data_dir.is_dir() else folder}: is a file, not a folder for the dataset")
+    made = [p for p in (folder, data_dir) if not p.exists()]  # what a failure must not leave behind, empty
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for remote in SOURCES[name]:
+            path = fetch(remote, folder)
+            if path.name.endswith(".tar.gz"):
+                with tarfile.open(path) as archive:
+                    archive.extractall(folder, filter="data")
+    except OSError as exc:  # a read-only place, /proc, a full disk
+        raise DownloadError(f"{folder}: cannot write the dataset there: {exc.strerror or exc}") from None
+    finally:
+        for made_folder in made:  # a failed first download leaves no empty folder that looks like a dataset
+            if made_folder.is_dir() and not any(made_folder.iterdir()):
+                made_folder.rmdir()
     return folder

@@ -30,7 +30,9 @@ class BlockSparseLinearFunction(torch.autograd.Function):
     def backward(ctx, grad_y):  # type: ignore[override]
         x, weight, in_mask, out_mask = ctx.saved_tensors
         k = ctx.block_size
-        if ctx.sparse_backward is not None:
+        # The sparse backward writes into buffers (mm's out=), which autograd cannot differentiate; under
+        # create_graph (double backward) the dense masked math below, plain torch ops, is used instead.
+        if ctx.sparse_backward is not None and not torch.is_grad_enabled():
             needs = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2])
             grad_x, grad_w, grad_b = ctx.sparse_backward(grad_y, x, weight, in_mask, out_mask, k, needs)
             return grad_x, grad_w, grad_b, None, None, None, None

@@ -127,6 +127,8 @@ def validate_out(out: torch.Tensor, x: torch.Tensor, shape: LinearShape, inputs:
         raise ValueError(f"out must be {x.dtype} on {x.device}, got {out.dtype} on {out.device}")
     if not out.is_contiguous():
         raise ValueError("out must be contiguous")
+    if out.requires_grad:  # every path writes it in place: autograd would refuse on one, be bypassed on others
+        raise ValueError("out must not require grad: it is an output buffer, written in place")
     for name, tensor in inputs.items():
         if tensor is not None and shares_memory(out, tensor):
             raise ValueError(f"out shares memory with {name}; pass a separate output tensor")
