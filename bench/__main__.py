@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 
 from bench import (compare, continuous, data_cmd, merge_cmd, models_cmd, power_cmd, profile_cmd, report, run,
                    summary, train_cmd)
 from bench.cli_common import Parser, UserError, fail
+
+
+# The disk is full or read-only: a condition of the machine, not a bug to show a traceback for.
+FULL_OR_READ_ONLY = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in FULL_OR_READ_ONLY:
+            raise
+        # Rows are written case by case and fsynced: what was finished is safe, and --resume finishes it.
+        where = f" writing {exc.filename}" if exc.filename else ""
+        fail(f"{exc.strerror or exc}{where}; free space (or make it writable), then --resume the run")
 
 
 if __name__ == "__main__":

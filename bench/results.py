@@ -30,7 +30,7 @@ from bench.cli_common import UserError, read_text, writable_folder
 from bench.run_folder import open_no_follow, read_env, refuse_links, writer_of
 from pydantic import BaseModel, ValidationError
 
-from bench.schema import (KernelProfile, KernelRow, ModelProfile, ModelRow, SchemaError, kernel_summary,
+from bench.schema import (KernelProfile, KernelRow, ModelProfile, ModelRow, SchemaError, implausible, kernel_summary,
                           model_speed_records, model_time_records, parse_kernel_row, parse_model_row, provider_records)
 
 TABLE_KEYS = {"kernels": "case_id", "models": "name"}  # each table's row key
@@ -95,12 +95,16 @@ def read_typed_rows(path: Path, table: str) -> list[KernelRow] | list[ModelRow]:
     """A table's rows as schema records (version-1 rows upgraded); a row of an unknown version, or one
     that is not a row of this table, is one error naming its line."""
     parse = {"kernels": parse_kernel_row, "models": parse_model_row}[table]
-    typed = []
+    typed, lines = [], {}
     for number, raw in enumerate(read_rows(path, TABLE_KEYS[table]), start=1):
         try:
             typed.append(parse(raw))
         except SchemaError as exc:
             raise UserError(f"{path}: line {number} {exc}") from None
+        key = raw[TABLE_KEYS[table]]
+        if key in lines:  # counted twice in every table and summary: not a row to guess about
+            raise UserError(f"{path}: line {number} repeats {key} of line {lines[key]}; delete one of them")
+        lines[key] = number
     return typed
 
 
@@ -115,6 +119,8 @@ def read_profiles(path: Path, schema: type[BaseModel], key: str) -> list:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "row"
             raise UserError(f"{path}: line {number} is not a {schema.__name__} ({where}: {first['msg']})") from None
+        if problem := implausible(row):
+            raise UserError(f"{path}: line {number} a {schema.__name__} that no run writes ({problem})")
         by_key[(getattr(row, key), getattr(row, "batch", None))] = row
     return list(by_key.values())
 

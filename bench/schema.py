@@ -340,6 +340,11 @@ def implausible(row: BaseModel) -> str:
             return f"realized density {row.realized_density}"
         return bad_metrics(row.metrics) or next((f"the round times of {s.provider} at batch {s.batch}" for s in row.samples
                                                  if any(not math.isfinite(v) or v < 0 for v in s.seconds)), "")
+    if isinstance(row, (KernelProfile, ModelProfile)):
+        for p in row.providers:
+            times = (p.total_s, p.plain_s, *p.phases.values())
+            if p.total_s <= 0 or p.plain_s <= 0 or p.calls < 1 or not all(map(math.isfinite, times)):
+                return f"{p.provider} profiled {p.calls} call(s) in {p.total_s} s (uninstrumented {p.plain_s} s)"
     return ""
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from bench.schema import SCHEMA_VERSION, KernelRow, Metric
+from bench.schema import SCHEMA_VERSION, KernelProfile, KernelRow, Metric, ModelRow, ProviderProfile
 
 SWEEP = {"name": "k", "batch": [4], "shape": [{"in_features": 64, "out_features": 64}], "block_size": [16],
          "density": [0.5]}
@@ -48,6 +48,13 @@ def row_with(**changes) -> str:
 
 def with_median(provider: str, value: float):
     return lambda metrics: [{**m, "median": value} if m["provider"] == provider else m for m in metrics]
+
+
+MODEL_ROW = ModelRow(name="m", seed=0, dataset="digits", policy="reinforce", tau=0.25, inference_mode="threshold",
+                     test_error=0.05, realized_density=[0.25, 0.25], train_seconds=1.0, hidden="64x64",
+                     block_size=16).model_dump_json()
+ZERO_PROFILE = KernelProfile(case_id="k/cpu/float32/auto/auto/B4/64x64/k16/d0.5/out/iid", device="cpu", providers=[
+    ProviderProfile(provider="ours", total_s=0.0, plain_s=1e-3, calls=1, phases={})]).model_dump_json()
 
 
 ENV = json.dumps({"suite": "t", "shard": [0, 1], "cpu_model": "x", "torch_threads": 1})
@@ -197,6 +204,11 @@ CORPUS = [
         run_folder(rows='{"case_id": ' + "[" * 100_000 + "]" * 100_000 + "}\n")),
     Bad("report-rows-a-folder", ["report", RUN], "kernels.jsonl: is a folder",
         {**without(run_folder(), f"{RUN}/kernels.jsonl"), f"{RUN}/kernels.jsonl/x": ""}),
+    Bad("report-duplicate-rows", ["report", RUN], "line 2 repeats k/cpu/float32", run_folder(rows=GOOD_ROW + "\n" + GOOD_ROW + "\n")),
+    Bad("report-model-error-above-1", ["report", RUN], "no run writes (test error 2.0",
+        {**run_folder(), f"{RUN}/models.jsonl": MODEL_ROW.replace('"test_error":0.05', '"test_error":2.0') + "\n"}),
+    Bad("report-profile-zero-time", ["report", RUN], "ours profiled 1 call(s) in 0.0 s",
+        {**run_folder(), f"{RUN}/profiles.jsonl": ZERO_PROFILE + "\n"}),
     Bad("resume-row-a-list", ["run", "--resume", RUN], "line 1 is not a result row", run_folder(rows="[1, 2]\n")),
     Bad("resume-row-garbage", ["run", "--resume", RUN], "line 1 is not a JSON row", run_folder(rows="{oops\n")),
     Bad("resume-row-not-utf8", ["run", "--resume", RUN], "line 2 is not UTF-8",

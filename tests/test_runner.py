@@ -401,3 +401,35 @@ def test_kernel_rows_read_in_numeric_order(tiny_run):
     kernels = in_reading_order(load_run(run_dir).kernels)
     assert list(kernels["batch"]) == sorted(kernels["batch"])  # the suite lists batch 32 before 2
     assert peer_summary(load_run(run_dir)).empty  # no peers in it: nothing to order
+
+
+def test_a_full_disk_is_one_line_and_the_run_resumes(tmp_path, monkeypatch, capsys):
+    """Found probing: a full disk printed 55 lines and four chained tracebacks (the rows stayed safe)."""
+    import errno
+
+    import bench.run as runner
+    from bench.__main__ import main
+
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    monkeypatch.chdir(tmp_path)
+    real = runner.append_row
+    written = []
+
+    def fills_up(path, row):
+        if len(written) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        written.append(row)
+        real(path, row)
+
+    monkeypatch.setattr(runner, "append_row", fills_up)
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "tiny.yaml", "--results", "res", "--quiet"])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert exit_.value.code == 2 and "Traceback" not in err and len(errors) == 1, err
+    assert "No space left on device writing" in errors[0] and "--resume" in errors[0]
+    folder = only_run(tmp_path / "res")
+    assert len(read_rows(folder / "kernels.jsonl", "case_id")) == 2
+    monkeypatch.setattr(runner, "append_row", real)
+    assert main(["run", "--resume", str(folder), "--quiet"]) == 0
+    assert len(read_rows(folder / "kernels.jsonl", "case_id")) == 8

@@ -124,3 +124,11 @@ def test_values_that_print_alike_stay_apart_in_ids_and_names():
               for lr in ("0.001", "0.0010000001")}
     (short,), (long,) = models.values()
     assert "-lr0.001-" in short.name and short.name != long.name and "-lr0.0010000001-" in long.name
+
+
+def test_a_fifo_as_a_suite_is_refused_not_waited_on(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "s.yaml")  # opened for reading, it would block until someone writes
+    with pytest.raises(UserError, match="not a regular file"):
+        load_suite(tmp_path / "s.yaml")
