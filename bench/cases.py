@@ -137,6 +137,14 @@ def shard(items: list, index: int, count: int) -> list:
     return items[index::count]
 
 
+def shard_cases(kernels: list[KernelCase], models: list[ModelCase], index: int, count: int,
+                patterns: list[str] | None, source: str) -> tuple[list[KernelCase], list[ModelCase]]:
+    """What shard index/count of a suite's cases runs: its slice, narrowed to `patterns` where given (a
+    run's plan, and what bench.run_coverage checks a finished run against)."""
+    kernels, models = shard(kernels, index, count), shard(models, index, count)
+    return select_cases(kernels, models, patterns, source) if patterns else (kernels, models)
+
+
 def select_cases(kernels: list[KernelCase], models: list[ModelCase], patterns: list[str],
                  source: str) -> tuple[list[KernelCase], list[ModelCase]]:
     """The kernel cases whose id and the models whose name match one of `patterns` (exact ids or fnmatch

@@ -39,10 +39,10 @@ def training_memory_bytes(dataset: str, hidden: tuple[int, ...] | list[int], bat
 
 def check_fits(dataset: str, hidden, batch_size: int, where: str) -> None:
     """One line, before any training starts, where a model cannot fit in this machine's free memory."""
-    import psutil
+    from bench.measure import MEMORY_HEADROOM, available_memory_bytes  # measure imports this module
 
-    need, free = training_memory_bytes(dataset, hidden, batch_size), psutil.virtual_memory().available
-    if need > 0.8 * free:
+    need, free = training_memory_bytes(dataset, hidden, batch_size), available_memory_bytes("cpu")
+    if need > MEMORY_HEADROOM * free:
         raise UserError(f"{where}: training a {dataset} model with hidden widths {list(hidden)} needs about "
                         f"{need / 2**30:.3g} GiB; this machine has {free / 2**30:.3g} GiB free")
 

@@ -14,7 +14,7 @@ from bench.model_timing import TimedModel, time_models
 from bench.models import Datasets, check_fits, model_grid, train_missing, train_or_reuse
 from bench.frontier import label, reference_hidden
 from bench.schema import ModelRow, model_speed_records, model_time_records
-from bench.summary import ms_text
+from bench.summary import markdown_table, ms_text
 from bench.suite import MAX_BATCH, MAX_EPOCHS, MAX_FEATURES, MAX_LR, MAX_REPEATS, MIN_LR, MAX_SEED, MAX_THREADS
 from condcore.data import DATASETS, DatasetNotFound
 from condcore.data.formats import DataFormatError
@@ -115,13 +115,10 @@ def run(args: argparse.Namespace) -> int:
 
 def providers_markdown(table: pd.DataFrame, times: pd.DataFrame, providers: list[str]) -> str:
     """Per model and batch, each provider's ms per batch (median [95% interval]), or why it has none."""
-    head = ["model", "B", *providers]
-    lines = ["ms per batch under each provider (median [95% interval]; a provider that could not run the model "
-             "or failed its check says so, the reason in model_times.csv):", "",
-             "| " + " | ".join(head) + " |", "|---|---:|" + "---:|" * len(providers)]
     ref = reference_hidden(table)
     names = {r["name"]: label(r["policy"], r["tau"], r["hidden"], ref) for r in table.to_dict("records")}
     cell = {(r["name"], r["batch"], r["provider"]): r for r in times.to_dict("records")}
+    rows = []
     for (name, batch), _ in times.groupby(["name", "batch"], sort=False):
         cells = []
         for provider in providers:
@@ -132,17 +129,16 @@ def providers_markdown(table: pd.DataFrame, times: pd.DataFrame, providers: list
                 cells.append(r["status"])
             else:
                 cells.append(ms_text(r["median_s"], r["low_s"], r["high_s"]))
-        lines.append(f"| {names.get(name, name)} | {batch} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append([names.get(name, name), batch, *cells])
+    return "\n".join(["ms per batch under each provider (median [95% interval]; a provider that could not run the "
+                      "model or failed its check says so, the reason in model_times.csv):", "",
+                      *markdown_table(["model", "B", *providers], "lr" + "r" * len(providers), rows)])
 
 
 def to_markdown(table: pd.DataFrame, speeds: pd.DataFrame, batches: list[int]) -> str:
     head = ["policy", "tau", "mode", "test error %", "density per layer"] + [f"speedup B={b}" for b in batches]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     speedup = {(r["name"], r["batch"]): r["speedup"] for r in speeds.to_dict("records")}
-    for _, r in table.iterrows():
-        cells = [r.policy, f"{r.tau:g}", r.inference_mode, f"{100 * r.test_error:.2f}",
-                 ", ".join(f"{d:.3f}" for d in r.realized_density)]
-        cells += [f"{speedup[(r['name'], b)]:.2f}" for b in batches]
-        lines.append("| " + " | ".join(map(str, cells)) + " |")
-    return "\n".join(lines)
+    rows = [[r.policy, f"{r.tau:g}", r.inference_mode, f"{100 * r.test_error:.2f}",
+             ", ".join(f"{d:.3f}" for d in r.realized_density), *(f"{speedup[(r['name'], b)]:.2f}" for b in batches)]
+            for _, r in table.iterrows()]
+    return "\n".join(markdown_table(head, "l" * len(head), rows))

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Column as TableColumn
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from bench.cases import check_runnable, kernel_cases, model_cases, model_seeds, parse_shard, select_cases, shard
+from bench.cases import check_runnable, kernel_cases, model_cases, model_seeds, parse_shard, shard_cases
 from bench.cli_common import UserError, bounded_float, path_arg
 from bench.contention import Load, describe, free_cores, measure_load, wait_quiet
 from bench.env import fingerprint
@@ -162,10 +162,8 @@ def make_plan(args: argparse.Namespace, clock: PhaseClock) -> Plan:
     suite, text, folder, env, (index, count) = _open_run(args)
     source = str(args.suite or folder)
     all_kernels, all_models = kernel_cases(suite), model_cases(suite)
-    kernels, models = shard(all_kernels, index, count), shard(all_models, index, count)
     patterns = args.case or (env or {}).get("case_filter")
-    if patterns:
-        kernels, models = select_cases(kernels, models, patterns, source)
+    kernels, models = shard_cases(all_kernels, all_models, index, count, patterns, source)
     if not all_kernels and not all_models:
         raise UserError(f"{source}: the suite has no case to run (no models section, and its sweeps' "
                         "exclude rules remove every kernel case)" if suite.kernels else f"{source}: the suite has no case to run")

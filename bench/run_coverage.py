@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.cases import kernel_cases, model_cases, select_cases, shard
+from bench.cases import kernel_cases, model_cases, shard_cases
 from bench.results import Run
 from bench.suite import parse_suite
 
 
 @dataclass(frozen=True)
 class Coverage:
-    shard: tuple[int, int]
     missing_kernels: tuple[str, ...]
     missing_models: tuple[str, ...]
 
@@ -37,11 +36,9 @@ def shard_of(run: Run) -> tuple[int, int]:
 def coverage(run: Run, suite_text: str) -> Coverage:
     """Which of the cases the run's suite, shard and case filter ask for have no row in the run."""
     suite = parse_suite(suite_text, str(run.folder / "suite.yaml"))
-    index, count = shard_of(run)
-    kernels, models = shard(kernel_cases(suite), index, count), shard(model_cases(suite), index, count)
-    if patterns := run.env.get("case_filter"):
-        kernels, models = select_cases(kernels, models, list(patterns), str(run.folder))
+    kernels, models = shard_cases(kernel_cases(suite), model_cases(suite), *shard_of(run), run.env.get("case_filter"),
+                                  str(run.folder))
     have_kernels = {r.case_id for r in run.kernel_rows}
     have_models = {r.name for r in run.model_rows}
-    return Coverage((index, count), tuple(c.case_id for c in kernels if c.case_id not in have_kernels),
+    return Coverage(tuple(c.case_id for c in kernels if c.case_id not in have_kernels),
                     tuple(m.name for m in models if m.name not in have_models))

@@ -153,26 +153,30 @@ def markdown_summary(run: Run, source: str) -> str:
     best = best_configurations(run.kernels)
     if not best.empty:
         densities, grid = best_grid(best)
+        def cell(r: dict | None) -> str:
+            if r is None:
+                return ""
+            return f"{speedup_text(r['speedup'], r['speedup_ci_low'], r['speedup_ci_high'])} (k {r['block_size']})"
+
+        rows = [[batch, masks, src, *map(cell, cells)] for (batch, masks, src), cells in grid]
         lines += [f"**The best block size per batch and density** ({_md_text(_layers_timed(best))}):", "",
-                  *_md_table(["B", "masks", "source", *(f"d = {d:g}" for d in densities)], "rll" + "r" * len(densities),
-                             [[batch, masks, src, *("" if r is None else
-                                                    f"{speedup_text(r['speedup'], r['speedup_ci_low'], r['speedup_ci_high'])} "
-                                                    f"(k {r['block_size']})" for r in cells)]
-                              for (batch, masks, src), cells in grid]), ""]
+                  *markdown_table(["B", "masks", "source", *(f"d = {d:g}" for d in densities)],
+                                  "rll" + "r" * len(densities), rows), ""]
     goals = check_goals(run.kernels)
     if not goals.empty:
         lines += ["**Speed goals** (`bench/goals.py`; fraction of the ideal speedup 1 / density):", "",
-                  *_md_table(["goal", "target", "measured", "verdict"], "lrrl",
-                             [[r["goal"], f"{r['target']:.2f}", f"{r['measured']:.2f}",
-                               "met" if r["met"] else f"missed by {r['short_by']:.2f}"] for r in goals.to_dict("records")]),
+                  *markdown_table(["goal", "target", "measured", "verdict"], "lrrl",
+                                  [[r["goal"], f"{r['target']:.2f}", f"{r['measured']:.2f}",
+                                    "met" if r["met"] else f"missed by {r['short_by']:.2f}"]
+                                   for r in goals.to_dict("records")]),
                   ""]
     be = break_even(run.kernels)
     if not be.empty:
         lines += ["**Break-even density** (where sparse stops beating dense; &gt; d: it won at every density "
                   "measured, up to d):", "",
-                  *_md_table(["B", "k", "masks", "source", "break-even"], "rrlll",
-                             [[r["batch"], r["block_size"], r["masks"], r["mask_source"], describe(r)]
-                              for r in be.sort_values(["batch", "block_size"]).to_dict("records")]), ""]
+                  *markdown_table(["B", "k", "masks", "source", "break-even"], "rrlll",
+                                  [[r["batch"], r["block_size"], r["masks"], r["mask_source"], describe(r)]
+                                   for r in be.sort_values(["batch", "block_size"]).to_dict("records")]), ""]
     return "\n".join(lines)
 
 
@@ -187,11 +191,11 @@ def models_markdown(run: Run) -> list[str]:
         lines += [_md_text(f"**Is it worth it? The fastest model of all within each test-error budget** ({dataset}; "
                            "CondNets and dense nets of every width, each under its fastest correct provider; budget: "
                            f"the test error's rise over the {ref} dense net's, paired per seed):"), "",
-                  *_md_table(["test error vs dense", "B", "fastest model", "runs as", "ms per batch", "conditional",
-                              "its error vs dense"], "lrllrlr",
-                             [[budget_label(r["budget"]), r["batch"], r["label"], r["provider"], ms_text(r["median_s"]),
-                               "yes" if r["conditional"] else "no", f"{100 * r['error_change']:+.2f} points"]
-                              for r in fastest.to_dict("records")]), ""]
+                  *markdown_table(["test error vs dense", "B", "fastest model", "runs as", "ms per batch",
+                                   "conditional", "its error vs dense"], "lrllrlr",
+                                  [[budget_label(r["budget"]), r["batch"], r["label"], r["provider"],
+                                    ms_text(r["median_s"]), "yes" if r["conditional"] else "no",
+                                    f"{100 * r['error_change']:+.2f} points"] for r in fastest.to_dict("records")]), ""]
     if not iso.empty:
         lines += ["**Each CondNet against the fastest dense net as accurate** (as accurate: its test error, "
                   "paired per seed, on average not worse; x: the CondNet's speedup over it, per-round ratio "
@@ -206,8 +210,8 @@ def models_markdown(run: Run) -> list[str]:
             twin_x = "" if t is None else speedup_text(t["speedup"], t["speedup_ci_low"], t["speedup_ci_high"])
             rows.append([label(r["policy"], r["tau"], r["hidden"]), r["batch"], ms_text(r["median_s"]), dense,
                          iso_text(r), twin_x])
-        lines += [*_md_table(["CondNet", "B", "ms per batch", "fastest dense as accurate", "x over it", "twin x"],
-                             "lrrlrr", rows),
+        lines += [*markdown_table(["CondNet", "B", "ms per batch", "fastest dense as accurate", "x over it", "twin x"],
+                                  "lrrlrr", rows),
                   "", "**The goal** (a CondNet faster than every dense width under every provider at equal "
                   "accuracy): " + _md_text("; ".join(goal_lines(iso))) + ".", ""]
     return lines
@@ -233,7 +237,7 @@ def _md_text(text: object) -> str:
             .replace("|", "\\|").replace("\n", " ").replace("\r", " "))
 
 
-def _md_table(head: list[str], align: str, rows: list[list]) -> list[str]:
+def markdown_table(head: list[str], align: str, rows: list[list]) -> list[str]:
     """A markdown table, every cell escaped; `align` one letter per column, l or r."""
     rule = "|" + "".join("---:|" if a == "r" else "---|" for a in align)
     return ["| " + " | ".join(map(_md_text, head)) + " |", rule,
