@@ -17,22 +17,17 @@ import torch
 
 from bench.cli_common import UserError
 
-from condcore.data import Dataset, load_dataset
+from condcore.data import FEATURES, Dataset, load_dataset
 from condcore.mask_export import export_masks, load_masks
 from condcore.models import CondNet, CondNetConfig
 from condcore.policies import POLICIES
 from condcore.train import TRAINING_VERSION, TrainConfig, load_checkpoint, save_checkpoint, train
 
 
-
-# Raw input features per dataset, for sizing a model before its data is loaded.
-DATASET_FEATURES = {"digits": 64, "mnist": 784, "cifar10": 3072, "svhn": 3072}
-
-
 def training_memory_bytes(dataset: str, hidden: tuple[int, ...] | list[int], batch_size: int, n_classes: int = 10) -> int:
     """What training a model takes, an upper estimate: four float32 copies of each weight (itself, its
     gradient, Adam's two moments) and a few of each layer's activations per example of a minibatch."""
-    widths = [DATASET_FEATURES.get(dataset, 3072), *hidden, n_classes]
+    widths = [FEATURES[dataset], *hidden, n_classes]
     weights = sum(a * b for a, b in zip(widths, widths[1:])) * 2  # the layers and, at most as big, their policies
     return 16 * weights + 16 * batch_size * sum(widths)
 
@@ -123,6 +118,7 @@ def _reuse(case: ModelCase, root: Path) -> tuple[CondNet, dict] | None:
         return None
     folder = root / case.name
     try:
+        json.loads((folder / "metrics.json").read_text())["training_version"]  # is_trained read it leniently
         loaded = load_checkpoint(folder / "model.pt")
         load_masks(folder / "masks.npz")
         return loaded
@@ -156,8 +152,8 @@ def is_trained(case: ModelCase, root: Path) -> bool:
         return False
     try:
         return json.loads((folder / "metrics.json").read_text()).get("training_version") == TRAINING_VERSION
-    except (OSError, ValueError):
-        return False
+    except (OSError, ValueError, AttributeError):
+        return True  # damaged, not unfinished: _reuse says so before training it again
 
 
 class Datasets:

@@ -23,7 +23,7 @@ from bench import report_html
 from bench.plots import (plot_pareto, plot_providers, plot_roofline, plot_speedup_vs_batch,
                          plot_speedup_vs_density, roofline_line, figure_png)
 from bench.profile_report import print_profiles
-from bench.report_rows import asked_density, fastest_peer, in_reading_order, peer_summary
+from bench.report_rows import asked_density, fastest_peer, in_reading_order, machine_line, peer_summary
 from bench.run_folder import refuse_links, writer_of
 from bench.results import Run, load_run, write_tables
 from bench.models_summary import model_summary, speed_summary
@@ -121,11 +121,7 @@ def print_report(run: Run, console: Console | None = None) -> None:
     console = console or report_console()
     width = console.width
     env = run.env
-    where = env.get("gpu", {}).get("name") if env.get("gpu") else env.get("cpu_model")
-    if not env.get("gpu") and where and env.get("cpu_capability"):
-        where += f" ({env['cpu_capability']}{', native bf16' if env.get('cpu_native_bf16') else ''})"
-    console.print(f"[bold]{run.run_id}[/bold] on {where}, torch {env.get('torch')}, {env.get('torch_threads')} threads",
-                  highlight=False)
+    console.print(f"[bold]{escape(run.run_id)}[/bold] on {escape(machine_line(env))}", highlight=False)
     if wall := wall_time_line(run):
         console.print(wall, highlight=False)
     if roof := roofline_line(run):
@@ -469,13 +465,11 @@ def write_report(run: Run, out: Path) -> Path:
         (out / f"{name}.png").write_bytes(images[name])
         plt.close(fig)
     warning = load_warning(run)
-    where = run.env.get("cpu_model") or ""
     lead = ["<p class='lead'>condbench measured, on this machine, when conditional computation (per-example "
             "block-sparse layers, Bengio et al. 2015) beats the dense layer: each kernel case against dense at "
             "its batch, block size and density, and trained CondNets against their dense twins, end to end. "
             "The answer comes first; every number's details follow.</p>",
-            f"<p class='note'>{html.escape(where)}, torch {html.escape(str(run.env.get('torch')))}, "
-            f"{html.escape(str(run.env.get('torch_threads')))} threads.</p>",
+            f"<p class='note'>{html.escape(machine_line(run.env))}.</p>",
             *([f"<div class='busy'><b>Busy machine.</b> {html.escape(warning)}</div>"] if warning else []),
             *([f"<div class='busy'><b>Partial run.</b> {html.escape('; '.join(map(str, gaps)))}.</div>"]
               if isinstance(gaps := run.env.get("partial"), list) and gaps else []),

@@ -10,6 +10,17 @@ import pandas as pd
 from bench.results import Run
 
 
+def machine_line(env: dict) -> str:
+    """Where and how the run was measured, from env.json: "AMD EPYC (AVX512), torch 2.13.0, 2 threads". A
+    run whose env.json lacks a field says "unknown" for it (a hand-made or damaged file), never "None"."""
+    gpu = env.get("gpu") if isinstance(env.get("gpu"), dict) else None
+    where = (gpu or {}).get("name") or (None if gpu else env.get("cpu_model")) or "an unknown machine"
+    if not gpu and env.get("cpu_model") and env.get("cpu_capability"):
+        where += f" ({env['cpu_capability']}{', native bf16' if env.get('cpu_native_bf16') else ''})"
+    threads = env.get("torch_threads")
+    return f"{where}, torch {env.get('torch') or 'unknown'}, {'unknown' if threads is None else threads} threads"
+
+
 def in_reading_order(rows: pd.DataFrame) -> pd.DataFrame:
     """Kernel rows ordered as numbers, not as the strings of their case ids (which put B = 16 before 4 and
     k = 128 before 64): by batch, block size, mask source, then density, stably."""

@@ -271,15 +271,18 @@ def _measure(args: argparse.Namespace, plan: Plan, folder: Path, env: dict, done
     console = Console(stderr=True)
     suite, kernels, models = plan.suite, plan.kernels, plan.models
     checkpoints = results_root(args) / "checkpoints"
-    console.print(f"[bold]{suite.name}[/bold]: {len(models)} models, {len(kernels)} kernel cases -> {folder}")
+    models_done, kernels_done = len({c.name for c in models} & done.models), len(done.kernels & {k.case_id for k in kernels})
+    line = f"[bold]{suite.name}[/bold]: {len(models)} models, {len(kernels)} kernel cases -> {folder}"
+    if args.resume is not None:
+        line += f" (resuming: {models_done} models and {kernels_done} kernel cases already done)"
+    console.print(line)
     needed = {c.model for c in kernels if c.model}
     progress = progress_bar(console, args.quiet)
     try:
         with progress:
             _train(suite, models, done.models, needed, plan.data, checkpoints, progress, clock)
             task = progress.add_task("cases", total=len(models) + len(kernels))
-            progress.advance(task, len({c.name for c in models} & done.models)
-                             + len(done.kernels & {k.case_id for k in kernels}))
+            progress.advance(task, models_done + kernels_done)
             with clock.phase("model_timing"):
                 _time_models(suite, folder, models, done.models, done.histories, plan.data, checkpoints, progress, task,
                              plan.profile)

@@ -24,6 +24,7 @@ from pydantic import (
 from bench.cli_common import UserError, read_text
 from bench.model_providers import DEFAULT_MODEL_PROVIDERS, model_provider_names
 from bench.providers import peer_names
+from condcore.data import DATASETS
 from condcore.ops.registry import BENCHMARKED_BACKENDS
 from condcore.policies import POLICIES
 from condcore.train import TrainConfig
@@ -37,7 +38,7 @@ MaskSide = Literal["out", "both"]
 MaskSource = Literal["iid", "clustered", "trained"]
 Policy = Literal[tuple(POLICIES)]  # from the policy registry
 ModelProviderName = Literal[model_provider_names()]  # from the model provider registry
-Dataset = Literal["digits", "mnist", "cifar10", "svhn"]
+Dataset = Literal[DATASETS]  # from condcore.data
 
 # Upper bounds: a count past them is a typo or a runaway script, and would otherwise end in an
 # allocation traceback or a run that never finishes.

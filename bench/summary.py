@@ -13,6 +13,7 @@ from bench.cli_common import path_arg
 from bench.break_even import break_even, describe
 from bench.frontier import fastest_within_budget, iso_accuracy, label, reference_hidden
 from bench.goals import check_goals
+from bench.report_rows import machine_line
 from bench.results import Run, load_run
 
 
@@ -143,11 +144,8 @@ def markdown_summary(run: Run, source: str) -> str:
     the two answer tables, the models, the goals and the break-even densities, every number from the
     run's own files."""
     env = run.env
-    machine = env.get("cpu_model") or "?"
-    if env.get("cpu_capability"):
-        machine += f" ({env['cpu_capability']})"
     lines = [_md_text(f"From `{source}/` (`python -m bench summary {source} --markdown` writes this section): "
-                      f"{machine}, {env.get('torch_threads')} threads, torch {env.get('torch')}; medians of "
+                      f"{machine_line(env)}; medians of "
                       "interleaved rounds, [95% intervals]; x = speedup over dense."), ""]
     lines += models_markdown(run)  # the question first: is it worth it against the dense frontier
     best = best_configurations(run.kernels)

@@ -1,4 +1,6 @@
-"""The corpus of user mistakes, faults and damaged files the CLI must answer with one line and exit code 2.
+"""The corpus of user mistakes and faults the CLI must answer with one line and exit code 2.
+
+Damaged run folders and checkpoints have a corpus of their own beside it (tests/damaged_artefacts.py).
 
 One entry per line: an id, the command line (run in a fresh folder holding `files`), and a piece of the
 one-line message. tests/test_bad_inputs.py runs every entry as a subprocess and checks the property
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from bench.schema import SCHEMA_VERSION, KernelProfile, KernelRow, Metric, ModelRow, ProviderProfile
+from bench.schema import KernelProfile, KernelRow, Metric, ProviderProfile
 
 SWEEP = {"name": "k", "batch": [4], "shape": [{"in_features": 64, "out_features": 64}], "block_size": [16],
          "density": [0.5]}
@@ -36,23 +38,6 @@ GOOD_ROW = KernelRow(case_id="k/cpu/float32/auto/auto/B4/64x64/k16/d0.5/out/iid"
                      status="ok", ideal_density=0.5,
                      metrics=[Metric.of("dense", "time", 3e-6), Metric.of("ours", "time", 2e-6),
                               Metric.of("ours", "speedup", 1.5, 0.1)]).model_dump_json()
-
-
-def row_with(**changes) -> str:
-    """GOOD_ROW with fields replaced (metrics: a function of its list), as one JSON line."""
-    row = json.loads(GOOD_ROW)
-    for key, value in changes.items():
-        row[key] = value(row[key]) if callable(value) else value
-    return json.dumps(row)
-
-
-def with_median(provider: str, value: float):
-    return lambda metrics: [{**m, "median": value} if m["provider"] == provider else m for m in metrics]
-
-
-MODEL_ROW = ModelRow(name="m", seed=0, dataset="digits", policy="reinforce", tau=0.25, inference_mode="threshold",
-                     test_error=0.05, realized_density=[0.25, 0.25], train_seconds=1.0, hidden="64x64",
-                     block_size=16).model_dump_json()
 ZERO_PROFILE = KernelProfile(case_id="k/cpu/float32/auto/auto/B4/64x64/k16/d0.5/out/iid", device="cpu", providers=[
     ProviderProfile(provider="ours", total_s=0.0, plain_s=1e-3, calls=1, phases={})]).model_dump_json()
 
@@ -61,8 +46,9 @@ ENV = json.dumps({"suite": "t", "shard": [0, 1], "cpu_model": "x", "torch_thread
 CSV_HEAD = "case_id,status,speedup,speedup_iqr\n"
 
 
-def run_folder(env: str | bytes = ENV, rows: str | bytes = GOOD_ROW + "\n") -> dict:
-    return {f"{RUN}/suite.yaml": suite(), f"{RUN}/env.json": env, f"{RUN}/kernels.jsonl": rows}
+def run_folder() -> dict:
+    """A tiny run folder, for mistakes made with one (a damaged one: tests/damaged_artefacts.py)."""
+    return {f"{RUN}/suite.yaml": suite(), f"{RUN}/env.json": ENV, f"{RUN}/kernels.jsonl": GOOD_ROW + "\n"}
 
 
 @dataclass(frozen=True)
@@ -163,56 +149,11 @@ CORPUS = [
     Bad("report-not-a-run", ["report", "res"], "not a condbench run", {"res/x": ""}),
     Bad("merge-out-is-a-file", ["merge", RUN, "--out", "f"], "is a file", {**run_folder(), "f": ""}),
     Bad("merge-same-run-twice", ["merge", RUN, RUN, "--out", "m"], "named twice", run_folder()),
-    # resume of damaged run folders
-    Bad("resume-garbage-env", ["run", "--resume", RUN], "env.json: not valid JSON", run_folder(env="{garbage")),
-    Bad("resume-empty-env", ["run", "--resume", RUN], "env.json: not valid JSON", run_folder(env="")),
-    Bad("resume-list-env", ["run", "--resume", RUN], "holds a JSON list", run_folder(env="[]")),
-    Bad("resume-damaged-histories", ["run", "--resume", RUN], "histories.json: damaged",
-        {**run_folder(), f"{RUN}/histories.json": '{"m": [1,'}),
+    # a damaged run folder is in tests/damaged_artefacts.py; these need two runs, or a profile
     Bad("merge-damaged-histories", ["merge", RUN, "res/runs/t-2", "--out", "m"], "histories.json: damaged",
         {**run_folder(), f"{RUN}/histories.json": "[]", "res/runs/t-2/suite.yaml": suite(), "res/runs/t-2/env.json": ENV}),
-    Bad("resume-bad-shard-env", ["run", "--resume", RUN], "shard must be", run_folder(env='{"shard": [3, 2]}')),
-    Bad("resume-env-not-utf8", ["run", "--resume", RUN], "not a UTF-8 text", run_folder(env=b'{"a": "\xff"}')),
-    Bad("resume-row-without-case-id", ["run", "--resume", RUN], "line 2 is not a result row",
-        run_folder(rows=GOOD_ROW + '\n{"status": "ok"}\n')),
-    Bad("resume-row-newer-schema", ["run", "--resume", RUN], "line 2 written by results schema version 9",
-        run_folder(rows=GOOD_ROW + "\n" + GOOD_ROW.replace(f'"schema_version":{SCHEMA_VERSION}', '"schema_version":9') + "\n")),
-    Bad("report-row-newer-schema", ["report", RUN], "line 1 written by results schema version 9",
-        run_folder(rows=GOOD_ROW.replace(f'"schema_version":{SCHEMA_VERSION}', '"schema_version":9') + "\n")),
-    Bad("report-row-missing-field", ["report", RUN], f"line 1 not a version-{SCHEMA_VERSION} KernelRow (batch: Field required)",
-        run_folder(rows=GOOD_ROW.replace('"batch":4,', '') + "\n")),
-    # Damaged rows that are well-typed but that no run writes: refused in one line, never printed as data.
-    Bad("report-row-batch-0", ["report", RUN], "no run writes (batch 0)", run_folder(rows=row_with(batch=0) + "\n")),
-    Bad("report-row-density-above-1", ["report", RUN], "no run writes (ideal_density 1.5",
-        run_folder(rows=row_with(ideal_density=1.5) + "\n")),
-    Bad("report-ok-row-without-metrics", ["report", RUN], "an ok case without the speedup of ours",
-        run_folder(rows=row_with(metrics=[]) + "\n")),
-    Bad("report-row-nan-speedup", ["report", RUN], "the speedup of ours is nan",
-        run_folder(rows=row_with(metrics=lambda ms: [{**m, "median": float("nan")} if m["metric"] == "speedup" else m
-                                                       for m in ms]) + "\n")),
-    Bad("report-row-negative-time", ["report", RUN], "the time of dense is -3e-06",
-        run_folder(rows=row_with(metrics=with_median("dense", -3e-6)) + "\n")),
-    Bad("report-env-peaks-a-number", ["report", RUN], "env.json: damaged (peaks is int",
-        run_folder(env=json.dumps({**json.loads(ENV), "peaks": 3}))),
-    Bad("report-env-wall-seconds-text", ["report", RUN], "env.json: damaged (wall_seconds is str",
-        run_folder(env=json.dumps({**json.loads(ENV), "wall_seconds": "long"}))),
-    Bad("report-env-gpu-a-list", ["report", RUN], "env.json: damaged (gpu is list",
-        run_folder(env=json.dumps({**json.loads(ENV), "gpu": [1]}))),
-    Bad("report-env-nested-deep", ["report", RUN], "env.json: nested too deep",
-        run_folder(env='{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")),
-    Bad("report-row-nested-deep", ["report", RUN], "line 1 is nested too deep",
-        run_folder(rows='{"case_id": ' + "[" * 100_000 + "]" * 100_000 + "}\n")),
-    Bad("report-rows-a-folder", ["report", RUN], "kernels.jsonl: is a folder",
-        {**without(run_folder(), f"{RUN}/kernels.jsonl"), f"{RUN}/kernels.jsonl/x": ""}),
-    Bad("report-duplicate-rows", ["report", RUN], "line 2 repeats k/cpu/float32", run_folder(rows=GOOD_ROW + "\n" + GOOD_ROW + "\n")),
-    Bad("report-model-error-above-1", ["report", RUN], "no run writes (test error 2.0",
-        {**run_folder(), f"{RUN}/models.jsonl": MODEL_ROW.replace('"test_error":0.05', '"test_error":2.0') + "\n"}),
     Bad("report-profile-zero-time", ["report", RUN], "ours profiled 1 call(s) in 0.0 s",
         {**run_folder(), f"{RUN}/profiles.jsonl": ZERO_PROFILE + "\n"}),
-    Bad("resume-row-a-list", ["run", "--resume", RUN], "line 1 is not a result row", run_folder(rows="[1, 2]\n")),
-    Bad("resume-row-garbage", ["run", "--resume", RUN], "line 1 is not a JSON row", run_folder(rows="{oops\n")),
-    Bad("resume-row-not-utf8", ["run", "--resume", RUN], "line 2 is not UTF-8",
-        run_folder(rows=GOOD_ROW.encode() + b"\n\xff\xfe\n")),
     # Links inside a run folder (or --out) are refused before anything is read or written through them.
     Bad("report-csv-a-link", ["report", RUN], "kernels.csv: is a symbolic link", {**run_folder(), **OUTSIDE},
         links={f"{RUN}/kernels.csv": UP + "victim"}),

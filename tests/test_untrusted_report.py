@@ -19,7 +19,7 @@ PAYLOAD = "<script>alert(1)</script>"
 # on (a policy named dense, a status of ok) stay, with the payload after them where it is free text.
 KERNEL_FIELDS = ("sweep", "dtype", "masks", "mask_source", "regime_used", "backend", "model")
 MODEL_FIELDS = ("dataset", "inference_mode")
-# (torch_threads is read as an int: a string there is refused as damage, tests/bad_inputs.py)
+# (torch_threads is read as an int: a string there is refused as damage, tests/damaged_artefacts.py)
 ENV_FIELDS = ("cpu_model", "cpu_capability", "torch", "hostname", "platform")
 
 
@@ -79,12 +79,14 @@ def test_the_markdown_summary_shows_them_as_text(poisoned):
 def test_a_case_whose_masks_turn_every_block_off_reports(tmp_path):
     """A trained model's masks may run no block at all (work density 0): a real row, reported (found
     probing as a traceback), not refused as damage."""
-    from bad_inputs import RUN, row_with, run_folder
+    from bad_inputs import GOOD_ROW, RUN, run_folder
     from bench.report import print_report
 
-    for name, content in run_folder(rows=row_with(ideal_density=0.0, work_density=0.0) + "\n").items():
+    for name, content in run_folder().items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(content)
+    (tmp_path / RUN / "kernels.jsonl").write_text(json.dumps({**json.loads(GOOD_ROW), "ideal_density": 0.0,
+                                                              "work_density": 0.0}) + "\n")
     run = load_run(tmp_path / RUN)
     print_report(run)
     assert "Every kernel case" in write_report(run, tmp_path / "report").read_text()

