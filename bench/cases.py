@@ -11,7 +11,7 @@ import torch
 
 from bench.cli_common import UserError
 from bench.contention import run_cpus
-from bench.models import ModelCase, model_grid, number_key
+from bench.models import ModelCase, Recipe, model_grid, number_key
 from bench.suite import FIELD_TYPES, SWEPT_KEYS, KernelSweep, Suite
 
 
@@ -72,8 +72,12 @@ def model_cases(suite: Suite) -> list[ModelCase]:
     m = suite.models
     if m is None:
         return []
+    as_weights = lambda v: tuple(v) if isinstance(v, list) else v  # noqa: E731
+    recipe = Recipe(m.activation, m.optimizer, m.momentum, as_weights(m.lambda_s), as_weights(m.lambda_v),
+                    as_weights(m.policy_lr_mult), m.policy_l2)
     return model_grid(m.dataset, m.policies, m.taus, tuple(m.hidden), m.block_size, m.epochs, model_seeds(suite),
-                      m.precision, m.seeded_policies, batch_size=m.batch_size, lr=m.lr, dense_widths=m.dense_widths)
+                      m.precision, m.seeded_policies, batch_size=m.batch_size, lr=m.lr, dense_widths=m.dense_widths,
+                      recipe=recipe)
 
 
 def model_seeds(suite: Suite) -> list[int]:
@@ -94,7 +98,8 @@ def kernel_cases(suite: Suite) -> list[KernelCase]:
                 for model in trained:
                     hidden = model.hidden
                     case = KernelCase(sweep.name, p["device"], p["dtype"], p["backend"], p["regime"], p["batch"],
-                                      hidden[0] if len(hidden) > 1 else 0, hidden[-1], model.block_size, model.tau,
+                                      hidden[0] if len(hidden) > 1 else 0, hidden[-1], model.block_size,
+                                      model.layer_taus[-1] if model.layer_taus else model.tau,
                                       "both" if len(hidden) > 1 else "out", "trained", model.name)
                     cases[case.case_id] = case
                 continue

@@ -78,6 +78,25 @@ def bounded_int_list(low: int, high: int):
     return parse
 
 
+def bounded_floats(low: float, high: float):
+    """An argparse type: a number in [low, high], or comma-separated numbers (one per hidden layer), each
+    in it; one number is a float, several a list."""
+    one = bounded_float(low, high)
+
+    def parse(text: str) -> float | list[float]:
+        parts = text.split(",")
+        if any(not part.strip() for part in parts):
+            raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}")
+        values = []
+        for part in parts:
+            try:
+                values.append(one(part.strip()))
+            except argparse.ArgumentTypeError as exc:
+                raise argparse.ArgumentTypeError(f"each {exc}" if len(parts) > 1 else str(exc)) from None
+        return values[0] if len(values) == 1 else values
+    return parse
+
+
 def bounded_int(low: int, high: int):
     """An argparse type: an integer in [low, high]."""
     return _bounded(int, "an integer", low, high)

@@ -71,12 +71,13 @@ def is_dense(model: CondNet) -> bool:
 
 
 def as_sequential(model: CondNet) -> nn.Sequential:
-    """The dense net's layers as a plain nn.Sequential (Linear, ReLU, ..., Linear), sharing its weights."""
+    """The dense net's layers as a plain nn.Sequential (Linear, ReLU or Tanh, ..., Linear), sharing its weights."""
     if not is_dense(model):
         raise ProviderUnavailable("a CondNet's per-example block masks are not a plain MLP; it runs only as condbench's")
     layers: list[nn.Module] = []
+    activation = {"relu": nn.ReLU, "tanh": nn.Tanh}[model.config.activation]
     for linear in model.hidden:
-        layers += [linear, nn.ReLU()]
+        layers += [linear, activation()]
     return nn.Sequential(*layers, model.output).eval()
 
 

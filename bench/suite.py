@@ -7,7 +7,7 @@ import difflib
 import math
 import typing
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal, Optional, Union
 
 import yaml
 from pydantic import (
@@ -25,9 +25,10 @@ from bench.cli_common import UserError, read_text
 from bench.model_providers import DEFAULT_MODEL_PROVIDERS, model_provider_names
 from bench.providers import peer_names
 from condcore.data import DATASETS
+from condcore.models.condnet import ACTIVATIONS
 from condcore.ops.registry import BENCHMARKED_BACKENDS
 from condcore.policies import POLICIES
-from condcore.train import TrainConfig
+from condcore.train import OPTIMIZERS, TrainConfig
 
 Device = Literal["cpu", "cuda"]
 DType = Literal["float32", "float16", "bfloat16"]
@@ -56,6 +57,9 @@ MIN_LR, MAX_LR = 1e-9, 10.0
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 Batch = Annotated[int, Field(gt=0, le=MAX_BATCH)]
 Features = Annotated[int, Field(gt=0, le=MAX_FEATURES)]
+MAX_WEIGHT = 1e6  # a loss weight or learning-rate multiplier past this is a typo, not an experiment
+Weight = Annotated[float, Field(ge=0.0, le=MAX_WEIGHT, allow_inf_nan=False)]
+
 
 def _each_fraction(values: list[float], name: str) -> list[float]:
     for v in values:
@@ -78,18 +82,18 @@ class KernelSweep(Strict):
     """One sweep of the block-sparse layer: the product of every list, then include/exclude."""
 
     name: Name
-    device: list[Device] = ["cpu"]
-    dtype: list[DType] = ["float32"]
-    backend: list[Backend] = ["auto"]
+    device: list[Device] = Field(default=["cpu"], min_length=1)  # empty would sweep nothing
+    dtype: list[DType] = Field(default=["float32"], min_length=1)
+    backend: list[Backend] = Field(default=["auto"], min_length=1)
     # Peers timed beside ours and the dense baseline, each checked first (bench/providers.py).
     peers: list[Peer] = []
-    regime: list[Regime] = ["auto"]
+    regime: list[Regime] = Field(default=["auto"], min_length=1)
     batch: list[Batch] = Field(min_length=1)
     shape: list[Shape] = Field(min_length=1)
     block_size: list[Features] = Field(min_length=1)
     density: list[float] = Field(min_length=1)
-    masks: list[MaskSide] = ["out"]
-    mask_source: list[MaskSource] = ["iid"]
+    masks: list[MaskSide] = Field(default=["out"], min_length=1)
+    mask_source: list[MaskSource] = Field(default=["iid"], min_length=1)
     # Extra points, each a full assignment of the swept keys; and partial assignments to drop.
     include: list[dict] = []
     exclude: list[dict] = []
@@ -145,13 +149,25 @@ class ModelSweep(Strict):
     dataset: Dataset = "digits"
     data_dir: Optional[str] = None
     policies: list[Policy] = Field(default=list(POLICIES), min_length=1)
-    taus: list[float] = Field(default=[0.5, 0.25, 0.1], min_length=1)
+    # A tau is the target fraction of every hidden layer's blocks, or a list of one per hidden layer
+    # (the paper's CIFAR-10 net: [0.25, 0.03125, 0.03125]).
+    taus: list[Union[float, list[float]]] = Field(default=[0.5, 0.25, 0.1], min_length=1)
     hidden: list[Features] = Field(default=[1024, 1024], min_length=1, max_length=16)
     block_size: Features = 64
     epochs: int = Field(default=30, gt=0, le=MAX_EPOCHS)
     batch_size: Batch = TrainConfig.batch_size  # training minibatch
     lr: float = Field(default=TrainConfig.lr, ge=MIN_LR, le=MAX_LR)  # the network's Adam step; the policies' is 30x
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # training GEMMs; auto: bf16 where the CPU has it
+    # The training recipe beyond these (condcore.train; the defaults are condbench's, the paper's code
+    # used tanh, sgd with momentum 0, lambda_s [80, 40, 40], lambda_v [10, 20, 20], policy_lr_mult
+    # [0.01, 0.5, 0.5], policy_l2 0.05). A weight is one number, or a list of one per hidden layer.
+    activation: Literal[tuple(ACTIVATIONS)] = "relu"
+    optimizer: Literal[OPTIMIZERS] = TrainConfig.optimizer
+    momentum: float = Field(default=TrainConfig.momentum, ge=0.0, lt=1.0)  # sgd only
+    lambda_s: Union[Weight, list[Weight]] = TrainConfig.lambda_s
+    lambda_v: Union[Weight, list[Weight]] = TrainConfig.lambda_v
+    policy_lr_mult: Union[Weight, list[Weight]] = TrainConfig.policy_lr_mult
+    policy_l2: Weight = TrainConfig.policy_l2
     train_jobs: int = Field(default=0, ge=0, le=MAX_THREADS)  # models trained side by side, one thread each; 0: `threads`
     batches: list[Batch] = Field(default=[1, 256], min_length=1)
     # The dense frontier: a dense net of each width (every hidden layer that wide), trained with the same
@@ -173,14 +189,21 @@ class ModelSweep(Strict):
 
     @field_validator("taus")
     @classmethod
-    def _taus(cls, values: list[float]) -> list[float]:
-        return _each_fraction(values, "tau")
+    def _taus(cls, values: list) -> list:
+        for value in values:
+            _each_fraction(value if isinstance(value, list) else [value], "tau")
+        return values
 
     @model_validator(mode="after")
     def _blocks_divide_hidden(self) -> "ModelSweep":
         for width in self.hidden:
             if width % self.block_size:
                 raise ValueError(f"block_size {self.block_size} does not divide hidden width {width}")
+        layers = len(self.hidden)
+        for name in ("taus", "lambda_s", "lambda_v", "policy_lr_mult"):
+            values = getattr(self, name) if name == "taus" else [getattr(self, name)]
+            if stray := [v for v in values if isinstance(v, list) and len(v) != layers]:
+                raise ValueError(f"{name}: {stray[0]} has {len(stray[0])} values for {layers} hidden layers")
         if len(set(self.dense_widths)) != len(self.dense_widths):
             raise ValueError(f"dense_widths must differ from each other, got {self.dense_widths}")
         if "ours" not in self.providers:

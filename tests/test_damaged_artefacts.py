@@ -3,7 +3,10 @@ refused in one line with exit 2 and nothing changed, or recovered with a note th
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +88,74 @@ def test_damage_is_refused_in_one_line_or_recovered_with_a_note(entry: Damaged, 
 def test_ids_are_unique():
     ids = [e.id for e in CORPUS]
     assert len(ids) == len(set(ids))
+
+
+# Faults that are not a damaged file: where a command runs from, what it writes, two at once, a kill.
+
+def copy_of(finished_run: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    root = tmp_path / "w"
+    shutil.copytree(finished_run, root, symlinks=True)
+    return root, placed(root)
+
+
+def test_a_resume_from_another_folder_trains_into_its_own_results_root(finished_run, tmp_path, cli_server):
+    """Found probing: `run --resume` started elsewhere trained its checkpoints into ./results/."""
+    root, names = copy_of(finished_run, tmp_path)
+    shutil.rmtree(root / names["CKPT"])
+    (root / names["RUN"] / "models.jsonl").unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = run_forked(cli_server, ["run", "--resume", str(root / names["RUN"]), "--quiet"], elsewhere, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not any(elsewhere.iterdir()), "the resume wrote into the folder it was started from"
+    assert (root / names["CKPT"] / "model.pt").is_file()
+
+
+def test_report_out_writes_only_into_out(finished_run, tmp_path, cli_server):
+    """Found probing: `report RUN --out rep` wrote its CSV tables into RUN (and failed on a read-only run)."""
+    root, names = copy_of(finished_run, tmp_path)
+    before = snapshot(root / names["RUN"])
+    proc = run_forked(cli_server, ["report", names["RUN"], "--out", "rep"], root, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert snapshot(root / names["RUN"]) == before
+    assert {"index.html", "kernels.csv", "models.csv"} <= {p.name for p in (root / "rep").iterdir()}
+
+
+@pytest.mark.slow
+def test_two_runs_training_one_model_at_once_leave_one_whole_checkpoint(finished_run, tmp_path):
+    """Found probing: two runs training the same model into one checkpoints folder (torch.save writing
+    in place, no lock) left a model.pt that no later run could load."""
+    from bench_cli import bench
+
+    root, names = copy_of(finished_run, tmp_path)
+    shutil.rmtree(root / names["CKPT"])
+    command = [sys.executable, "-m", "bench", "run", f"{names['RUN']}/suite.yaml", "--results", "res", "--quiet"]
+    both = [subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outcomes = [p.communicate(timeout=600) for p in both]
+    assert [p.returncode for p in both] == [0, 0], [err[-2000:] for _, err in outcomes]
+    again = bench("run", f"{names['RUN']}/suite.yaml", "--results", "res", "--quiet", cwd=root)
+    assert again.returncode == 0 and "damaged" not in again.stderr, again.stderr[-2000:]
+    errors = {json.loads(line)["test_error"] for run in (root / "res" / "runs").iterdir()
+              for line in (run / "models.jsonl").read_text().splitlines()}
+    assert len(errors) == 1, "the runs did not all use the one checkpoint"
+
+
+def test_an_interrupted_merge_leaves_nothing_that_loads_as_a_run(finished_run, tmp_path, monkeypatch):
+    """Found probing: a killed merge left a folder that loaded as a finished run, and its retry was refused."""
+    import bench.results as results
+
+    root, names = copy_of(finished_run, tmp_path)
+    real = results._write_merged
+
+    def killed(runs, out, *args):
+        real(runs, out, *args)
+        (out / "kernels.jsonl").write_text((out / "kernels.jsonl").read_text()[:50])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results, "_write_merged", killed)
+    with pytest.raises(KeyboardInterrupt):
+        results.merge_runs([root / names["RUN"]], root / "m")
+    assert not (root / "m").exists() and not list(root.glob(".merging-*"))
+    monkeypatch.setattr(results, "_write_merged", real)
+    merged = results.merge_runs([root / names["RUN"]], root / "m")
+    assert len(merged.kernels) == 2

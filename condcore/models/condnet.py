@@ -39,6 +39,9 @@ from condcore.policies import INFERENCE_MODES, POLICIES, GateOutput, make_gate
 SPARSE_TRAIN_MIN_IN_FEATURES = 512
 
 
+ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh}  # both 0 at 0: a dropped block stays zeros
+
+
 @dataclass
 class CondNetConfig:
     n_features: int
@@ -46,10 +49,22 @@ class CondNetConfig:
     hidden: list[int] = field(default_factory=lambda: [512, 512])
     block_size: int = 32
     policy: str = "reinforce"  # a name in condcore.policies.POLICIES
+    # The target fraction of the hidden blocks that run. With layer_taus (one per hidden layer, as the
+    # paper's CIFAR-10 net: 1/4, 1/32, 1/32) each layer aims at its own, and tau is derived: their mean
+    # weighted by each layer's blocks, the fraction of all hidden blocks the net aims to run.
     tau: float = 0.25
+    layer_taus: list[float] | None = None
+    activation: str = "relu"  # of the hidden layers: relu, or tanh (the paper's code)
     p_min: float = 0.01  # reinforce only: probabilities are kept inside [p_min, p_max]
     p_max: float = 0.99
     temperature: float = 1.0  # straight-through only
+
+    def __post_init__(self) -> None:
+        if self.layer_taus is not None:
+            self.layer_taus = [float(t) for t in self.layer_taus]
+            if len(self.layer_taus) == len(self.hidden) and all(w % self.block_size == 0 for w in self.hidden):
+                blocks = [w // self.block_size for w in self.hidden]
+                self.tau = sum(t * n for t, n in zip(self.layer_taus, blocks)) / sum(blocks)
 
     def validate(self) -> None:
         if not self.hidden:
@@ -57,8 +72,17 @@ class CondNetConfig:
         for width in self.hidden:
             if width <= 0 or width % self.block_size:
                 raise ValueError(f"hidden width {width} is not a positive multiple of block size {self.block_size}")
-        if not 0.0 < self.tau <= 1.0:
-            raise ValueError(f"tau must be in (0, 1], got {self.tau}")
+        if self.layer_taus is not None and len(self.layer_taus) != len(self.hidden):
+            raise ValueError(f"layer_taus has {len(self.layer_taus)} values for {len(self.hidden)} hidden layers")
+        for tau in self.taus():
+            if not 0.0 < tau <= 1.0:
+                raise ValueError(f"tau must be in (0, 1], got {tau}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+
+    def taus(self) -> list[float]:
+        """Each hidden layer's target density."""
+        return list(self.layer_taus) if self.layer_taus is not None else [self.tau] * len(self.hidden)
 
     def gate_options(self) -> dict:
         return {name: getattr(self, name) for name in POLICIES[self.policy].options}
@@ -85,7 +109,8 @@ class CondNet(nn.Module):
         widths = [config.n_features, *config.hidden]
         self.hidden = nn.ModuleList(nn.Linear(i, o) for i, o in zip(widths[:-1], widths[1:]))
         self.output = nn.Linear(widths[-1], config.n_classes)
-        self.gates = nn.ModuleList(make_gate(config.policy, config.tau, **config.gate_options()) for _ in config.hidden)
+        self.gates = nn.ModuleList(make_gate(config.policy, tau, **config.gate_options()) for tau in config.taus())
+        self.activation = ACTIVATIONS[config.activation]
         self.policies = nn.ModuleList(
             nn.Linear(i, o // config.block_size) if gate.uses_policy else nn.Identity()
             for i, o, gate in zip(widths[:-1], widths[1:], self.gates)
@@ -147,7 +172,7 @@ class CondNet(nn.Module):
                     h = self._sparse_train_layer(linear, h, g)
                 elif mode == "train":
                     scale = g.multiplier if g.multiplier is not None else g.mask.to(h.dtype)
-                    h = F.relu(linear(h)) * scale.repeat_interleave(k, dim=1)
+                    h = self.activation(linear(h)) * scale.repeat_interleave(k, dim=1)
                 else:
                     out_mask = None if gate.always_on else g.mask
                     with phase("linear"):
@@ -160,19 +185,20 @@ class CondNet(nn.Module):
                             h = block_sparse_linear(h, linear.weight, linear.bias, in_mask=prev_mask,
                                                     out_mask=out_mask, block_size=k, backend=backend)
                     with phase("activation"):
-                        h = F.relu(h)
+                        h = self.activation(h)
                     prev_mask = out_mask
         with phase("output"):
             return ForwardTrace(logits=self.output(h), gates=gates)
 
     def _sparse_train_layer(self, linear: nn.Linear, h: torch.Tensor, g: GateOutput) -> torch.Tensor:
-        """relu(linear(h)) * mask, computing only the active blocks, forward and backward (the same values
+        """activation(linear(h)) * mask, computing only the active blocks, forward and backward (the same values
         and gradients as the dense product times the mask). No input mask: the previous layer's dropped
         blocks are already zeros in h, and its own backward masks their gradient."""
         if torch.is_autocast_enabled(h.device.type):
             # As autocast would run nn.Linear; the fp32 weight is rounded block by block in the kernel.
             h = h.to(torch.get_autocast_dtype(h.device.type))
-        y = F.relu(block_sparse_linear(h, linear.weight, linear.bias, out_mask=g.mask, block_size=self.config.block_size))
+        y = self.activation(block_sparse_linear(h, linear.weight, linear.bias, out_mask=g.mask,
+                                                block_size=self.config.block_size))
         if g.multiplier is not None:
             y = y * g.multiplier.to(y.dtype).repeat_interleave(self.config.block_size, dim=1)
         return y

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 def fused_forward(model: CondNet, x: torch.Tensor, mode: str) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
     """(logits, per-layer masks) of model on x in `mode` from the native forward, or None where it does
     not apply (the caller then runs the layers one by one)."""
-    if model.training or x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 2:
+    if (model.training or x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 2
+            or model.config.activation != "relu"):  # the kernel's layers apply relu
         return None
     params = _parameters(model)
     if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
