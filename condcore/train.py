@@ -32,8 +32,9 @@ from condcore.policies.reinforce import Baseline, reinforce_loss
 OPTIMIZERS = ("sgd", "adam")
 # Raised whenever training changes what a configuration produces, so that a checkpoint of an older
 # version is trained again instead of reused under the same name. 2: policies start at their target density.
-# 3: the top-k router chooses its blocks by logit (condcore/policies/topk.py).
-TRAINING_VERSION = 3
+# 3: the top-k router chooses its blocks by logit (condcore/policies/topk.py). 4: its multiplier in log
+# space (a router whose logits fell below -88 trained to NaN).
+TRAINING_VERSION = 4
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
