@@ -41,8 +41,8 @@ def test_shipped_suites_parse_and_expand(name):
 def test_cpu_suite_shape():
     suite = load_suite(ROOT / "suites" / "cpu.yaml")
     # seed 0: the dense frontier (seven widths, 2048 being the CondNets' twin), four learners x three taus;
-    # seeds 1 and 2: the frontier and reinforce again
-    assert [len([m for m in model_cases(suite) if m.seed == seed]) for seed in (0, 1, 2)] == [19, 10, 10]
+    # seeds 1 and 2: the frontier, reinforce and top-k again
+    assert [len([m for m in model_cases(suite) if m.seed == seed]) for seed in (0, 1, 2)] == [19, 13, 13]
     dense = [m for m in model_cases(suite) if m.policy == "dense"]
     assert sorted({m.hidden for m in dense}) == [(w, w) for w in (32, 64, 128, 256, 512, 1024, 2048)]
     trained = [c for c in kernel_cases(suite) if c.mask_source == "trained"]
