@@ -18,7 +18,7 @@ repeats: 2
 threads: 1
 kernels:
   - {name: k, batch: [4], shape: [{in_features: 64, out_features: 64}], block_size: [16], density: [0.5, 0.25]}
-models: {hidden: [32], block_size: 16, epochs: 1, policies: [reinforce], taus: [0.25]}
+models: {hidden: [32], block_size: 16, epochs: 1, policies: [reinforce], taus: [0.25], providers: [ours]}
 """
 
 

@@ -39,6 +39,8 @@ models:
   block_size: 16
   epochs: 2
   batches: [1, 8]
+  # ONNX export and torch.compile cost seconds per model: the one test about them asks for them
+  providers: [ours, torch]
 kernels:
   - name: trained
     batch: [4]
@@ -209,7 +211,8 @@ def test_failed_cases_are_rows_and_the_sweep_goes_on(tmp_path):
 
 
 def test_models_and_trained_masks(tmp_path):
-    (tmp_path / "m.yaml").write_text(WITH_MODELS)
+    (tmp_path / "m.yaml").write_text(WITH_MODELS.replace("providers: [ours, torch]",
+                                                         "providers: [ours, torch, onnxruntime, torch_compile]"))
     proc = bench("run", "m.yaml", "--results", "res", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     run = load_run(only_run(tmp_path / "res"))
