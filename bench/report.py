@@ -28,8 +28,8 @@ from bench.run_folder import refuse_links, writer_of
 from bench.results import Run, load_run, write_tables
 from bench.models_summary import model_summary, speed_summary
 from bench.frontier import label, reference_hidden
-from bench.summary import (best_configurations, best_grid, budget_label, goal_lines, model_answers, ms_text,
-                           no_interval, number_text, speed_band)
+from bench.summary import (FLAGGED_NOTE, any_flagged, best_configurations, best_grid, budget_label, flag_mark,
+                           goal_lines, model_answers, ms_text, no_interval, number_text, speed_band)
 from bench.tables import KEEP, Cell, Column, fitted_table
 
 
@@ -259,15 +259,17 @@ def print_summary(run: Run, console: Console) -> None:
             if r is None:
                 return ""
             unusual = "" if r["block_size"] == usual else f" k{r['block_size']}"
-            return (f"{_speed_cell(r['speedup'], r['ideal'], r['speedup_ci_low'], r['speedup_ci_high'])} k{r['block_size']}",
-                    f"{_speed_cell(r['speedup'], r['ideal'])}{unusual}")
+            mark = flag_mark(r)
+            return (f"{_speed_cell(r['speedup'], r['ideal'], r['speedup_ci_low'], r['speedup_ci_high'])} k{r['block_size']}{mark}",
+                    f"{_speed_cell(r['speedup'], r['ideal'])}{unusual}{mark}")
 
         rows = [[str(batch), masks, source, *map(cell, cells)] for (batch, masks, source), cells in grid]
+        caption = "red: slower than dense; bold green: 0.85 of the ideal 1/density or better"
         console.print(fitted_table(
             f"at a glance: the best block size per batch and density (x over dense; k {usual} where not named)",
             [Column("B", KEEP), Column("masks", KEEP, label="masks"), Column("source", KEEP, label="source"),
              *[Column(f"d {d:g}", KEEP) for d in densities]], rows, width,
-            caption="red: slower than dense; bold green: 0.85 of the ideal 1/density or better"))
+            caption=caption + (f"; {escape(FLAGGED_NOTE)}" if any_flagged(grid) else "")))
 
 
 def print_model_answers(run: Run, console: Console) -> None:

@@ -24,9 +24,8 @@ from bench.profile_report import profiles_html
 from bench.report_rows import asked_density, fastest_peer, in_reading_order, peer_summary
 from bench.results import Run
 from bench.frontier import label, reference_hidden
-from bench.summary import (best_configurations, best_grid, budget_label, goal_lines, iso_text, model_answers, ms_text,
-                           number_text,
-                           speed_band, speedup_text)
+from bench.summary import (FLAGGED_NOTE, any_flagged, best_configurations, best_grid, budget_label, flag_mark,
+                           goal_lines, iso_text, model_answers, ms_text, number_text, speed_band, speedup_text)
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1300px;padding:0 1em;line-height:1.4}
@@ -82,13 +81,14 @@ def summary_html(run: Run) -> list[str]:
         densities, grid = best_grid(best)
         rows = [{"B": batch, "masks": masks, "source": source,
                  **{f"d = {d:g}": "" if r is None else
-                    Markup("{} (k {})").format(_speed(r["speedup"], r["speedup_ci_low"], r["speedup_ci_high"], r["ideal"]),
-                                               r["block_size"])
+                    Markup("{} (k {}){}").format(_speed(r["speedup"], r["speedup_ci_low"], r["speedup_ci_high"], r["ideal"]),
+                                                 r["block_size"], flag_mark(r))
                     for d, r in zip(densities, cells)}}
                 for (batch, masks, source), cells in grid]
         parts += ["<h3>The best block size per batch and density</h3><p class='note'>One layer, each case's "
                   "speedup over dense (median [95% interval]) at the block size that ran it fastest; red: slower "
-                  "than dense; bold green: 0.85 of the ideal 1 / density or better.</p>",
+                  "than dense; bold green: 0.85 of the ideal 1 / density or better"
+                  + (f"; {html.escape(FLAGGED_NOTE)}" if any_flagged(grid) else "") + ".</p>",
                   _table(_cells(rows), left=("masks", "source"), table_id="best-configurations")]
     return parts
 

@@ -32,7 +32,7 @@ def best_configurations(kernels: pd.DataFrame) -> pd.DataFrame:
     for column in ("speedup_ci_low", "speedup_ci_high"):  # runs written before intervals were kept
         best[column] = pd.to_numeric(best[column], errors="coerce") if column in best else math.nan
     columns = ["batch", "masks", "mask_source", "requested_density", "block_size", "speedup", "speedup_ci_low",
-               "speedup_ci_high", "ideal", "device", "dtype", "in_features", "out_features"]
+               "speedup_ci_high", "ideal", "load_flags", "device", "dtype", "in_features", "out_features"]
     return best[[c for c in columns if c in best]].sort_values(["batch", "masks", "mask_source", "requested_density"],
                                                                 ascending=[True, True, True, False])
 
@@ -119,6 +119,20 @@ def best_grid(best: pd.DataFrame) -> tuple[list[float], list[tuple[tuple, list[d
     return densities, rows
 
 
+FLAGGED = " !"  # after a summary cell whose row was timed on a busy machine or was noisy
+FLAGGED_NOTE = "!: timed on a busy machine or noisy (the row's load flags; its sweep's table says which)"
+
+
+def flag_mark(row: dict | None) -> str:
+    """FLAGGED where the row carries load flags: a summary cell never hides them."""
+    flags = (row or {}).get("load_flags")
+    return FLAGGED if isinstance(flags, str) and flags else ""
+
+
+def any_flagged(grid: list[tuple[tuple, list[dict | None]]]) -> bool:
+    return any(flag_mark(r) for _, cells in grid for r in cells)
+
+
 NEAR_IDEAL = 0.85  # a speedup at this fraction of its ideal or above is shown as near it
 
 
@@ -154,12 +168,14 @@ def markdown_summary(run: Run, source: str) -> str:
         def cell(r: dict | None) -> str:
             if r is None:
                 return ""
-            return f"{speedup_text(r['speedup'], r['speedup_ci_low'], r['speedup_ci_high'])} (k {r['block_size']})"
+            return (f"{speedup_text(r['speedup'], r['speedup_ci_low'], r['speedup_ci_high'])} (k {r['block_size']})"
+                    f"{flag_mark(r)}")
 
         rows = [[batch, masks, src, *map(cell, cells)] for (batch, masks, src), cells in grid]
         lines += [f"**The best block size per batch and density** ({_md_text(_layers_timed(best))}):", "",
                   *markdown_table(["B", "masks", "source", *(f"d = {d:g}" for d in densities)],
-                                  "rll" + "r" * len(densities), rows), ""]
+                                  "rll" + "r" * len(densities), rows), "",
+                  *([_md_text(FLAGGED_NOTE), ""] if any_flagged(grid) else [])]
     goals = check_goals(run.kernels)
     if not goals.empty:
         lines += ["**Speed goals** (`bench/goals.py`; fraction of the ideal speedup 1 / density):", "",

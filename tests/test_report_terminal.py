@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -97,3 +98,27 @@ def test_the_progress_line_keeps_its_bar_count_and_eta(width):
     line = out.export_text().splitlines()[0]
     assert len(line) <= width and "━" in line and "3/10" in line and line.rstrip().endswith("-:--:--")
     assert line.startswith("kernel trained-masks/")
+
+
+def test_a_flagged_row_is_marked_in_every_summary_of_it():
+    """Found by the kernel-honesty issue: the first table showed "0.50 [0.50, 3.11]" unmarked from a row
+    flagged oversubscribed,noisy. Each summary (terminal, HTML, markdown) marks such a cell and says why."""
+    from bench.report import print_summary
+    from bench.report_html import summary_html
+    from bench.results import load_run
+    from bench.summary import best_configurations, markdown_summary
+
+    root = Path(__file__).resolve().parents[1]
+    source = "results/runs/cpu-20261203-171044"
+    run = load_run(root / source)
+    winner = run.kernels.loc[best_configurations(run.kernels).index[0], "case_id"]
+    quiet = [r.model_copy(update={"load_flags": ""}) for r in run.kernel_rows]
+    for flagged_ids, expect in (((), False), ((winner,), True)):
+        rows = [r.model_copy(update={"load_flags": "oversubscribed,noisy"}) if r.case_id in flagged_ids else r for r in quiet]
+        case = dataclasses.replace(run, kernel_rows=rows)
+        markdown = markdown_summary(case, source)
+        console = Console(file=io.StringIO(), width=200)
+        print_summary(case, console)
+        page = "".join(summary_html(case))
+        for text in (markdown, console.file.getvalue(), page):
+            assert ("timed on a busy machine or noisy" in text and " !" in text) is expect, text[:3000]
