@@ -31,7 +31,7 @@ from bench.phase_clock import PhaseClock
 from bench.profile_case import profile_kernel_case, profile_model
 from bench.report import print_report, write_report
 from bench.results import append_row, drop_partial_tail, load_run, read_histories, read_typed_rows, write_tables
-from bench.run_folder import MEASURED_KEY, create_run_folder, owned, resumable, write_json_atomic, writer_of
+from bench.run_folder import MEASURED_KEY, create_run_folder, owned, refuse_if_written, resumable, write_json_atomic
 from bench.schema import ModelRow
 from bench.suite import Suite, parse_suite, suite_text
 from condcore.data import DatasetNotFound
@@ -160,9 +160,8 @@ def run(args: argparse.Namespace) -> int:
 
 def make_plan(args: argparse.Namespace, clock: PhaseClock) -> Plan:
     suite, text, folder, env, (index, count) = _open_run(args)
-    if folder is not None and (writer := writer_of(folder)) is not None:
-        # before the load check: its warning would bury this line, and the busy CPU may be that writer's
-        raise UserError(f"{folder}: {writer} is writing this run; wait for it to finish")
+    if folder is not None:
+        refuse_if_written(folder)
     source = str(args.suite or folder)
     all_kernels, all_models = kernel_cases(suite), model_cases(suite)
     patterns = args.case or (env or {}).get("case_filter")

@@ -103,6 +103,17 @@ def create_run_folder(results: Path, suite_name: str, suite_text: str, shard: tu
     raise AssertionError("unreachable")
 
 
+def refuse_if_written(folder: Path) -> None:
+    """One line where another process holds the folder's writer lock: before a resume measures anything
+    (the machine-load check's warning would bury the line, and the busy CPU may be that writer's)."""
+    if (writer := writer_of(folder)) is not None:
+        raise UserError(_being_written(folder, writer))
+
+
+def _being_written(folder: Path, holder: str) -> str:
+    return f"{folder}: {holder} is writing this run; wait for it to finish"
+
+
 @contextlib.contextmanager
 def owned(folder: Path) -> Iterator[IO[str]]:
     """Holds the folder's writer lock; a second writer gets one line naming the first."""
@@ -116,7 +127,7 @@ def owned(folder: Path) -> Iterator[IO[str]]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise UserError(f"{folder}: {holder} is writing this run; wait for it to finish") from None
+            raise UserError(_being_written(folder, holder)) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()}")
