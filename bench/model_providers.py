@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from condcore.models import CondNet
+from condcore.models.condnet import ACTIVATION_LAYERS
 
 
 class ProviderUnavailable(Exception):
@@ -75,7 +76,7 @@ def as_sequential(model: CondNet) -> nn.Sequential:
     if not is_dense(model):
         raise ProviderUnavailable("a CondNet's per-example block masks are not a plain MLP; it runs only as condbench's")
     layers: list[nn.Module] = []
-    activation = {"relu": nn.ReLU, "tanh": nn.Tanh}[model.config.activation]
+    activation = ACTIVATION_LAYERS[model.config.activation]
     for linear in model.hidden:
         layers += [linear, activation()]
     return nn.Sequential(*layers, model.output).eval()

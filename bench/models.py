@@ -20,6 +20,7 @@ from bench.cli_common import UserError
 from condcore.data import FEATURES, Dataset, load_dataset
 from condcore.mask_export import export_masks, load_masks
 from condcore.models import CondNet, CondNetConfig
+from condcore.models.condnet import tau_fields
 from condcore.policies import POLICIES
 from condcore.train import TRAINING_VERSION, TrainConfig, load_checkpoint, save_checkpoint, train
 
@@ -112,19 +113,16 @@ class ModelCase:
                 f"-b{self.batch_size}-lr{number_key(self.lr)}-{self.precision}{self.recipe.key}-s{self.seed}")
 
     def model_config(self, n_features: int, n_classes: int) -> CondNetConfig:
-        taus = {"tau": 1.0} if self.policy == "dense" else (
-            {"layer_taus": list(self.layer_taus)} if self.layer_taus is not None else {"tau": self.tau})
+        tau = 1.0 if self.policy == "dense" else self.layer_taus if self.layer_taus is not None else self.tau
         return CondNetConfig(n_features, n_classes, hidden=list(self.hidden), block_size=self.block_size,
-                             policy=self.policy, activation=self.recipe.activation, **taus)
+                             policy=self.policy, activation=self.recipe.activation, **tau_fields(tau))
 
 
 def as_tau(value: float | list[float] | tuple[float, ...], hidden: tuple[int, ...], block_size: int
            ) -> tuple[float, tuple[float, ...] | None]:
     """A suite's tau entry as (the headline tau, the per-layer taus or None): a list is one per layer."""
-    if not isinstance(value, (list, tuple)):
-        return float(value), None
-    config = CondNetConfig(1, 1, hidden=list(hidden), block_size=block_size, layer_taus=list(value))
-    return config.tau, tuple(float(v) for v in value)
+    config = CondNetConfig(1, 1, hidden=list(hidden), block_size=block_size, **tau_fields(value))
+    return config.tau, None if config.layer_taus is None else tuple(config.layer_taus)
 
 
 def model_grid(dataset: str, policies: list[str], taus: list[float | list[float]], hidden: tuple[int, ...],

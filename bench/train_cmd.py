@@ -15,7 +15,7 @@ from condcore.data import DATASETS, DatasetNotFound, load_dataset
 from condcore.data.formats import DataFormatError
 from condcore.mask_export import export_masks
 from condcore.models import CondNet, CondNetConfig
-from condcore.models.condnet import ACTIVATIONS
+from condcore.models.condnet import ACTIVATIONS, tau_fields
 from condcore.policies import INFERENCE_MODES, POLICIES
 from condcore.policies.reinforce import Baseline
 from condcore.train import OPTIMIZERS, PRECISIONS, TrainConfig, save_checkpoint, train
@@ -68,8 +68,7 @@ def run(args: argparse.Namespace) -> int:
     taus = 1.0 if args.policy == "dense" else args.tau
     try:
         model_cfg = CondNetConfig(data.n_features, data.n_classes, hidden=args.hidden, block_size=args.block_size,
-                                  policy=args.policy, activation=args.activation,
-                                  **({"layer_taus": taus} if isinstance(taus, list) else {"tau": taus}))
+                                  policy=args.policy, activation=args.activation, **tau_fields(taus))
         train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                                 momentum=args.momentum, policy_lr_mult=args.policy_lr_mult, l2=args.l2,
                                 policy_l2=args.policy_l2, lambda_s=args.lambda_s, lambda_v=args.lambda_v,

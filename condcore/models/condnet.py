@@ -39,7 +39,15 @@ from condcore.policies import INFERENCE_MODES, POLICIES, GateOutput, make_gate
 SPARSE_TRAIN_MIN_IN_FEATURES = 512
 
 
-ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh}  # both 0 at 0: a dropped block stays zeros
+# The hidden layers' activations: as functions for the forward (a module call costs microseconds a layer
+# at batch 1) and as layers for a plain nn.Sequential; both 0 at 0, so a dropped block stays zeros.
+ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh}
+ACTIVATION_LAYERS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def tau_fields(tau: float | list[float] | tuple[float, ...]) -> dict:
+    """A target density as CondNetConfig takes it: one number is `tau`, one per hidden layer `layer_taus`."""
+    return {"layer_taus": [float(t) for t in tau]} if isinstance(tau, (list, tuple)) else {"tau": float(tau)}
 
 
 @dataclass
