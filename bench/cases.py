@@ -12,7 +12,7 @@ import torch
 from bench.cli_common import UserError
 from bench.contention import run_cpus
 from bench.models import ModelCase, Recipe, model_grid, number_key
-from bench.suite import FIELD_TYPES, SWEPT_KEYS, KernelSweep, Suite
+from bench.suite import FIELD_TYPES, SWEPT_KEYS, KernelSweep, ModelSweep, Suite
 
 
 @dataclass(frozen=True)
@@ -68,29 +68,38 @@ def _assignments(sweep: KernelSweep) -> list[dict]:
     return [p for p in points if not any(_matches(p, rule) for rule in sweep.exclude)]
 
 
-def model_cases(suite: Suite) -> list[ModelCase]:
-    m = suite.models
-    if m is None:
-        return []
+def model_sections(suite: Suite) -> list[tuple[ModelSweep, list[ModelCase]]]:
+    """Each models section with its grid of cases; a case two sections both hold (a dense net of a width
+    both have) is the first one's."""
     as_weights = lambda v: tuple(v) if isinstance(v, list) else v  # noqa: E731
-    recipe = Recipe(m.activation, m.optimizer, m.momentum, as_weights(m.lambda_s), as_weights(m.lambda_v),
-                    as_weights(m.policy_lr_mult), m.policy_l2)
-    return model_grid(m.dataset, m.policies, m.taus, tuple(m.hidden), m.block_size, m.epochs, model_seeds(suite),
-                      m.precision, m.seeded_policies, batch_size=m.batch_size, lr=m.lr, dense_widths=m.dense_widths,
-                      recipe=recipe)
+    seen: set[str] = set()
+    sections = []
+    for m in suite.models:
+        recipe = Recipe(m.activation, m.optimizer, m.momentum, as_weights(m.lambda_s), as_weights(m.lambda_v),
+                        as_weights(m.policy_lr_mult), m.policy_l2, m.l2, m.loss_reduction)
+        grid = model_grid(m.dataset, m.policies, m.taus, tuple(m.hidden), m.block_size, m.epochs,
+                          section_seeds(suite, m), m.precision, m.seeded_policies, batch_size=m.batch_size, lr=m.lr,
+                          dense_widths=m.dense_widths, recipe=recipe)
+        sections.append((m, [case for case in grid if case.name not in seen]))
+        seen.update(case.name for case in grid)
+    return sections
 
 
-def model_seeds(suite: Suite) -> list[int]:
-    """The seeds a suite trains each model with: its models section's `seeds`, else the suite's seed."""
-    return list(suite.models.seeds) if suite.models is not None and suite.models.seeds else [suite.seed]
+def model_cases(suite: Suite) -> list[ModelCase]:
+    return [case for _, cases in model_sections(suite) for case in cases]
+
+
+def section_seeds(suite: Suite, section: ModelSweep) -> list[int]:
+    """The seeds a section trains each model with: its `seeds`, else the suite's seed. Speed is timed on
+    the first one's models (unless `time_every_seed`)."""
+    return list(section.seeds) if section.seeds else [suite.seed]
 
 
 def kernel_cases(suite: Suite) -> list[KernelCase]:
     cases: dict[str, KernelCase] = {}
     # Trained-mask cases time the masks of the first seed's models: one layer per policy x tau is enough.
-    first_seed = model_seeds(suite)[0]
-    trained = [c for c in model_cases(suite) if c.policy == (suite.models.trained_masks_policy if suite.models else "")
-               and c.seed == first_seed]
+    trained = [c for m, cases in model_sections(suite) for c in cases
+               if c.policy == m.trained_masks_policy and c.seed == section_seeds(suite, m)[0]]
     for sweep in suite.kernels:
         for p in _assignments(sweep):
             if p["mask_source"] == "trained":

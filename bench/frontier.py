@@ -120,10 +120,12 @@ def _width(hidden: str) -> str:
 
 def label(policy: str, tau: float, hidden: str, reference_hidden: str | None = None) -> str:
     """How reports name a family: 'reinforce τ = 0.25', 'dense w = 64' (the width where it is not the
-    CondNets' shape, whose dense twin is plain 'dense')."""
+    CondNets' shape, whose dense twin is plain 'dense'); a CondNet of another shape than the most common
+    (the paper's 640x640 block dropout beside its 512x512x512 CondNet) says its shape."""
     if policy == "dense":
         return "dense" if hidden == reference_hidden else f"dense w = {_width(hidden)}"
-    return f"{policy} τ = {tau:g}"
+    named = f"{policy} τ = {tau:g}"
+    return named if reference_hidden is None or hidden == reference_hidden else f"{named} h{hidden}"
 
 
 def reference_hidden(models: pd.DataFrame) -> str | None:

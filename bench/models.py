@@ -71,10 +71,12 @@ class Recipe:
     lambda_v: Weights = TrainConfig.lambda_v
     policy_lr_mult: Weights = TrainConfig.policy_lr_mult
     policy_l2: float = TrainConfig.policy_l2
+    l2: float = TrainConfig.l2
+    loss_reduction: str = TrainConfig.loss_reduction
 
     # each option's short name in a model's name, where it differs from the default
     KEYS = {"activation": "", "optimizer": "", "momentum": "mom", "lambda_s": "ls", "lambda_v": "lv",
-            "policy_lr_mult": "plr", "policy_l2": "pl2"}
+            "policy_lr_mult": "plr", "policy_l2": "pl2", "l2": "l2", "loss_reduction": ""}
 
     @property
     def key(self) -> str:
@@ -87,7 +89,7 @@ class Recipe:
         as_list = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731
         return {"optimizer": self.optimizer, "momentum": self.momentum, "lambda_s": as_list(self.lambda_s),
                 "lambda_v": as_list(self.lambda_v), "policy_lr_mult": as_list(self.policy_lr_mult),
-                "policy_l2": self.policy_l2}
+                "policy_l2": self.policy_l2, "l2": self.l2, "loss_reduction": self.loss_reduction}
 
 
 @dataclass(frozen=True)
@@ -216,33 +218,34 @@ def is_trained(case: ModelCase, root: Path) -> bool:
 
 
 class Datasets:
-    """One dataset as each seed splits it (a seed draws its own train/test split), loaded on first use."""
+    """The datasets a run reads ({name: data_dir}), each as each seed splits it (a seed draws its own
+    train/test split), loaded on first use."""
 
-    def __init__(self, name: str, data_dir: str | Path | None) -> None:
-        self.name, self.data_dir = name, data_dir
-        self._by_seed: dict[int, Dataset] = {}
+    def __init__(self, sources: dict[str, str | Path | None]) -> None:
+        self.sources = dict(sources)
+        self._loaded: dict[tuple[str, int], Dataset] = {}
 
-    def __call__(self, seed: int) -> Dataset:
-        if seed not in self._by_seed:
-            self._by_seed[seed] = load_dataset(self.name, self.data_dir, seed=seed)
-        return self._by_seed[seed]
+    def __call__(self, name: str, seed: int) -> Dataset:
+        if (name, seed) not in self._loaded:
+            self._loaded[(name, seed)] = load_dataset(name, self.sources[name], seed=seed)
+        return self._loaded[(name, seed)]
 
 
 _worker_data: Datasets | None = None
 
 
-def _init_worker(name: str, data_dir: str | Path | None) -> None:
+def _init_worker(sources: dict[str, str | Path | None]) -> None:
     global _worker_data
     # Ctrl-C is the parent's to handle: it terminates the pool, and a half-written checkpoint has no
     # metrics.json, so it is trained again on resume.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
-    _worker_data = Datasets(name, data_dir)
+    _worker_data = Datasets(sources)
 
 
 def _train_in_worker(job: tuple[ModelCase, Path]) -> ModelCase:
     case, root = job
-    train_or_reuse(case, _worker_data(case.seed), root, progress=False)
+    train_or_reuse(case, _worker_data(case.dataset, case.seed), root, progress=False)
     return case
 
 
@@ -254,7 +257,7 @@ def train_missing(cases: list[ModelCase], datasets: Datasets, root: Path, jobs: 
     of a training step use two cores poorly, and two models side by side, one core each, trained
     1.27x faster than one after the other on two threads (measured here, digits, 2048x2048, bf16).
     A model's numbers then come from a one-thread run, which can differ from a two-thread run in the
-    last bits. Each case trains on its own seed's split of `datasets`.
+    last bits. Each case trains on its own dataset's split for its seed.
     """
     # Longest first, so that no long model trains alone at the end while the other cores sit idle:
     # layers that train dense (dense, straight-through) cost the most, then the denser policies.
@@ -268,10 +271,10 @@ def train_missing(cases: list[ModelCase], datasets: Datasets, root: Path, jobs: 
     if jobs > 1:
         # spawn, not fork: a forked child of a process that has run OpenMP work can hang in it.
         pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_init_worker,
-                                                         initargs=(datasets.name, datasets.data_dir))
+                                                         initargs=(datasets.sources,))
     try:
         for case in in_process:
-            train_or_reuse(case, datasets(case.seed), root, progress=False)
+            train_or_reuse(case, datasets(case.dataset, case.seed), root, progress=False)
             on_done(case)
         if pool is None:
             return

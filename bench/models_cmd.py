@@ -85,9 +85,9 @@ def run(args: argparse.Namespace) -> int:
     for widths in (args.hidden, *([w] * len(args.hidden) for w in args.dense_widths)):
         check_fits(args.dataset, widths, args.batch_size, "--hidden" if widths is args.hidden else "--dense-widths")
     torch.set_num_threads(args.threads)
-    datasets = Datasets(args.dataset, args.data_dir)
+    datasets = Datasets({args.dataset: args.data_dir})
     try:
-        data = datasets(args.seed)
+        data = datasets(args.dataset, args.seed)
     except (DatasetNotFound, DataFormatError) as exc:
         raise UserError(str(exc)) from None
     writable_folder(args.out, "--out")  # after the dataset: a mistake there leaves no empty folder

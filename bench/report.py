@@ -25,7 +25,7 @@ from bench.plots import (plot_pareto, plot_providers, plot_roofline, plot_speedu
 from bench.profile_report import print_profiles
 from bench.report_rows import asked_density, fastest_peer, in_reading_order, machine_line, peer_summary
 from bench.run_folder import refuse_links, writer_of
-from bench.results import Run, load_run, write_tables
+from bench.results import Run, load_run, per_dataset, write_tables
 from bench.models_summary import model_summary, speed_summary
 from bench.frontier import label, reference_hidden
 from bench.summary import (FLAGGED_NOTE, any_flagged, best_configurations, best_grid, budget_label, flag_mark,
@@ -163,8 +163,11 @@ def print_report(run: Run, console: Console | None = None) -> None:
     if not peers.empty:
         console.print(peer_table(peers, [c for c in peers.columns if c in set(run.providers["provider"])], width))
     print_profiles(run, console)
-    print_models(run.models, run.model_speeds, console)
-    print_model_providers(run, console)
+    for dataset, part in (parts := per_dataset(run)):
+        if len(parts) > 1:
+            console.print(f"\n[bold]the {dataset} models[/bold]", highlight=False)
+        print_models(part.models, part.model_speeds, console)
+        print_model_providers(part, console)
 
 
 BREAK_EVEN_NOTE = ("density: the share of each masked side's blocks active, as the suite asked, interpolated "
@@ -247,7 +250,10 @@ def peer_table(peers: pd.DataFrame, names: list[str], width: int) -> Table:
 def print_summary(run: Run, console: Console) -> None:
     """The answer first: the best block size per batch and density, and the fastest model within each
     error budget (bench.summary)."""
-    print_model_answers(run, console)  # the question first: is it worth it against the dense frontier
+    for dataset, part in (parts := per_dataset(run)):  # the question first: is it worth it against the dense frontier
+        if len(parts) > 1:
+            console.print(f"\n[bold]{dataset}[/bold]: is it worth it against its own dense frontier", highlight=False)
+        print_model_answers(part, console)
     width = console.width
     best = best_configurations(run.kernels)
     if not best.empty:
@@ -459,8 +465,8 @@ def write_report(run: Run, out: Path) -> Path:
             figures["providers"] = providers
         if (roofline := plot_roofline(run)) is not None:
             figures["roofline"] = roofline
-    if not run.model_speeds.empty:
-        figures["pareto"] = plot_pareto(run.models, run.model_times)
+    for name, part in pareto_parts(run):
+        figures[name] = plot_pareto(part.models, part.model_times)
     images = {}
     for name, fig in figures.items():
         images[name] = figure_png(fig)
@@ -480,6 +486,12 @@ def write_report(run: Run, out: Path) -> Path:
     page = report_html.page(run, images, out, lead)
     (out / "index.html").write_text(page)
     return out / "index.html"
+
+
+def pareto_parts(run: Run) -> list[tuple[str, Run]]:
+    """The Pareto figures' names ("pareto", or "pareto-<dataset>" for a run of several) and their parts."""
+    parts = [(dataset, part) for dataset, part in per_dataset(run) if not part.model_speeds.empty]
+    return [("pareto" if len(parts) == 1 else f"pareto-{dataset}", part) for dataset, part in parts]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from bench.goals import check_goals
 from bench.models_summary import model_summary, speed_summary
 from bench.profile_report import profiles_html
 from bench.report_rows import asked_density, fastest_peer, in_reading_order, peer_summary
-from bench.results import Run
+from bench.results import Run, per_dataset
 from bench.frontier import label, reference_hidden
 from bench.summary import (FLAGGED_NOTE, any_flagged, best_configurations, best_grid, budget_label, flag_mark,
                            goal_lines, iso_text, model_answers, ms_text, number_text, speed_band, speedup_text)
@@ -75,7 +75,11 @@ def _speed(speedup: float, low: float = math.nan, high: float = math.nan, ideal:
 
 
 def summary_html(run: Run) -> list[str]:
-    parts = model_answers_html(run)  # the question first: is it worth it against the dense frontier
+    parts = []
+    for dataset, part in (datasets := per_dataset(run)):  # the question first: is it worth it against the dense frontier
+        if len(datasets) > 1:
+            parts.append(f"<h3>{html.escape(dataset)}: against its own dense frontier</h3>")
+        parts += model_answers_html(part)
     best = best_configurations(run.kernels)
     if not best.empty:
         densities, grid = best_grid(best)
@@ -213,7 +217,8 @@ def peers_html(run: Run) -> list[str]:
     return [_table(_cells(rows), left=("sweep", "masks", "source", "fastest peer x"), table_id="peers")]
 
 
-def models_html(run: Run) -> list[str]:
+def models_html(run: Run, dataset: str = "") -> list[str]:
+    """The trained models' table (of `dataset`, named in its heading where a run has several)."""
     m = model_summary(run.models)
     if m.empty:
         return []
@@ -241,7 +246,7 @@ def models_html(run: Run) -> list[str]:
         if batches and ideal == ideal and (s := cell.get((r["policy"], r["tau"], r["hidden"], batches[-1]))) is not None:
             row[f"of ideal, B={batches[-1]}"] = f"{s['speedup'] / ideal:.2f}"
         rows.append(row)
-    parts = ["<h2>Trained models</h2><p class='note'>Test error: mean [95% interval] over the seeds (the wider "
+    parts = [f"<h2>Trained models{html.escape(f' on {dataset}' if dataset else '')}</h2><p class='note'>Test error: mean [95% interval] over the seeds (the wider "
              "of the t-interval and the exact binomial one); vs dense: the change against the dense net on the "
              "same splits, paired per seed; x: end-to-end inference speedup over the same-shape dense twin (condbench's forward), median [95% "
              "interval]; FLOP ideal: dense FLOPs over the FLOPs really run, policies included.</p>",
@@ -296,7 +301,8 @@ def page(run: Run, images: dict[str, bytes], out: Path, lead: list[str]) -> str:
 
     parts = [f"<h1>condbench run {html.escape(run.run_id)}</h1>", *lead,
              "<h2>The answer</h2>", *summary_html(run),
-             *img("pareto", "test error against measured speedup, every trained model"),
+             *[tag for name in images if name.split("-")[0] == "pareto"  # one per dataset (bench.report.pareto_parts)
+               for tag in img(name, f"test error against time per batch, every trained {name[7:]} model".replace("  ", " "))],
              *break_even_html(run.kernels), *goals_html(run.kernels)]
     if not run.kernels.empty:
         parts += kernels_html(run.kernels)
@@ -311,7 +317,8 @@ def page(run: Run, images: dict[str, bytes], out: Path, lead: list[str]) -> str:
                   "fastest of the row; rank: ours among every provider timed.</p>",
                   *peers_html(run), _every_column(run.providers, "every provider of every case")]
     parts += profiles_html(run, out)
-    parts += models_html(run)
+    for dataset, part in (datasets := per_dataset(run)):
+        parts += models_html(part, dataset if len(datasets) > 1 else "")
     parts += environment_html(run.env)
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "
             "content='width=device-width, initial-scale=1'><title>condbench " + html.escape(run.run_id) +

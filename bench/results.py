@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -183,6 +183,22 @@ class Run:
                                  "provider": provider.provider, "phase": phase, "seconds": seconds,
                                  "share": seconds / provider.total_s} for phase, seconds in provider.phases.items()]
         return pd.DataFrame(records)
+
+
+def per_dataset(run: Run) -> list[tuple[str, Run]]:
+    """The run's models by dataset, each part with no kernel cases: a model is compared only with the
+    models of its own dataset (a frontier of CIFAR-10 dense nets says nothing of an MNIST CondNet). A
+    run whose models are of one dataset, or that has none, is one part: the run itself."""
+    datasets = list(dict.fromkeys(r.dataset for r in run.model_rows))
+    if len(datasets) <= 1:
+        return [(datasets[0] if datasets else "", run)]
+    parts = []
+    for dataset in datasets:
+        rows = [r for r in run.model_rows if r.dataset == dataset]
+        names = {r.name for r in rows}
+        parts.append((dataset, replace(run, kernel_rows=[], kernel_profiles=[], model_rows=rows,
+                                       model_profiles=[p for p in run.model_profiles if p.name in names])))
+    return parts
 
 
 def load_run(folder: Path) -> Run:

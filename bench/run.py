@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Column as TableColumn
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from bench.cases import check_runnable, kernel_cases, model_cases, model_seeds, parse_shard, shard_cases
+from bench.cases import check_runnable, kernel_cases, model_cases, model_sections, parse_shard, section_seeds, shard_cases
 from bench.cli_common import UserError, bounded_float, path_arg
 from bench.contention import Load, describe, free_cores, measure_load, wait_quiet
 from bench.env import fingerprint
@@ -173,8 +173,8 @@ def make_plan(args: argparse.Namespace, clock: PhaseClock) -> Plan:
         raise UserError(f"{source}: shard {index}/{count} gets no case: the suite has "
                         f"{len(all_kernels) + len(all_models)}; use at most that many shards")
     check_runnable(kernels, source, suite.threads)
-    for hidden in dict.fromkeys(m.hidden for m in models):  # before anything trains, not an allocation traceback
-        check_fits(suite.models.dataset, hidden, suite.models.batch_size, f"{source}: models")
+    for dataset, hidden, batch in dict.fromkeys((m.dataset, m.hidden, m.batch_size) for m in models):
+        check_fits(dataset, hidden, batch, f"{source}: models")  # before anything trains, not an allocation traceback
     data = _load_data(suite)
     with clock.phase("waiting_for_quiet" if args.wait_quiet > 0 else "load_check"):
         load = _machine_load(args, suite.threads)
@@ -207,13 +207,14 @@ def _machine_load(args: argparse.Namespace, threads: int) -> Load:
 
 
 def _load_data(suite: Suite) -> Datasets | None:
-    """The suite's dataset, each seed's split loaded on first use; the first one now, so a missing or
-    damaged dataset refuses the run before it starts."""
-    if suite.models is None:
+    """The suite's datasets, each seed's split loaded on first use; each section's first one now, so a
+    missing or damaged dataset refuses the run before it starts."""
+    if not suite.models:
         return None
-    datasets = Datasets(suite.models.dataset, suite.models.data_dir)
+    datasets = Datasets({section.dataset: section.data_dir for section in suite.models})
     try:
-        datasets(model_seeds(suite)[0])
+        for section in suite.models:
+            datasets(section.dataset, section_seeds(suite, section)[0])
     except (DatasetNotFound, DataFormatError) as exc:
         raise UserError(str(exc)) from None
     return datasets
@@ -303,9 +304,9 @@ def _train(suite: Suite, models: list, done_models: set, needed: set, data: Data
     shard_names = {case.name for case in models}
     to_train = [case for case in models if case.name not in done_models]
     to_train += [case for case in model_cases(suite) if case.name in needed - shard_names]
-    if suite.models is None or not to_train:
+    if not suite.models or not to_train:
         return
-    jobs = suite.models.train_jobs or suite.threads
+    jobs = max(section.train_jobs for section in suite.models) or suite.threads
     training = progress.add_task(f"training ({jobs} at a time)", total=len(to_train))
     with clock.phase("training"):
         train_missing(to_train, data, checkpoints, jobs, on_done=lambda case: progress.advance(training))
@@ -313,22 +314,24 @@ def _train(suite: Suite, models: list, done_models: set, needed: set, data: Data
 
 def _time_models(suite: Suite, folder: Path, models: list, done_models: set, histories: dict,
                  data: Datasets | None, checkpoints: Path, progress: Progress, task, profile: bool) -> None:
-    """Times the models not done yet together (bench.model_timing: every model and provider in the same
-    rounds; past the first seed only their accuracy is read); each model's row, and its training history
-    into histories.json; with `profile`, the profiles of each timed model after."""
-    first_seed = model_seeds(suite)[0]
+    """Times the models not done yet, each dataset's together (bench.model_timing: every model and provider
+    in the same rounds; past a section's first seed only their accuracy is read); each model's row, and its
+    training history into histories.json; with `profile`, the profiles of each timed model after."""
+    section_of = {case.name: section for section, cases in model_sections(suite) for case in cases}
     todo = [case for case in models if case.name not in done_models]
-    loaded = {}
+    loaded, timed = {}, {}
     for case in todo:
-        split = data(case.seed)
+        split = data(case.dataset, case.seed)
         loaded[case.name] = (*train_or_reuse(case, split, checkpoints, progress=False), split)  # trained above: loads
-    timed = [TimedModel(case.name, *loaded[case.name]) for case in todo
-             if suite.models.time_every_seed or case.seed == first_seed]
+        section = section_of[case.name]
+        if section.time_every_seed or case.seed == section_seeds(suite, section)[0]:
+            timed.setdefault(case.dataset, (section, []))[1].append(TimedModel(case.name, *loaded[case.name]))
     fields = {}
-    if timed:
-        progress.update(task, description=f"timing {len(timed)} models x {len(suite.models.providers)} providers together")
-        fields = time_models(timed, tuple(suite.models.batches), suite.repeats, tuple(suite.models.providers),
-                             suite.threads)
+    for dataset, (section, together) in timed.items():  # a dataset's sections share batches and providers
+        progress.update(task, description=f"timing {len(together)} {dataset} models x {len(section.providers)} "
+                                          "providers together")
+        fields.update(time_models(together, tuple(section.batches), suite.repeats, tuple(section.providers),
+                                  suite.threads))
     for case in todo:
         model, metrics, split = loaded[case.name]
         row = ModelRow(name=case.name, seed=case.seed, **(fields.get(case.name) or accuracy_row(model, metrics)))

@@ -28,7 +28,7 @@ from condcore.data import DATASETS
 from condcore.models.condnet import ACTIVATIONS
 from condcore.ops.registry import BENCHMARKED_BACKENDS
 from condcore.policies import POLICIES
-from condcore.train import OPTIMIZERS, TrainConfig
+from condcore.train import LOSS_REDUCTIONS, OPTIMIZERS, TrainConfig
 
 Device = Literal["cpu", "cuda"]
 DType = Literal["float32", "float16", "bfloat16"]
@@ -168,6 +168,10 @@ class ModelSweep(Strict):
     lambda_v: Union[Weight, list[Weight]] = TrainConfig.lambda_v
     policy_lr_mult: Union[Weight, list[Weight]] = TrainConfig.policy_lr_mult
     policy_l2: Weight = TrainConfig.policy_l2
+    l2: Weight = TrainConfig.l2  # the network's weight decay
+    # sum: the cross-entropy summed over the minibatch, as the paper's code does (its lr 1e-3 is then
+    # its step); mean: condbench's
+    loss_reduction: Literal[LOSS_REDUCTIONS] = TrainConfig.loss_reduction
     train_jobs: int = Field(default=0, ge=0, le=MAX_THREADS)  # models trained side by side, one thread each; 0: `threads`
     batches: list[Batch] = Field(default=[1, 256], min_length=1)
     # The dense frontier: a dense net of each width (every hidden layer that wide), trained with the same
@@ -228,13 +232,28 @@ class Suite(Strict):
     # On CUDA, kernel cases with a batch up to this are timed by CUDA-graph replay (0: never).
     cuda_graph_max_batch: int = Field(default=0, ge=0, le=MAX_BATCH)
     kernels: list[KernelSweep] = []
-    models: Optional[ModelSweep] = None
+    # One models section, or a list of them, each its own grid (the paper suite: one per configuration).
+    # Sections on one dataset are timed together, in the same interleaved rounds, and reported together.
+    models: list[ModelSweep] = Field(default=[], min_length=1)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _one_or_several(cls, value):
+        return [] if value is None else [value] if isinstance(value, dict) else value
 
     @model_validator(mode="after")
     def _trained_needs_models(self) -> "Suite":
         for sweep in self.kernels:
-            if "trained" in sweep.mask_source and self.models is None:
+            if "trained" in sweep.mask_source and not self.models:
                 raise ValueError(f"sweep {sweep.name!r} uses mask_source 'trained' but the suite has no models section")
+        first: dict[str, int] = {}
+        for i, section in enumerate(self.models):
+            j = first.setdefault(section.dataset, i)
+            for key in ("data_dir", "batches", "providers"):
+                if getattr(section, key) != getattr(self.models[j], key):
+                    raise ValueError(f"models[{i}] and models[{j}] are both on {section.dataset} but their {key} "
+                                     f"differ ({getattr(section, key)} and {getattr(self.models[j], key)}): "
+                                     "sections on one dataset are timed together and must share it")
         names = [s.name for s in self.kernels]
         if len(names) != len(set(names)):
             raise ValueError("sweep names must be unique")
@@ -273,6 +292,8 @@ class _StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden here
+                continue
             key = self.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, float, bool)):
                 continue  # an unhashable key is the schema's to refuse
@@ -304,6 +325,8 @@ def parse_suite(text: str, source: str = "<suite>") -> Suite:
         return Suite.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors()
+        if isinstance(raw.get("models"), dict):  # one section: its mistakes are at models.key, not models[0].key
+            errors = [{**e, "loc": e["loc"][:1] + e["loc"][2:]} if e["loc"][:2] == ("models", 0) else e for e in errors]
         # A misspelled key also leaves the key it meant missing: say the unknown one, the cause, first.
         first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""

@@ -14,7 +14,7 @@ from bench.break_even import break_even, describe
 from bench.frontier import fastest_within_budget, iso_accuracy, label, reference_hidden
 from bench.goals import check_goals
 from bench.report_rows import machine_line
-from bench.results import Run, load_run
+from bench.results import Run, load_run, per_dataset
 
 
 
@@ -161,7 +161,8 @@ def markdown_summary(run: Run, source: str) -> str:
     lines = [_md_text(f"From `{source}/` (`python -m bench summary {source} --markdown` writes this section): "
                       f"{machine_line(env)}; medians of "
                       "interleaved rounds, [95% intervals]; x = speedup over dense."), ""]
-    lines += models_markdown(run)  # the question first: is it worth it against the dense frontier
+    for _, part in per_dataset(run):  # the question first: is it worth it against the dense frontier
+        lines += models_markdown(part)
     best = best_configurations(run.kernels)
     if not best.empty:
         densities, grid = best_grid(best)

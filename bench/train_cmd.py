@@ -18,7 +18,7 @@ from condcore.models import CondNet, CondNetConfig
 from condcore.models.condnet import ACTIVATIONS, tau_fields
 from condcore.policies import INFERENCE_MODES, POLICIES
 from condcore.policies.reinforce import Baseline
-from condcore.train import OPTIMIZERS, PRECISIONS, TrainConfig, save_checkpoint, train
+from condcore.train import LOSS_REDUCTIONS, OPTIMIZERS, PRECISIONS, TrainConfig, save_checkpoint, train
 
 
 def add_parser(subparsers) -> None:
@@ -46,6 +46,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--l2", type=bounded_float(0.0, MAX_WEIGHT), default=TrainConfig.l2)
     p.add_argument("--policy-l2", type=bounded_float(0.0, MAX_WEIGHT), default=TrainConfig.policy_l2,
                    help="L2 on the policies' weights (weight decay)")
+    p.add_argument("--loss-reduction", choices=LOSS_REDUCTIONS, default=TrainConfig.loss_reduction,
+                   help="of the cross-entropy over a minibatch (sum: as the paper's code)")
     p.add_argument("--baseline", choices=Baseline.KINDS, default=TrainConfig.baseline, help="REINFORCE baseline")
     p.add_argument("--inference-mode", choices=INFERENCE_MODES, default=TrainConfig.inference_mode)
     p.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0)
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                                 momentum=args.momentum, policy_lr_mult=args.policy_lr_mult, l2=args.l2,
                                 policy_l2=args.policy_l2, lambda_s=args.lambda_s, lambda_v=args.lambda_v,
-                                baseline=args.baseline, inference_mode=args.inference_mode, seed=args.seed,
+                                baseline=args.baseline, loss_reduction=args.loss_reduction, inference_mode=args.inference_mode, seed=args.seed,
                                 precision=args.precision)
         model_cfg.validate()
         train_cfg.validate()

@@ -5,6 +5,9 @@ Loss per step = cross-entropy
               + sum over layers l of lambda_v[l] * L_v          (policies that differ between examples)
               + the REINFORCE surrogate for Bernoulli gates     (policies.reinforce)
 and L2 on the network weights (`l2`) and on the policies (`policy_l2`) as the optimizer's weight decay.
+The cross-entropy and the surrogate are averaged over the minibatch, or (`loss_reduction = "sum"`, as the
+paper's code does) summed: the same lr is then a batch-size times larger step for them, while the
+regularizers, which are means already, and the weight decay keep theirs.
 Layer l's policy learns at the network's rate times its multiplier. lambda_s, lambda_v and
 policy_lr_mult are one number for every layer, or one per hidden layer (the paper's CIFAR-10 recipe:
 lambda_b 80, 40, 40; lambda_v 10, 20, 20; multipliers 0.01, 0.5, 0.5).
@@ -30,6 +33,7 @@ from condcore.policies.regularizers import block_balance, example_balance, varia
 from condcore.policies.reinforce import Baseline, reinforce_loss
 
 OPTIMIZERS = ("sgd", "adam")
+LOSS_REDUCTIONS = ("mean", "sum")
 # Raised whenever training changes what a configuration produces, so that a checkpoint of an older
 # version is trained again instead of reused under the same name. 2: policies start at their target density.
 # 3: the top-k router chooses its blocks by logit (condcore/policies/topk.py). 4: its multiplier in log
@@ -51,6 +55,7 @@ class TrainConfig:
     lambda_s: float | list[float] = 10.0
     lambda_v: float | list[float] = 1.0
     baseline: str = "batch_min"
+    loss_reduction: str = "mean"  # of the cross-entropy and the REINFORCE surrogate over the minibatch
     inference_mode: str = "threshold"
     seed: int = 0
     precision: str = "auto"  # fp32 | bf16 (autocast GEMMs, fp32 weights) | auto: bf16 where the CPU has it
@@ -76,6 +81,8 @@ class TrainConfig:
         if self.inference_mode not in INFERENCE_MODES:
             raise ValueError(f"unknown inference mode {self.inference_mode!r}; choose one of {', '.join(INFERENCE_MODES)}")
         Baseline(self.baseline)  # raises on an unknown kind
+        if self.loss_reduction not in LOSS_REDUCTIONS:
+            raise ValueError(f"unknown loss reduction {self.loss_reduction!r}; choose one of {', '.join(LOSS_REDUCTIONS)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
 
@@ -154,7 +161,7 @@ def step_loss(model: CondNet, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         trace = model(x, mode="train")
     cost = F.cross_entropy(trace.logits.float(), y, reduction="none")
-    loss = cost.mean()
+    loss = cost.sum() if cfg.loss_reduction == "sum" else cost.mean()
     n_layers = len(model.gates)
     log_probs = []
     for gate, out, lambda_s, lambda_v in zip(model.gates, trace.gates, cfg.per_layer("lambda_s", n_layers),
@@ -165,7 +172,7 @@ def step_loss(model: CondNet, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig
         if out.log_prob is not None:
             log_probs.append(out.log_prob)
     if log_probs:
-        loss = loss + reinforce_loss(cost, torch.stack(log_probs).sum(dim=0), baseline)
+        loss = loss + reinforce_loss(cost, torch.stack(log_probs).sum(dim=0), baseline, cfg.loss_reduction)
     return loss, cost
 
 

@@ -77,7 +77,10 @@ class Baseline:
         return torch.tensor(self.average, dtype=cost.dtype)
 
 
-def reinforce_loss(cost: torch.Tensor, log_prob: torch.Tensor, baseline: Baseline) -> torch.Tensor:
-    """Surrogate whose gradient is E[(cost - baseline) * grad log pi(mask)]; cost is not differentiated."""
+def reinforce_loss(cost: torch.Tensor, log_prob: torch.Tensor, baseline: Baseline, reduction: str = "mean"
+                   ) -> torch.Tensor:
+    """Surrogate whose gradient is E[(cost - baseline) * grad log pi(mask)] (times the batch size with
+    reduction "sum"); cost is not differentiated."""
     cost = cost.detach()
-    return ((cost - baseline(cost)) * log_prob).mean()
+    terms = (cost - baseline(cost)) * log_prob
+    return terms.sum() if reduction == "sum" else terms.mean()
