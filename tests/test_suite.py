@@ -26,10 +26,10 @@ SHIPPED = sorted(path.stem for path in (ROOT / "suites").glob("*.yaml"))
 
 
 def test_the_shipped_suites_are_these():
-    assert SHIPPED == ["ci", "cpu", "gpu", "kernels-cpu", "kernels-cuda"]
+    assert SHIPPED == ["ci", "cpu", "gpu", "kernels-cpu", "kernels-cuda", "paper"]
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", [name for name in SHIPPED if name != "paper"])  # paper: models only, its own test
 def test_shipped_suites_parse_and_expand(name):
     suite = load_suite(ROOT / "suites" / f"{name}.yaml")
     cases = kernel_cases(suite)
@@ -67,6 +67,13 @@ def test_cpu_suite_shape():
         ("name: t\nmodels:\n  hidden: [100]\n  block_size: 64", "block_size 64 does not divide hidden width 100"),
         ("name: t\nmodels:\n  taus: [2]", "tau must be in (0, 1]"),
         ("name: t\nrepeats: 0", "repeats: Input should be greater than 0"),
+        ("name: t\nmodels:\n  - {hidden: [64]}\n  - {hidden: [100], block_size: 64}",
+         "models[1]: block_size 64 does not divide hidden width 100"),
+        ("name: t\nmodels: []", "models: List should have at least 1 item"),
+        ("name: t\nmodels:\n  - {batches: [1]}\n  - {batches: [1, 50]}",
+         "models[1] and models[0] are both on "),
+        ("name: t\nmodels:\n  loss_reduction: median", "models.loss_reduction: Input should be 'mean' or 'sum'"),
+        ("name: t\nmodels:\n  l2: -1", "models.l2"),
     ],
 )
 def test_mistakes_are_one_line_with_their_place(text, message):
@@ -132,3 +139,23 @@ def test_a_fifo_as_a_suite_is_refused_not_waited_on(tmp_path):
     os.mkfifo(tmp_path / "s.yaml")  # opened for reading, it would block until someone writes
     with pytest.raises(UserError, match="not a regular file"):
         load_suite(tmp_path / "s.yaml")
+
+
+def test_models_sections_share_a_recipe_through_yaml_merge_keys():
+    """`<<: *anchor` (the paper suite's SVHN sections reuse the CIFAR-10 recipe): the merged keys come
+    through, a key written beside them overrides its merged value, and a key written twice is still refused."""
+    text = """name: t
+models:
+  - &base {dataset: digits, hidden: [32, 32], block_size: 16, epochs: 1, policies: [reinforce], taus: [0.5], lr: 0.01, l2: 0.1}
+  - <<: *base
+    policies: [random]
+    l2: 0.002
+"""
+    first, second = parse_suite(text, "t.yaml").models
+    assert (second.hidden, second.lr, second.policies, second.l2) == ([32, 32], 0.01, ["random"], 0.002)
+    assert first.l2 == 0.1
+    cases = model_cases(parse_suite(text, "t.yaml"))
+    assert [c.policy for c in cases] == ["reinforce", "random"] and all("l20.1" in c.name or "l20.002" in c.name
+                                                                          for c in cases)
+    with pytest.raises(UserError, match="appears twice"):
+        parse_suite(text + "    l2: 0.5\n", "t.yaml")

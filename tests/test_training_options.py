@@ -155,3 +155,51 @@ def test_a_suites_recipe_reaches_the_trained_model_and_names_it(tmp_path, digits
     train_config = metrics["train"]
     assert (train_config["optimizer"], train_config["momentum"], train_config["lambda_s"], train_config["policy_l2"],
             train_config["policy_lr_mult"]) == ("sgd", 0.5, [1.0, 2.0], 0.1, [0.01, 0.5])
+
+
+def test_summed_loss_is_the_mean_times_the_batch_for_the_cross_entropy_and_the_surrogate(digits):
+    """loss_reduction "sum" (the paper's `cost = T.sum(loss)`): with the regularizers off, the objective
+    and every network gradient are exactly B times the mean's; the REINFORCE surrogate sums too."""
+    model = net(digits, layer_taus=[0.5, 0.25])
+    x, y = digits.train.x[:40], digits.train.y[:40]
+
+    def objective(reduction: str) -> tuple[float, list[torch.Tensor]]:
+        model.zero_grad()
+        torch.manual_seed(3)
+        loss, _ = step_loss(model, x, y, TrainConfig(lambda_s=0.0, lambda_v=0.0, loss_reduction=reduction),
+                            Baseline("none"))
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    mean, mean_grads = objective("mean")
+    total, sum_grads = objective("sum")
+    assert total == pytest.approx(40 * mean, rel=1e-5)
+    assert len(sum_grads) == len(mean_grads) > 0
+    for g_sum, g_mean in zip(sum_grads, mean_grads):
+        torch.testing.assert_close(g_sum, 40 * g_mean, rtol=1e-4, atol=1e-6)
+
+
+def test_reinforce_surrogate_reduction():
+    from condcore.policies.reinforce import reinforce_loss
+
+    cost, log_prob = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([-0.5, -1.0, -2.0])
+    mean = reinforce_loss(cost, log_prob, Baseline("none"))
+    total = reinforce_loss(cost, log_prob, Baseline("none"), "sum")
+    assert total.item() == pytest.approx(3 * mean.item()) == pytest.approx(-(0.5 + 2.0 + 8.0))
+
+
+def test_l2_is_weight_decay_on_the_network_alone(digits):
+    """l2 (the paper's L2reg, as weight decay) decays the network's weights and leaves the policies' to
+    policy_l2."""
+    from condcore.train import _optimizer
+
+    model = net(digits)
+    optimizer_groups = _optimizer(model, TrainConfig(optimizer="sgd", momentum=0.0, lr=0.1, l2=0.5)).param_groups
+    network = {id(p) for p in model.network_parameters()}
+    decays = {id(p): group["weight_decay"] for group in optimizer_groups for p in group["params"]}
+    assert all(decays[i] == 0.5 for i in network)
+    assert all(decays[id(p)] == 0.0 for p in model.policy_parameters())
+    with pytest.raises(ValueError, match="l2 must be a non-negative number"):
+        TrainConfig(l2=-0.1).validate()
+    with pytest.raises(ValueError, match="unknown loss reduction 'median'"):
+        TrainConfig(loss_reduction="median").validate()
