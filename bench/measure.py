@@ -18,6 +18,7 @@ from bench.schema import KernelRow, ProviderCheck
 from condcore.mask_export import load_masks
 from condcore.masks import weight_tile_density, work_density
 from condcore.ops import frozen_weights, pick_regime
+from condcore.ops.kernel_log import kernels_used, spelled
 from condcore.problems import LinearProblem, check_output, make_problem
 from condcore.timing import iqr, median, time_interleaved
 
@@ -108,7 +109,10 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
             dense, sparse = build("dense"), build("ours")
             # Each reference once per case, however many providers are checked against it.
             spec = p.reference()
-            row.max_relative_error, error = check_output(p, sparse(), want=spec)
+            with kernels_used() as ran:
+                computed = sparse()
+            row.kernel = spelled(ran)
+            row.max_relative_error, error = check_output(p, computed, want=spec)
             if error:
                 row.status, row.error = "failed", f"wrong result: {error}"
                 return row
@@ -118,7 +122,8 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
                 row.status, row.error = "failed", f"the dense baseline computed a wrong result: {error}"
                 return row
             row.checks = [ProviderCheck(provider="dense", role="baseline", status="ok", max_relative_error=dense_error),
-                          ProviderCheck(provider="ours", role="ours", status="ok", max_relative_error=row.max_relative_error)]
+                          ProviderCheck(provider="ours", role="ours", status="ok", max_relative_error=row.max_relative_error,
+                                        kernel=row.kernel)]
             calls = {"dense": dense, "ours": sparse}  # keyed by provider name
             for name in peers:
                 check, call = _checked_peer(name, p, build, wants)
@@ -158,7 +163,10 @@ def _checked_peer(name: str, p: LinearProblem, build, wants: dict) -> tuple[Prov
         return check, None
     try:
         call = build(name)
-        check.max_relative_error, error = check_output(p, call(), want=wants[provider.dense])
+        with kernels_used() as ran:
+            computed = call()
+        check.kernel = spelled(ran)
+        check.max_relative_error, error = check_output(p, computed, want=wants[provider.dense])
     except Exception as exc:  # a peer that cannot run this case is a note in its row, not a failed case
         check.status, check.error = "error", f"{type(exc).__name__}: {exc}"
         return check, None

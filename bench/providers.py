@@ -19,7 +19,7 @@ import torch
 
 from condcore.ops import block_sparse_linear
 from condcore.ops.block_masks import zero_inactive_blocks
-from condcore.ops.packed_weights import onednn_takes
+from condcore.ops.packed_weights import onednn_takes, unfrozen
 from condcore.phases import phase
 from condcore.problems import LinearProblem
 
@@ -70,6 +70,14 @@ def _dense(p: LinearProblem, backend: str, regime: str, out: torch.Tensor) -> Cl
 
 def _ours(p: LinearProblem, backend: str, regime: str, out: torch.Tensor) -> Closure:
     return lambda: block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend=backend, regime=regime, out=out)
+
+
+def _ours_direct(p: LinearProblem, backend: str, regime: str, out: torch.Tensor) -> Closure:
+    def call() -> torch.Tensor:
+        with unfrozen():
+            return block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend=backend, regime=regime, out=out)
+
+    return call
 
 
 def _dense_wxt(p: LinearProblem, backend: str, regime: str, out: torch.Tensor) -> Closure:
@@ -136,6 +144,9 @@ def _sampled_addmm_unsupported(p: LinearProblem) -> str:
 
 register(Provider("dense", "baseline", "x @ W.T + b, what nn.Linear runs", _dense, dense=True))
 register(Provider("ours", "ours", "block_sparse_linear, the case's backend and regime", _ours))
+register(Provider("ours_direct", "peer", "block_sparse_linear called directly, weights not packed ahead: the path "
+                  "a training step or a one-off call takes (ours runs inside frozen_weights, as inference does)",
+                  _ours_direct))
 register(Provider("dense_onednn", "peer", "the best dense CPU path: oneDNN's inner product on a packed weight",
                   _onednn_packed, _onednn_unsupported, dense=True))
 register(Provider("dense_wxt", "peer", "W @ x.T + b transposed back: the other GEMM orientation", _dense_wxt,

@@ -8,6 +8,7 @@ import math
 import pandas as pd
 
 from bench.results import Run
+from condcore.ops.kernel_log import KERNEL_NAMES
 
 
 def machine_line(env: dict) -> str:
@@ -66,3 +67,16 @@ def asked_density(row: dict) -> str:
     if row["mask_source"] == "trained" and row.get("tau") is not None:
         return f"tau {float(row['tau']):g}"
     return f"{row.get('requested_density', math.nan):g}"
+
+
+def kernel_cells(rows: pd.DataFrame) -> list[str]:
+    """The kernel each row's ours took; "?" for a row from before it was recorded, "" for a failed one."""
+    kernels = rows["kernel"] if "kernel" in rows else pd.Series([""] * len(rows), index=rows.index)
+    return [(k if isinstance(k, str) and k else "?") if status == "ok" else ""
+            for k, status in zip(kernels, rows["status"])]
+
+
+def kernel_legend(rows: pd.DataFrame) -> list[tuple[str, str]]:
+    """(name, what it runs) for each kernel named in the rows, in the registry's order."""
+    named = {part for cell in kernel_cells(rows) for part in cell.split("+") if part}
+    return [(name, about) for name, about in KERNEL_NAMES.items() if name in named]

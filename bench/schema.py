@@ -23,7 +23,8 @@ SCHEMA_VERSION = 3
 # tau), ours and the baseline as `sparse_*` / `dense_*` columns, peers in a `providers` list; a model's
 # `density` a JSON text of per-layer densities and its timings as `speedup_b{batch}` columns.
 # Version 2: as 3 less a model row's provider checks, per-round times and timing group (version 3 adds
-# only fields with defaults, so a version-2 row reads as it is).
+# only fields with defaults, so a version-2 row reads as it is; so do fields added to 3 since, such as
+# the kernel that ran).
 READABLE_VERSIONS = (1, 2, 3)
 
 
@@ -62,6 +63,8 @@ class ProviderCheck(BaseModel):
     status: str  # ok, skipped, failed, error
     error: str = ""
     max_relative_error: float | None = None
+    # the kernel paths its checked call took (condcore.ops.kernel_log), "" where it runs none of ours
+    kernel: str = ""
 
 
 class LoadFields(BaseModel):
@@ -94,6 +97,9 @@ class KernelRow(LoadFields):
     requested_density: float | None = None  # what the suite asked (None for trained masks)
     tau: float | None = None  # a trained-mask case: its model's sparsity target
     regime_used: str
+    # the kernel paths ours took (condcore.ops.kernel_log.KERNEL_NAMES): what the row measured, which
+    # the backend's name alone does not say ("" in rows from before it was recorded)
+    kernel: str = ""
     status: str
     error: str = ""
     cuda_graph: bool = False

@@ -23,6 +23,7 @@ import torch
 
 from condcore import phases
 from condcore.ops import condnet_native, cpu_native
+from condcore.ops.kernel_log import ran
 from condcore.ops.block_masks import recompute_leaked_rows, recomputes_leaked_rows, zero_inactive_blocks
 from condcore.ops.packed_weights import onednn_takes, packed_blocks
 from condcore.ops.reference import accumulation_dtype
@@ -88,7 +89,10 @@ def _pairs(x, weight, bias, in_mask, out_mask, block_size, out) -> torch.Tensor 
     output masks, batch 1 to 1024) it was faster in every case but batch 1 at d = 0.1, where both take
     about 50 us and it read 0.94x."""
     with phases.phase("pairs"):
-        return condnet_native.pairs_linear(x, weight, bias, in_mask, out_mask, block_size, out)
+        y = condnet_native.pairs_linear(x, weight, bias, in_mask, out_mask, block_size, out)
+    if y is not None:
+        ran("pairs-cpp-packed")
+    return y
 
 
 @recomputes_leaked_rows  # dropped input blocks are zeroed, not skipped (see the module docstring)
@@ -108,6 +112,7 @@ def _gathered_linear(
     out_features = weight.shape[0]
     if out_mask is None:
         # Mixed precision without blocks to skip: round the whole weight once.
+        ran("dense-gemm")
         with phases.phase("gemm"):
             return _dense(x, weight.to(x.dtype), None if bias is None else bias.to(x.dtype), out)
     with phases.phase("route"):
@@ -124,6 +129,7 @@ def _gathered_linear(
     # Mixed precision (fp32 weight, fp16/bf16 x): each active block's weight is rounded as it is used.
     mixed = weight.dtype != x.dtype
     packed = None if mixed else packed_blocks(weight, block_size)
+    ran("grouped-torch" if packed is None else "grouped-torch-packed")
     results = []
     for block in range(out_blocks):
         lo, hi = offsets[block], offsets[block + 1]
@@ -220,6 +226,7 @@ def union_linear(
         if dense_fallback:
             # The rectangles cover most of W: one dense GEMM reads the same bytes with less overhead.
             plan = [(0, out_blocks, [(0, in_blocks)])]
+    ran("union-dense-fallback" if dense_fallback else "union-torch")
     # With one example and no fallback, the tiles read are exactly its active ones: nothing read needs
     # zeroing and nothing written needs masking, which saves two passes where the call is all overhead.
     exact = batch == 1 and not dense_fallback

@@ -32,6 +32,7 @@ from types import ModuleType
 import torch
 
 from condcore import phases
+from condcore.ops.kernel_log import ran
 from condcore.ops.packed_weights import onednn_takes, packed_blocks
 from condcore.ops.routing import RowGroups
 
@@ -202,6 +203,7 @@ def grouped_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     # first); packed blocks only where the weight already has x's dtype.
     onednn = onednn_takes(x.dtype) and weight.is_contiguous()
     blocks = packed_blocks(weight, block_size) if onednn and weight.dtype == x.dtype else None
+    ran("grouped-cpp" if blocks is None else "grouped-cpp-packed")
     if blocks is None:
         blocks = [weight[j * block_size : (j + 1) * block_size] for j in range(out_blocks)]
     y = out if out is not None else torch.empty(x.shape[0], weight.shape[0], dtype=x.dtype, device=x.device)

@@ -56,6 +56,7 @@ class _Entry:
 _cache: dict[tuple, _Entry] = {}
 _lock = threading.Lock()
 _frozen_depth = 0
+_thawed = threading.local()  # inside unfrozen(): this thread's calls see no frozen weights
 
 
 @contextlib.contextmanager
@@ -74,6 +75,19 @@ def frozen_weights() -> Iterator[None]:
                 _cache.clear()
 
 
+@contextlib.contextmanager
+def unfrozen() -> Iterator[None]:
+    """Within this block, this thread's calls run as outside `frozen_weights()` (nothing packed, no packed
+    copy used) while the enclosing block's copies stay kept: a benchmark times a direct call, as a
+    training step or a one-off call makes it, beside the packed inference call of the same case."""
+    before = getattr(_thawed, "on", False)
+    _thawed.on = True
+    try:
+        yield
+    finally:
+        _thawed.on = before
+
+
 def packed_blocks(weight: torch.Tensor, block_size: int) -> list[torch.Tensor] | None:
     """weight's row blocks [j*k, (j+1)*k) in oneDNN's layout, or None outside `frozen_weights()` or
     where packing does not apply (then the caller uses the plain weight)."""
@@ -90,7 +104,7 @@ def frozen_copy(owner: object, tensors: Sequence[torch.Tensor], tag: Hashable, m
     `frozen_weights()` block exits; None outside one. Made again if any of `tensors` has a new storage
     or version since (a resize is a new version), a cheap guard: the caller has promised not to change
     them."""
-    if not _frozen_depth:
+    if not _frozen_depth or getattr(_thawed, "on", False):
         return None
     stamp = tuple((t.data_ptr(), None if t.is_inference() else t._version) for t in tensors)
     key = (id(owner), tag)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from condcore.ops.kernel_log import ran
+
 
 def expand_block_mask(mask: torch.Tensor, block_size: int) -> torch.Tensor:
     """(B, n_blocks) bool -> (B, n_blocks * block_size) bool, each block's flag repeated per unit."""
@@ -35,6 +37,7 @@ def reference_linear(
 ) -> torch.Tensor:
     """y[b] = sum over b's active input blocks i of x[b, i] @ weight[:, i].T, + bias, then 0 in b's inactive
     output blocks; accumulated in fp32 or wider."""
+    ran("reference")
     acc = accumulation_dtype(x.dtype)
     xa = x.to(acc)
     # .to(x.dtype) first: an fp32 weight with fp16/bf16 x is rounded to x's dtype (mixed precision).

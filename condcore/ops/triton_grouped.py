@@ -12,6 +12,7 @@ import triton
 import triton.language as tl
 
 from condcore.ops.block_masks import recomputes_leaked_rows
+from condcore.ops.kernel_log import ran
 from condcore.ops.routing import group_rows_by_block, row_tiles
 from condcore.phases import phase
 from condcore.ops.triton_common import (
@@ -111,6 +112,7 @@ def grouped_linear(
 ) -> torch.Tensor:
     """Launcher; arguments already validated by block_sparse_linear."""
     check_triton_block_size(block_size)
+    ran("triton-grouped")
     batch, out_features = x.shape[0], weight.shape[0]
     with phase("zero_fill"):
         # Rows whose output block is off are never stored to: zero-filling y first covers them.

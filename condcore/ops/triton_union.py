@@ -13,6 +13,7 @@ import triton
 import triton.language as tl
 
 from condcore.ops.block_masks import recomputes_leaked_rows
+from condcore.ops.kernel_log import ran
 from condcore.ops.routing import active_tile_pairs, needed_in_blocks
 from condcore.phases import phase
 from condcore.ops.triton_common import (
@@ -104,6 +105,7 @@ def union_linear(
     """Launcher; arguments already validated by block_sparse_linear. Batches above MAX_BATCH rows run
     as several launches, each reading the weight tiles of its own chunk's union."""
     check_triton_block_size(block_size)
+    ran("triton-union")
     batch, out_features = x.shape[0], weight.shape[0]
     y = out if out is not None else torch.empty(batch, out_features, dtype=x.dtype, device=x.device)
     for start in range(0, batch, MAX_BATCH):
