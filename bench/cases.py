@@ -30,6 +30,7 @@ class KernelCase:
     masks: str  # "out" or "both"
     mask_source: str  # "iid", "clustered" or "trained"
     model: str = ""  # the trained model whose test-set masks are timed (mask_source "trained")
+    cache: str = "cold"  # the sweep's: caches flushed before every timed call, or warm
 
     @property
     def case_id(self) -> str:
@@ -109,13 +110,13 @@ def kernel_cases(suite: Suite) -> list[KernelCase]:
                     case = KernelCase(sweep.name, p["device"], p["dtype"], p["backend"], p["regime"], p["batch"],
                                       hidden[0] if len(hidden) > 1 else 0, hidden[-1], model.block_size,
                                       model.layer_taus[-1] if model.layer_taus else model.tau,
-                                      "both" if len(hidden) > 1 else "out", "trained", model.name)
+                                      "both" if len(hidden) > 1 else "out", "trained", model.name, sweep.cache)
                     cases[case.case_id] = case
                 continue
             shape = p["shape"]
             case = KernelCase(sweep.name, p["device"], p["dtype"], p["backend"], p["regime"], p["batch"],
                               shape.in_features, shape.out_features, p["block_size"], p["density"], p["masks"],
-                              p["mask_source"])
+                              p["mask_source"], cache=sweep.cache)
             cases[case.case_id] = case
     return sorted(cases.values(), key=lambda c: c.case_id)
 

@@ -20,7 +20,17 @@ from condcore.masks import weight_tile_density, work_density
 from condcore.ops import frozen_weights, pick_regime
 from condcore.ops.kernel_log import kernels_used, spelled
 from condcore.problems import LinearProblem, check_output, make_problem
-from condcore.timing import iqr, median, time_interleaved
+from condcore.timing import CacheFlush, cache_state, iqr, median, time_interleaved
+
+_flush: CacheFlush | None = None
+
+
+def cache_flush() -> CacheFlush:
+    """The process's one flush buffer (twice the last-level cache: allocated once, not per case)."""
+    global _flush
+    if _flush is None:
+        _flush = CacheFlush()
+    return _flush
 
 
 def _trained_problem(case: KernelCase, checkpoints: Path, dtype: torch.dtype, gen: torch.Generator) -> LinearProblem:
@@ -84,8 +94,8 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
     then timed interleaved; its metrics long format (bench.metrics.case_metrics) against this machine's
     roofline (`bandwidth`, `peak_flops`: bench.machine_peaks). `on_timed(build, samples)`, when given,
     runs after the timing (the profiler): build(provider) makes a provider's call with a fresh output."""
-    row = KernelRow(**case.to_dict(), regime_used=pick_regime(case.regime, case.batch), status="ok",
-                    cuda_graph=cuda_graph)
+    row = KernelRow(**{**case.to_dict(), "cache": cache_state(case.device, case.cache, cuda_graph)},
+                    regime_used=pick_regime(case.regime, case.batch), status="ok", cuda_graph=cuda_graph)
     needed, available = case_memory_bytes(case, 2 + len(peers)), available_memory_bytes(case.device)
     if needed > MEMORY_HEADROOM * available:
         # Refused before allocating anything: running out of memory would kill the whole run.
@@ -131,7 +141,8 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
                 if call is not None:
                     calls[name] = call
             before = snapshot()
-            samples = time_interleaved(calls, case.device, rounds, cuda_graph)
+            flush = cache_flush() if row.cache == "cold" and case.device == "cpu" else None
+            samples = time_interleaved(calls, case.device, rounds, cuda_graph, flush)
             load = load_since(before)
         if on_timed is not None:
             on_timed(build, samples)
@@ -146,11 +157,24 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
                     weight_share(row.regime_used, td))
     row.rounds = len(samples["ours"])
     row.metrics = case_metrics(samples, work, case.device, bandwidth, peak_flops)
+    if above := above_roofline(row.metrics):
+        # Faster than the machine allows: the case's model (its bytes, its roof) is wrong for this row.
+        row.load_flags = ",".join(f for f in (row.load_flags, "above_roofline") if f)
+        row.above_roofline = above
     times = {m.provider: m.median for m in row.metrics if m.metric == "time"}
     # 1 + the providers (baseline and peers) whose median beat ours: where ours ranks among all it was timed with
     row.ours_rank = 1 + sum(t < times["ours"] for name, t in times.items() if name != "ours")
     row.providers_timed = len(times)
     return row
+
+
+# A fraction of the roofline past this is not noise but a wrong model of the case.
+ROOFLINE_TOLERANCE = 1.05
+
+
+def above_roofline(metrics) -> str:
+    """The providers whose fraction of the roofline exceeds ROOFLINE_TOLERANCE, comma-separated ("" if none)."""
+    return ",".join(m.provider for m in metrics if m.metric == "fraction_of_roofline" and m.median > ROOFLINE_TOLERANCE)
 
 
 def _checked_peer(name: str, p: LinearProblem, build, wants: dict) -> tuple[ProviderCheck, object]:

@@ -23,7 +23,7 @@ from bench import report_html
 from bench.plots import (plot_pareto, plot_providers, plot_roofline, plot_speedup_vs_batch,
                          plot_speedup_vs_density, roofline_line, figure_png)
 from bench.profile_report import print_profiles
-from bench.report_rows import (asked_density, fastest_peer, in_reading_order, kernel_cells, kernel_legend, machine_line,
+from bench.report_rows import (CACHE_NOTE, asked_density, cache_cell, fastest_peer, in_reading_order, kernel_cells, kernel_legend, machine_line,
                                peer_summary)
 from bench.run_folder import refuse_links, writer_of
 from bench.results import Run, load_run, per_dataset, write_tables
@@ -186,7 +186,7 @@ def kernel_table(sweep: str, group: pd.DataFrame, width: int) -> Table:
                                          f"{r['in_features']}x{r['out_features']}", r["block_size"], r["masks"],
                                          r["mask_source"], asked_density(r))]
         if r["status"] != "ok":
-            rows.append(head + ["", "", "", "[red]failed[/red]", "", "", "", "", f"[red]{r['status']}[/red]"])
+            rows.append(head + ["", "", "", "[red]failed[/red]", "", "", "", "", cache_cell(r), f"[red]{r['status']}[/red]"])
             continue
         ideal = 1.0 / r["ideal_density"] if r["ideal_density"] > 0 else float("inf")
         star = " [bold yellow]*[/bold yellow]" if r["case_id"] in best else ""
@@ -195,19 +195,20 @@ def kernel_table(sweep: str, group: pd.DataFrame, width: int) -> Table:
                             f"{r['sparse_median_s'] * 1e3:.3f}",
                             (_speed_cell(r["speedup"], ideal, low, high) + star, _speed_cell(r["speedup"], ideal) + star),
                             f"{ideal:.1f}", number_text(r.get("fraction_of_ideal")),
-                            number_text(r.get("fraction_of_roofline")), escape(kernel),
+                            number_text(r.get("fraction_of_roofline")), escape(kernel), cache_cell(r),
                             _status_cell(r)])
     columns = [Column("device", 10), Column("dtype", 10), Column("regime", 20, label="regime"), Column("B", KEEP, label="B"),
                Column("K x N", 10), Column("k", KEEP, label="k"), Column("masks", 90, label="masks"),
                Column("source", 85, label="source"), Column("density\nasked", KEEP, label="density"),
                Column("work\ndensity", 60), Column("dense\nms", 30), Column("sparse\nms", 40),
                Column("x [95%]", KEEP), Column("ideal\nx", 35), Column("of\nideal", 70), Column("of\nroofline", 25),
-               Column("kernel", 80, "left", label="kernel"), Column("status", 95, "left", label="status")]
+               Column("kernel", 80, "left", label="kernel"), Column("cache", 80, "left", label="cache"),
+               Column("status", 95, "left", label="status")]
     star = "; *: the best block size and mask side at its batch and density" if best else ""
     kernels = "".join(f"; {name}: {about}" for name, about in kernel_legend(group))
     return fitted_table(f"sweep {sweep}", columns, rows, width, files="kernels.csv",
                         caption=f"x: speedup over dense, median and 95% interval{star}; work density: the share "
-                                f"of the dense work really needed; kernel: the path ours took{kernels}")
+                                f"of the dense work really needed; {CACHE_NOTE}; kernel: the path ours took{kernels}")
 
 
 def _winners(group: pd.DataFrame) -> set[str]:

@@ -21,7 +21,7 @@ from bench.break_even import break_even, describe
 from bench.goals import check_goals
 from bench.models_summary import model_summary, speed_summary
 from bench.profile_report import profiles_html
-from bench.report_rows import (asked_density, fastest_peer, in_reading_order, kernel_cells, kernel_legend,
+from bench.report_rows import (CACHE_NOTE, asked_density, cache_cell, fastest_peer, in_reading_order, kernel_cells, kernel_legend,
                                peer_summary)
 from bench.results import Run, per_dataset
 from bench.frontier import label, reference_hidden
@@ -187,17 +187,28 @@ def kernels_html(kernels: pd.DataFrame) -> list[str]:
                         zip(g["speedup"], g.get("speedup_ci_low", math.nan), g.get("speedup_ci_high", math.nan),
                             g["ideal_density"], ok)],
             "of ideal": g["fraction_of_ideal"].map(lambda v: number_text(v, ".2f")),
+            "of roofline": g["fraction_of_roofline"].map(lambda v: number_text(v, ".2f")),
             "kernel": kernel_cells(g),
-            "status": [s if s == "ok" else f"{s}: {e}" for s, e in zip(g["status"], g["error"].fillna(""))]})
+            "cache": [cache_cell(r) for r in g.to_dict("records")],
+            "status": [_status(r) for r in g.to_dict("records")]})
         fixed = ", ".join(str(v) for v in (g["device"].iloc[0], g["dtype"].iloc[0],
                                            f"{g['in_features'].iloc[0]}x{g['out_features'].iloc[0]}"))
         parts += [f"<h3>Sweep {html.escape(sweep)} ({html.escape(fixed)})</h3>",
-                  _table(frame, left=("masks", "source", "kernel", "status"), table_id=f"sweep-{sweep}")]
+                  _table(frame, left=("masks", "source", "kernel", "cache", "status"), table_id=f"sweep-{sweep}")]
+    parts.append(f"<p class='note'>{html.escape(CACHE_NOTE)}.</p>")
     if legend := kernel_legend(kernels):
         parts.append("<p class='note'>kernel: the path ours took, recorded on its checked call: "
                      + "; ".join(f"<b>{html.escape(name)}</b>: {html.escape(about)}" for name, about in legend) + ".</p>")
     parts.append(_every_column(kernels, "every kernel case"))
     return parts
+
+
+def _status(row: dict) -> str:
+    """ok, with the row's flags (busy machine, noisy, above the roofline) where it has any; else why it failed."""
+    if row["status"] != "ok":
+        return f"{row['status']}: {row.get('error') or ''}"
+    flags = row.get("load_flags")
+    return f"ok ! {flags}" if isinstance(flags, str) and flags else "ok"
 
 
 def peers_html(run: Run) -> list[str]:

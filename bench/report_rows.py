@@ -76,6 +76,17 @@ def kernel_cells(rows: pd.DataFrame) -> list[str]:
             for k, status in zip(kernels, rows["status"])]
 
 
+CACHE_NOTE = ("cache cold: the caches flushed before every timed call, the roofline's bandwidth DRAM's; warm: "
+              "the calls of a sample on what the one before left in the caches, the roofline's bandwidth the "
+              "last-level cache's")
+
+
+def cache_cell(row: dict) -> str:
+    """The cache state a row was timed with; rows from before it was recorded were timed warm."""
+    cache = row.get("cache")
+    return cache if isinstance(cache, str) and cache else "warm"
+
+
 def kernel_legend(rows: pd.DataFrame) -> list[tuple[str, str]]:
     """(name, what it runs) for each kernel named in the rows, in the registry's order."""
     named = {part for cell in kernel_cells(rows) for part in cell.split("+") if part}

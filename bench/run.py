@@ -36,6 +36,7 @@ from bench.schema import ModelRow
 from bench.suite import Suite, parse_suite, suite_text
 from condcore.data import DatasetNotFound
 from condcore.data.formats import DataFormatError
+from condcore.timing import cache_state
 
 DEFAULT_ROOT = Path("results")
 
@@ -361,21 +362,23 @@ def _time_kernels(suite: Suite, folder: Path, env: dict, kernels: list, done_ker
             # Before the case's row, which marks it done: a kill in between profiles it again on resume.
             append_row(folder / "profiles.jsonl", profile_kernel_case(case, build, samples, folder))
 
+        cuda_graph = case.device == "cuda" and case.batch <= suite.cuda_graph_max_batch
         row = run_kernel_case(case, checkpoints=checkpoints, seed=suite.seed, rounds=suite.repeats,
-                              **_roof(env, case),
-                              cuda_graph=case.device == "cuda" and case.batch <= suite.cuda_graph_max_batch,
-                              peers=peers[case.sweep], on_timed=profile_it if profile else None)
+                              **_roof(env, case, cuda_graph), cuda_graph=cuda_graph, peers=peers[case.sweep],
+                              on_timed=profile_it if profile else None)
         append_row(folder / "kernels.jsonl", row)
         progress.advance(task)
 
 
-def _roof(env: dict, case) -> dict:
-    """The case's roofline: the run's measured peaks for its device and dtype; a run resumed from before
-    peaks were measured has only its copy bandwidth (and the dense GEMM at the case's shape as its roof)."""
+def _roof(env: dict, case, cuda_graph: bool) -> dict:
+    """The case's roofline: the run's measured peaks for its device and dtype, the memory roof of its
+    cache state; a run resumed from before peaks were measured has only its copy bandwidth (and the dense
+    GEMM at the case's shape as its roof)."""
     peaks = (env.get("peaks") or {}).get(case.device)
     if peaks is None:
         return {"bandwidth": env["copy_bandwidth_Bps"][case.device]}
-    return {"bandwidth": memory_roof(peaks), "peak_flops": peaks["gemm_flops"].get(case.dtype)}
+    return {"bandwidth": memory_roof(peaks, cache_state(case.device, case.cache, cuda_graph)),
+            "peak_flops": peaks["gemm_flops"].get(case.dtype)}
 
 
 def _finish(args: argparse.Namespace, folder: Path) -> int:

@@ -68,7 +68,8 @@ class ProviderCheck(BaseModel):
 
 
 class LoadFields(BaseModel):
-    """What the machine's other processes took while a row was measured (bench.contention)."""
+    """What the machine's other processes took while a row was measured (bench.contention); `load_flags`
+    also holds a kernel row's own measurement flags (above_roofline)."""
 
     others_cores: float | None = None
     steal_cores: float | None = None
@@ -97,6 +98,9 @@ class KernelRow(LoadFields):
     requested_density: float | None = None  # what the suite asked (None for trained masks)
     tau: float | None = None  # a trained-mask case: its model's sparsity target
     regime_used: str
+    # the caches at every timed call: "cold" (flushed before it) or "warm" (what the calls before left);
+    # rows from before it was recorded were timed warm
+    cache: str = "warm"
     # the kernel paths ours took (condcore.ops.kernel_log.KERNEL_NAMES): what the row measured, which
     # the backend's name alone does not say ("" in rows from before it was recorded)
     kernel: str = ""
@@ -112,6 +116,8 @@ class KernelRow(LoadFields):
     rounds: int | None = None
     checks: list[ProviderCheck] = []
     metrics: list[Metric] = []
+    # the providers timed faster than the roofline allows (flag above_roofline among load_flags), "" if none
+    above_roofline: str = ""
     ours_rank: int | None = None  # 1 + the timed providers faster than ours
     providers_timed: int | None = None
 

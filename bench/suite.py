@@ -94,6 +94,11 @@ class KernelSweep(Strict):
     density: list[float] = Field(min_length=1)
     masks: list[MaskSide] = Field(default=["out"], min_length=1)
     mask_source: list[MaskSource] = Field(default=["iid"], min_length=1)
+    # cold: the caches flushed before every timed call of every provider, as a layer of a deep model or a
+    # server between requests finds its weights; warm: each sample's calls reuse what the one before left
+    # in the caches (a layer called in a tight loop). CUDA times cold (do_bench flushes its L2), or warm
+    # under CUDA graphs (suite's cuda_graph_max_batch); the row records which it had.
+    cache: Literal["cold", "warm"] = "cold"
     # Extra points, each a full assignment of the swept keys; and partial assignments to drop.
     include: list[dict] = []
     exclude: list[dict] = []
@@ -105,6 +110,9 @@ class KernelSweep(Strict):
 
     @model_validator(mode="after")
     def _blocks_divide_layers(self) -> "KernelSweep":
+        if self.cache == "warm" and "cuda" in self.device:
+            raise ValueError("cache warm on device cuda: do_bench flushes the L2 before every call (CUDA graphs, "
+                             "cuda_graph_max_batch, time warm)")
         for k in self.block_size:
             for s in self.shape:
                 if s.in_features % k or s.out_features % k:

@@ -119,8 +119,9 @@ def best_grid(best: pd.DataFrame) -> tuple[list[float], list[tuple[tuple, list[d
     return densities, rows
 
 
-FLAGGED = " !"  # after a summary cell whose row was timed on a busy machine or was noisy
-FLAGGED_NOTE = "!: timed on a busy machine or noisy (the row's load flags; its sweep's table says which)"
+FLAGGED = " !"  # after a summary cell whose row was timed on a busy machine, was noisy or beat the roofline
+FLAGGED_NOTE = ("!: timed on a busy machine, noisy, or faster than the roofline allows (the row's flags; its "
+                "sweep's table says which)")
 
 
 def flag_mark(row: dict | None) -> str:

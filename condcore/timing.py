@@ -1,29 +1,79 @@
 """Timing primitives shared by the kernel benchmark, the model benchmark and the suite runner.
 
 CPU: the candidates interleaved round by round (drift and noise from a shared machine hit all of them
-alike); each sample is one warm-up call, then enough calls for the slowest candidate to last about a
-millisecond, timed with the garbage collector off. GPU: triton.testing.do_bench (warm-up outside the
-timed region, L2 flushed between repeats), its 20/50/80% quantiles kept.
+alike), timed with the garbage collector off. Warm caches: each sample is one warm-up call, then enough
+calls for the slowest candidate to last about a millisecond, on the same data. Cold caches: each call
+of a sample follows a flush of the caches (a buffer larger than the last-level cache streamed through
+by the same threads, outside the timed region), as a layer of a deep model or a server between
+requests sees its weights. GPU: triton.testing.do_bench (warm-up outside the timed region, L2 flushed
+before every call), its 20/50/80% quantiles kept.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import random
 import statistics
 import time
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Literal
 
 import torch
 
 Timed = Callable[[], object]
 SAMPLE_SECONDS = 1e-3
+CacheState = Literal["cold", "warm"]
+# Calls per cold sample, each after its own flush: a flush costs milliseconds, the call often microseconds.
+COLD_CALLS = 3
+# The flush streams this many times the last-level caches this process's CPUs share: enough that an
+# approximate LRU (or AMD's victim L3) keeps none of the timed call's lines.
+FLUSH_FACTOR = 2
+FLUSH_MAX_BYTES = 1 << 30
+FLUSH_UNKNOWN_BYTES = 256 << 20  # where the machine does not say (no sysfs): as large as STREAM's arrays
+
+
+def last_level_cache_bytes() -> int | None:
+    """The bytes of the last-level caches this process's CPUs use, each shared cache counted once (Linux
+    sysfs); None where the machine does not say."""
+    caches: dict[str, int] = {}
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    for cpu in cpus:
+        levels = []
+        for index in Path(f"/sys/devices/system/cpu/cpu{cpu}/cache").glob("index[0-9]*"):
+            try:
+                kind, level = (index / "type").read_text().strip(), int((index / "level").read_text())
+                size, shared = (index / "size").read_text().strip(), (index / "shared_cpu_list").read_text().strip()
+            except (OSError, ValueError):
+                continue
+            if kind != "Instruction" and size[:-1].isdigit():
+                scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(size[-1])
+                levels.append((level, shared, int(size[:-1]) * scale if scale else int(size)))
+        if levels:
+            level, shared, size = max(levels)
+            caches[f"{level}:{shared}"] = size
+    return sum(caches.values()) or None
+
+
+class CacheFlush:
+    """A call that evicts the CPU caches: it reads and writes every line of a buffer FLUSH_FACTOR times
+    the last-level caches, with torch's threads (the ones the timed kernels run on, so each core's own
+    L1 and L2 are flushed too)."""
+
+    def __init__(self, llc_bytes: int | None = None):
+        llc = llc_bytes or last_level_cache_bytes()
+        self.bytes = min(FLUSH_MAX_BYTES, FLUSH_FACTOR * llc) if llc else FLUSH_UNKNOWN_BYTES
+        self._buffer = torch.zeros(self.bytes // 4, dtype=torch.int32)
+
+    def __call__(self) -> None:
+        self._buffer.bitwise_not_()
 
 
 def time_cpu_interleaved(fns: dict[str, Timed], rounds: int, warmup: int = 2, *,
                          settle_after: dict[str, float] | None = None, sample_s: float | None = None,
-                         shuffle_seed: int | None = None) -> dict[str, list[float]]:
+                         shuffle_seed: int | None = None, flush: Callable[[], None] | None = None) -> dict[str, list[float]]:
     """Seconds per call of each function, one sample per round, functions interleaved within a round.
+    With `flush` (a CacheFlush), each sample is COLD_CALLS calls, each timed alone after a flush.
 
     By default every sample makes the same number of calls, sized on the slowest candidate. For
     candidates whose costs differ a hundredfold (whole models under different runtimes), `sample_s`
@@ -53,6 +103,9 @@ def time_cpu_interleaved(fns: dict[str, Timed], rounds: int, warmup: int = 2, *,
         if shuffle is not None:
             shuffle(order)
         for name in order:
+            if flush is not None:
+                samples[name].append(_cold_sample(fns[name], flush))
+                continue
             # Sized samples warm up for a quarter of their calls: after a neighbour or an idle pause,
             # a 0.1 ms call's first few repeats ran up to 2x slow (threads and caches coming back).
             samples[name].append(_sample(fns[name], number[name], warm=1 if sample_s is None else max(1, number[name] // 4)))
@@ -79,6 +132,23 @@ def _sample(fn: Timed, number: int, warm: int = 1) -> float:
             gc.enable()
 
 
+def _cold_sample(fn: Timed, flush: Callable[[], None]) -> float:
+    """Seconds per call over COLD_CALLS calls, each after a flush, only the calls timed."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        total = 0.0
+        for _ in range(COLD_CALLS):
+            flush()
+            start = time.perf_counter()
+            fn()
+            total += time.perf_counter() - start
+        return total / COLD_CALLS
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def time_gpu(fns: dict[str, Timed], cuda_graph: bool = False) -> dict[str, list[float]]:
     """Seconds per call of each function on CUDA: the 20/50/80% quantiles of do_bench, or with
     cuda_graph of do_bench_cudagraph (replaying a captured graph takes the CPU launch cost out of
@@ -98,8 +168,19 @@ def time_gpu(fns: dict[str, Timed], cuda_graph: bool = False) -> dict[str, list[
     return out
 
 
-def time_interleaved(fns: dict[str, Timed], device: str, rounds: int = 15, cuda_graph: bool = False) -> dict[str, list[float]]:
-    return time_gpu(fns, cuda_graph) if device == "cuda" else time_cpu_interleaved(fns, rounds)
+def time_interleaved(fns: dict[str, Timed], device: str, rounds: int = 15, cuda_graph: bool = False,
+                     flush: Callable[[], None] | None = None) -> dict[str, list[float]]:
+    """On CUDA do_bench (cold: it flushes the L2 before every call; warm under CUDA graphs, which replay
+    the calls back to back); on the CPU warm, or cold with `flush`."""
+    return time_gpu(fns, cuda_graph) if device == "cuda" else time_cpu_interleaved(fns, rounds, flush=flush)
+
+
+def cache_state(device: str, cache: CacheState, cuda_graph: bool) -> CacheState:
+    """The cache state a timing really had: on CUDA do_bench's (cold) or a graph replay's (warm),
+    whatever was asked; on the CPU the one asked for."""
+    if device == "cuda":
+        return "warm" if cuda_graph else "cold"
+    return cache
 
 
 def median(samples: list[float]) -> float:

@@ -99,6 +99,8 @@ CORPUS = [
     # types and bounds
     bad_suite("batch-true", suite(batch=[True]), "kernels[0].batch[0]: Input should be a valid integer"),
     bad_suite("block-size-true", suite(block_size=[True]), "kernels[0].block_size[0]"),
+    bad_suite("cache-lukewarm", suite(cache="lukewarm"), "kernels[0].cache"),
+    bad_suite("cache-warm-on-cuda", suite(cache="warm", device=["cuda"]), "cache warm on device cuda"),
     bad_suite("density-true", suite(density=[True]), "kernels[0].density[0]"),
     bad_suite("repeats-true", suite(top={"repeats": True}), "repeats: Input should be a valid integer"),
     bad_suite("batch-quoted", suite(batch=["4"]), "kernels[0].batch[0]"),
