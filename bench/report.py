@@ -23,7 +23,7 @@ from bench import report_html
 from bench.plots import (plot_pareto, plot_providers, plot_roofline, plot_speedup_vs_batch,
                          plot_speedup_vs_density, roofline_line, figure_png)
 from bench.profile_report import print_profiles
-from bench.report_rows import (CACHE_NOTE, asked_density, cache_cell, fastest_peer, in_reading_order, kernel_cells, kernel_legend, machine_line,
+from bench.report_rows import (asked_density, cache_cell, cache_note, fastest_peer, in_reading_order, kernel_cells, kernel_legend, machine_line,
                                peer_summary)
 from bench.run_folder import refuse_links, writer_of
 from bench.results import Run, load_run, per_dataset, write_tables
@@ -208,7 +208,7 @@ def kernel_table(sweep: str, group: pd.DataFrame, width: int) -> Table:
     kernels = "".join(f"; {name}: {about}" for name, about in kernel_legend(group))
     return fitted_table(f"sweep {sweep}", columns, rows, width, files="kernels.csv",
                         caption=f"x: speedup over dense, median and 95% interval{star}; work density: the share "
-                                f"of the dense work really needed; {CACHE_NOTE}; kernel: the path ours took{kernels}")
+                                f"of the dense work really needed; {cache_note(group)}; kernel: the path ours took{kernels}")
 
 
 def _winners(group: pd.DataFrame) -> set[str]:

@@ -21,7 +21,7 @@ from bench.break_even import break_even, describe
 from bench.goals import check_goals
 from bench.models_summary import model_summary, speed_summary
 from bench.profile_report import profiles_html
-from bench.report_rows import (CACHE_NOTE, asked_density, cache_cell, fastest_peer, in_reading_order, kernel_cells, kernel_legend,
+from bench.report_rows import (asked_density, cache_cell, cache_note, fastest_peer, in_reading_order, kernel_cells, kernel_legend,
                                peer_summary)
 from bench.results import Run, per_dataset
 from bench.frontier import label, reference_hidden
@@ -195,7 +195,7 @@ def kernels_html(kernels: pd.DataFrame) -> list[str]:
                                            f"{g['in_features'].iloc[0]}x{g['out_features'].iloc[0]}"))
         parts += [f"<h3>Sweep {html.escape(sweep)} ({html.escape(fixed)})</h3>",
                   _table(frame, left=("masks", "source", "kernel", "cache", "status"), table_id=f"sweep-{sweep}")]
-    parts.append(f"<p class='note'>{html.escape(CACHE_NOTE)}.</p>")
+    parts.append(f"<p class='note'>{html.escape(cache_note(kernels))}.</p>")
     if legend := kernel_legend(kernels):
         parts.append("<p class='note'>kernel: the path ours took, recorded on its checked call: "
                      + "; ".join(f"<b>{html.escape(name)}</b>: {html.escape(about)}" for name, about in legend) + ".</p>")

@@ -76,15 +76,21 @@ def kernel_cells(rows: pd.DataFrame) -> list[str]:
             for k, status in zip(kernels, rows["status"])]
 
 
-CACHE_NOTE = ("cache cold: the caches flushed before every timed call, the roofline's bandwidth DRAM's; warm: "
-              "the calls of a sample on what the one before left in the caches, the roofline's bandwidth the "
-              "last-level cache's")
+CACHE_STATES = {"cold": "the caches flushed before every timed call, the roofline's bandwidth DRAM's",
+                "warm": "the calls of a sample on what the one before left in the caches, the roofline's bandwidth "
+                        "the last-level cache's"}
 
 
 def cache_cell(row: dict) -> str:
     """The cache state a row was timed with; rows from before it was recorded were timed warm."""
     cache = row.get("cache")
     return cache if isinstance(cache, str) and cache else "warm"
+
+
+def cache_note(rows: pd.DataFrame) -> str:
+    """What the cache states of these rows mean, only those present: "cache cold: ...; warm: ..."."""
+    present = {cache_cell(r) for r in rows.to_dict("records")}
+    return "cache " + "; ".join(f"{state}: {about}" for state, about in CACHE_STATES.items() if state in present)
 
 
 def kernel_legend(rows: pd.DataFrame) -> list[tuple[str, str]]:
