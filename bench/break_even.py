@@ -1,5 +1,5 @@
 """Where conditional computation stops paying: per configuration, the block density at which the sparse
-layer's speedup over dense crosses 1.
+layer's speedup over its best dense path crosses 1.
 
 A configuration is a device, dtype, layer shape, block size, batch and masked side, with synthetic masks
 (iid or clustered; trained masks have no density to set). Its break-even is interpolated between the

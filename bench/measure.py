@@ -12,8 +12,8 @@ import torch
 
 from bench.cases import KernelCase
 from bench.contention import load_since, snapshot
-from bench.metrics import CaseWork, case_metrics, weight_share
-from bench.providers import PROVIDERS
+from bench.metrics import CaseWork, case_metrics, ideal_density, weight_share
+from bench.providers import DENSE_CANDIDATES, PROVIDERS, fastest_dense
 from bench.schema import KernelRow, ProviderCheck
 from condcore.mask_export import load_masks
 from condcore.masks import weight_tile_density, work_density
@@ -90,12 +90,13 @@ MEMORY_HEADROOM = 0.8
 def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: int, bandwidth: float,
                     peak_flops: float | None = None, cuda_graph: bool = False, peers: tuple[str, ...] = (),
                     on_timed: Callable[[Callable, dict[str, list[float]]], None] | None = None) -> KernelRow:
-    """The case's row: ours, the dense baseline and each of `peers` (bench.providers), each checked,
-    then timed interleaved; its metrics long format (bench.metrics.case_metrics) against this machine's
-    roofline (`bandwidth`, `peak_flops`: bench.machine_peaks). `on_timed(build, samples)`, when given,
+    """The case's row: ours, the dense paths (bench.providers.DENSE_CANDIDATES) and each of `peers`, each
+    checked, then timed interleaved; its metrics long format (bench.metrics.case_metrics), speedups over
+    the fastest correct dense path (the row's `baseline`), against this machine's roofline (`bandwidth`, `peak_flops`: bench.machine_peaks). `on_timed(build, samples)`, when given,
     runs after the timing (the profiler): build(provider) makes a provider's call with a fresh output."""
     row = KernelRow(**{**case.to_dict(), "cache": cache_state(case.device, case.cache, cuda_graph)},
                     regime_used=pick_regime(case.regime, case.batch), status="ok", cuda_graph=cuda_graph)
+    peers = tuple(dict.fromkeys((*(n for n in DENSE_CANDIDATES if n != "dense"), *peers)))
     needed, available = case_memory_bytes(case, 2 + len(peers)), available_memory_bytes(case.device)
     if needed > MEMORY_HEADROOM * available:
         # Refused before allocating anything: running out of memory would kill the whole run.
@@ -107,7 +108,7 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
         wd = work_density(p.in_mask, p.out_mask)
         td = weight_tile_density(p.in_mask, p.out_mask, -(-p.x.shape[1] // p.block_size), p.weight.shape[0] // p.block_size)
         row.in_features, row.work_density, row.tile_density = p.x.shape[1], wd, td
-        row.ideal_density = td if row.regime_used == "union" else wd
+        row.ideal_density = ideal_density(row.regime_used, "", wd, td)
 
         def build(name: str):
             # Poisoned: an element the provider does not write fails its check.
@@ -122,6 +123,7 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
             with kernels_used() as ran:
                 computed = sparse()
             row.kernel = spelled(ran)
+            row.ideal_density = ideal_density(row.regime_used, row.kernel, wd, td)
             row.max_relative_error, error = check_output(p, computed, want=spec)
             if error:
                 row.status, row.error = "failed", f"wrong result: {error}"
@@ -154,9 +156,10 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
     for name, value in load.row_fields(torch.get_num_threads(), dense_spread).items():
         setattr(row, name, value)
     work = CaseWork(p.x.shape[0], p.x.shape[1], p.weight.shape[0], p.x.element_size(), wd, row.ideal_density,
-                    weight_share(row.regime_used, td))
+                    weight_share(row.regime_used, row.kernel, td))
     row.rounds = len(samples["ours"])
-    row.metrics = case_metrics(samples, work, case.device, bandwidth, peak_flops)
+    row.baseline = fastest_dense({name: median(times) for name, times in samples.items()})
+    row.metrics = case_metrics(samples, work, case.device, bandwidth, peak_flops, baseline=row.baseline)
     if above := above_roofline(row.metrics):
         # Faster than the machine allows: the case's model (its bytes, its roof) is wrong for this row.
         row.load_flags = ",".join(f for f in (row.load_flags, "above_roofline") if f)

@@ -21,8 +21,23 @@ def needed_bytes(batch: int, in_features: int, out_features: int, element_size: 
     return (out_features * in_features * weight_share + batch * (in_features + out_features)) * element_size
 
 
-def weight_share(regime: str, tile_density: float) -> float:
-    return tile_density if regime == "union" else 1.0
+def per_row_kernel(kernel: str) -> bool:
+    """Whether the kernel that ran (condcore.ops.kernel_log) computes each row's active block pairs only,
+    whatever the regime (the pair kernel), rather than whole tiles or rows of tiles."""
+    return any(part.startswith("pairs") for part in kernel.split("+"))
+
+
+def ideal_density(regime: str, kernel: str, work_density: float, tile_density: float) -> float:
+    """The share of the dense work that bounds this case's speedup: the union regime's tile kernels run
+    every tile some row needs (the tile density); the grouped regime and a per-row kernel in any regime
+    run the active pairs only (the work density)."""
+    return tile_density if regime == "union" and not per_row_kernel(kernel) else work_density
+
+
+def weight_share(regime: str, kernel: str, tile_density: float) -> float:
+    """The share of W a perfect kernel of this kind reads: the tiles some row needs where it skips the
+    others (the union regime, a per-row kernel); all of it in the grouped regime."""
+    return tile_density if regime == "union" or per_row_kernel(kernel) else 1.0
 
 
 def roofline_seconds(flops: float, moved_bytes: float, flop_rate: float, bandwidth: float) -> float:
@@ -47,7 +62,8 @@ def case_metrics(samples: dict[str, list[float]], work: CaseWork, device: str, b
                  peak_flops: float | None = None, baseline: str = "dense") -> list[Metric]:
     """Every timed provider's metrics, long format: time, speedup over the baseline (per round, with
     its interval), useful TFLOP/s, needed GB/s, fraction of the ideal speedup and of this machine's
-    roofline; plus the baseline's GEMM rate at this shape. The roofline's compute roof is the higher of
+    roofline; plus the baseline's GEMM rate at this shape, and ours' speedup over plain `dense`
+    (plain_speedup: the same as its speedup where that is the baseline). The roofline's compute roof is the higher of
     the measured peak GEMM rate and that shape's (the machine reached both); without a peak, the shape's."""
     w = work
     flops = useful_flops(w.batch, w.in_features, w.out_features, w.work_density)
@@ -67,5 +83,9 @@ def case_metrics(samples: dict[str, list[float]], work: CaseWork, device: str, b
             Metric.of(provider, "fraction_of_ideal", speedup * w.ideal_density),
             Metric.of(provider, "fraction_of_roofline", least_s / t),
         ]
+    if "ours" in samples and "dense" in samples:
+        plain, ours = samples["dense"], samples["ours"]
+        metrics.append(Metric.of("ours", "plain_speedup", median(ratio_samples(plain, ours)),
+                                 iqr(ratio_samples(plain, ours)), *speedup_interval(plain, ours, device)))
     return metrics
 

@@ -89,7 +89,7 @@ def plot_speedup_vs_density(k: pd.DataFrame):
         ax.set(xscale="log", yscale="log", xlabel="density of the work (share of the dense FLOPs needed)",
                title=f"{SIDES.get(side, side)}")
         _log_axes(ax)
-    panels[0][1].set_ylabel("speedup over dense (x, log)")
+    panels[0][1].set_ylabel("speedup over the best dense path (x, log)")
     return _finish(fig, [ax for _, ax in panels], "colour: batch; marker: block size\ndashed: clustered masks",
                    "speedup against density: above the dotted line beats the FLOP count, above 1 beats dense")
 
@@ -113,13 +113,13 @@ def plot_speedup_vs_batch(k: pd.DataFrame):
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.set(xscale="log", yscale="log", xlabel="batch size", title=SIDES.get(side, side))
         _log_axes(ax)
-    panels[0][1].set_ylabel("speedup over dense (x, log)")
+    panels[0][1].set_ylabel("speedup over the best dense path (x, log)")
     return _finish(fig, [ax for _, ax in panels], "colour: density asked; marker: block size\ndashed: clustered masks",
                    "speedup against batch size (above 1: sparse beats dense)")
 
 
 def plot_providers(run: Run):
-    """Per sweep with peers: every provider's speedup over the dense baseline in each case, with its
+    """Per sweep with peers: every provider's speedup over the case's baseline (its fastest dense path) in each case, with its
     95% interval; a provider that did not run a case (or computed it wrong) has no point there."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
@@ -143,7 +143,7 @@ def plot_providers(run: Run):
             ax.errorbar(xs, g["speedup"], yerr=_error_bars(g), fmt=marker, capsize=2, label=name)
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.set_xticks(range(len(ids)), labels, rotation=30, ha="right", fontsize=7)
-        ax.set(yscale="log", ylabel="speedup over dense (x)", title=f"sweep {sweep}: every provider, checked first")
+        ax.set(yscale="log", ylabel="speedup over the best dense path (x)", title=f"sweep {sweep}: every provider, checked first")
         ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(ScalarFormatter())
         ax.yaxis.set_minor_formatter(NullFormatter())

@@ -23,7 +23,7 @@ from bench import report_html
 from bench.plots import (plot_pareto, plot_providers, plot_roofline, plot_speedup_vs_batch,
                          plot_speedup_vs_density, roofline_line, figure_png)
 from bench.profile_report import print_profiles
-from bench.report_rows import (asked_density, cache_cell, cache_note, fastest_peer, in_reading_order, kernel_cells, kernel_legend, machine_line,
+from bench.report_rows import (asked_density, baseline_cell, baseline_note, cache_cell, cache_note, fastest_peer, in_reading_order, kernel_cells, kernel_legend, machine_line,
                                peer_summary)
 from bench.run_folder import refuse_links, writer_of
 from bench.results import Run, load_run, per_dataset, write_tables
@@ -186,29 +186,34 @@ def kernel_table(sweep: str, group: pd.DataFrame, width: int) -> Table:
                                          f"{r['in_features']}x{r['out_features']}", r["block_size"], r["masks"],
                                          r["mask_source"], asked_density(r))]
         if r["status"] != "ok":
-            rows.append(head + ["", "", "", "[red]failed[/red]", "", "", "", "", cache_cell(r), f"[red]{r['status']}[/red]"])
+            rows.append(head + ["", "", "", "", "[red]failed[/red]", "", "", "", "", "", cache_cell(r),
+                                f"[red]{r['status']}[/red]"])
             continue
         ideal = 1.0 / r["ideal_density"] if r["ideal_density"] > 0 else float("inf")
         star = " [bold yellow]*[/bold yellow]" if r["case_id"] in best else ""
         low, high = r.get("speedup_ci_low", math.nan), r.get("speedup_ci_high", math.nan)
-        rows.append(head + [f"{r['ideal_density']:.3f}", f"{r['dense_median_s'] * 1e3:.3f}",
+        rows.append(head + [f"{r['ideal_density']:.3f}", baseline_cell(r), f"{r['baseline_median_s'] * 1e3:.3f}",
                             f"{r['sparse_median_s'] * 1e3:.3f}",
                             (_speed_cell(r["speedup"], ideal, low, high) + star, _speed_cell(r["speedup"], ideal) + star),
-                            f"{ideal:.1f}", number_text(r.get("fraction_of_ideal")),
+                            number_text(r.get("plain_speedup")), f"{ideal:.1f}", number_text(r.get("fraction_of_ideal")),
                             number_text(r.get("fraction_of_roofline")), escape(kernel), cache_cell(r),
                             _status_cell(r)])
     columns = [Column("device", 10), Column("dtype", 10), Column("regime", 20, label="regime"), Column("B", KEEP, label="B"),
                Column("K x N", 10), Column("k", KEEP, label="k"), Column("masks", 90, label="masks"),
                Column("source", 85, label="source"), Column("density\nasked", KEEP, label="density"),
-               Column("work\ndensity", 60), Column("dense\nms", 30), Column("sparse\nms", 40),
-               Column("x [95%]", KEEP), Column("ideal\nx", 35), Column("of\nideal", 70), Column("of\nroofline", 25),
+               Column("work\ndensity", 60), Column("base-\nline", 75, "left", label="baseline"),
+               Column("baseline\nms", 30), Column("sparse\nms", 40), Column("x [95%]", KEEP),
+               Column("x\nplain", 45), Column("ideal\nx", 35), Column("of\nideal", 70), Column("of\nroofline", 25),
                Column("kernel", 80, "left", label="kernel"), Column("cache", 80, "left", label="cache"),
                Column("status", 95, "left", label="status")]
+    if all(baseline_cell(r) == "plain" for r in group.to_dict("records")):  # x is over plain x @ W.T already
+        drop = next(i for i, c in enumerate(columns) if c.header == "x\nplain")
+        columns, rows = columns[:drop] + columns[drop + 1:], [r[:drop] + r[drop + 1:] for r in rows]
     star = "; *: the best block size and mask side at its batch and density" if best else ""
     kernels = "".join(f"; {name}: {about}" for name, about in kernel_legend(group))
     return fitted_table(f"sweep {sweep}", columns, rows, width, files="kernels.csv",
-                        caption=f"x: speedup over dense, median and 95% interval{star}; work density: the share "
-                                f"of the dense work really needed; {cache_note(group)}; kernel: the path ours took{kernels}")
+                        caption=f"{baseline_note(group)}, medians and 95% intervals{star}; work density: the share of "
+                                f"the dense work really needed; {cache_note(group)}; kernel: the path ours took{kernels}")
 
 
 def _winners(group: pd.DataFrame) -> set[str]:
@@ -245,7 +250,7 @@ def peer_table(peers: pd.DataFrame, names: list[str], width: int) -> Table:
                Column("masks", 80, label="masks"), Column("source", 85, label="source"),
                Column("density\nasked", KEEP, label="density"), Column("work\ndensity", 45), Column("ours x", KEEP), Column("best peer x", KEEP, "left"),
                *[Column(n, 20) for n in names], Column("ours'\nrank", KEEP)]
-    return fitted_table("ours against its peers: each one's speedup over the dense baseline, checked first",
+    return fitted_table("ours against its peers: each one's speedup over the case's baseline (its fastest dense path), checked first",
                         columns, rows, width, files="providers.csv",
                         caption="bold: the fastest of the row; rank: ours among every provider timed")
 
@@ -273,9 +278,9 @@ def print_summary(run: Run, console: Console) -> None:
                     f"{_speed_cell(r['speedup'], r['ideal'])}{unusual}{mark}")
 
         rows = [[str(batch), masks, source, *map(cell, cells)] for (batch, masks, source), cells in grid]
-        caption = "red: slower than dense; bold green: 0.85 of the ideal 1/density or better"
+        caption = "red: slower than the best dense path; bold green: 0.85 of the ideal 1/density or better"
         console.print(fitted_table(
-            f"at a glance: the best block size per batch and density (x over dense; k {usual} where not named)",
+            f"at a glance: the best block size per batch and density (x over the best dense path; k {usual} where not named)",
             [Column("B", KEEP), Column("masks", KEEP, label="masks"), Column("source", KEEP, label="source"),
              *[Column(f"d {d:g}", KEEP) for d in densities]], rows, width,
             caption=caption + (f"; {escape(FLAGGED_NOTE)}" if any_flagged(grid) else "")))

@@ -30,7 +30,7 @@ def in_reading_order(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def peer_summary(run: Run) -> pd.DataFrame:
-    """Per kernel case with peers: ours' median time, each provider's speedup over the dense baseline
+    """Per kernel case with peers: ours' median time, each provider's speedup over the case's baseline
     with its interval (or why it did not run), and ours' rank among all it was timed with."""
     long, k = run.providers, run.kernels
     if long.empty or "provider" not in long:
@@ -85,6 +85,35 @@ def cache_cell(row: dict) -> str:
     """The cache state a row was timed with; rows from before it was recorded were timed warm."""
     cache = row.get("cache")
     return cache if isinstance(cache, str) and cache else "warm"
+
+
+def baseline_cell(row: dict) -> str:
+    """The row's baseline of record, short: plain (x @ W.T), onednn, gemv, ..."""
+    name = row.get("baseline")
+    name = name if isinstance(name, str) and name else "dense"
+    return "plain" if name == "dense" else name.removeprefix("dense_")
+
+
+def baseline_phrase(kernels: pd.DataFrame) -> str:
+    """What the run's speedups divide, for a caption: the fastest dense path, or for runs from before
+    it was chosen (their rows name no baseline) plain x @ W.T."""
+    if kernels.empty:
+        return "dense"
+    if "baseline" in kernels and kernels["baseline"].map(lambda v: isinstance(v, str) and bool(v)).all():
+        return "the best dense path timed in the case"
+    return "plain x @ W.T (a run from before the fastest dense path became the baseline)"
+
+
+BASELINE_NAMES = {"plain": "x @ W.T as nn.Linear runs it", "onednn": "oneDNN's inner product on a packed weight",
+                  "gemv": "torch.mv, batch 1", "wxt": "W @ x.T transposed back"}
+
+
+def baseline_note(rows: pd.DataFrame) -> str:
+    """The caption's words for x and the baseline column: what the speedups divide, the baselines present."""
+    present = {baseline_cell(r) for r in rows.to_dict("records") if r.get("status") == "ok"}
+    names = "; ".join(f"{short}: {about}" for short, about in BASELINE_NAMES.items() if short in present)
+    return (f"x: speedup over {baseline_phrase(rows)}" + (f" (baseline {names})" if names else "")
+            + "; x plain: over plain x @ W.T")
 
 
 def cache_note(rows: pd.DataFrame) -> str:

@@ -98,6 +98,10 @@ class KernelRow(LoadFields):
     requested_density: float | None = None  # what the suite asked (None for trained masks)
     tau: float | None = None  # a trained-mask case: its model's sparsity target
     regime_used: str
+    # the baseline of record: the fastest dense provider timed correct in the case (bench.providers
+    # .DENSE_CANDIDATES), which every speedup divides; "" in rows from before it was chosen, whose
+    # speedups divide plain "dense" (baseline_of_record says which a row's did)
+    baseline: str = ""
     # the caches at every timed call: "cold" (flushed before it) or "warm" (what the calls before left);
     # rows from before it was recorded were timed warm
     cache: str = "warm"
@@ -108,7 +112,8 @@ class KernelRow(LoadFields):
     error: str = ""
     cuda_graph: bool = False
     # realized by the masks: the share of (input, output) block pairs active per example, the share
-    # of weight tiles any example needs, and the one that bounds this regime's speedup
+    # of weight tiles any example needs, and the one that bounds the speedup of this regime and the
+    # kernel that ran (bench.metrics.ideal_density)
     work_density: float | None = None
     tile_density: float | None = None
     ideal_density: float | None = None
@@ -123,6 +128,11 @@ class KernelRow(LoadFields):
 
     def metric(self, provider: str, name: str) -> Metric | None:
         return next((m for m in self.metrics if m.provider == provider and m.metric == name), None)
+
+    @property
+    def baseline_of_record(self) -> str:
+        """The provider the row's speedups divide."""
+        return self.baseline or "dense"
 
 
 class RoundTimes(BaseModel):
@@ -211,8 +221,11 @@ class ModelProfile(BaseModel):
     error: str = ""
 
 
-# The wide columns of the kernels table: column -> (provider, metric, statistic).
+# The wide columns of the kernels table: column -> (provider, metric, statistic); BASELINE stands for
+# the row's baseline of record.
+BASELINE = "<baseline>"
 SUMMARY = {
+    "baseline_median_s": (BASELINE, "time", "median"), "baseline_iqr_s": (BASELINE, "time", "iqr"),
     "dense_median_s": ("dense", "time", "median"), "dense_iqr_s": ("dense", "time", "iqr"),
     "sparse_median_s": ("ours", "time", "median"), "sparse_iqr_s": ("ours", "time", "iqr"),
     "speedup": ("ours", "speedup", "median"), "speedup_iqr": ("ours", "speedup", "iqr"),
@@ -220,7 +233,9 @@ SUMMARY = {
     "fraction_of_ideal": ("ours", "fraction_of_ideal", "median"),
     "fraction_of_roofline": ("ours", "fraction_of_roofline", "median"),
     "sparse_tflops": ("ours", "throughput", "median"), "sparse_gbps": ("ours", "bandwidth", "median"),
-    "dense_tflops": ("dense", "gemm_rate", "median"),
+    "plain_speedup": ("ours", "plain_speedup", "median"),
+    "plain_speedup_ci_low": ("ours", "plain_speedup", "low"), "plain_speedup_ci_high": ("ours", "plain_speedup", "high"),
+    "dense_tflops": (BASELINE, "gemm_rate", "median"),
 }
 # A model's per-batch columns (the model_speeds table): column -> (provider, metric, statistic).
 MODEL_SPEED = {
@@ -228,7 +243,7 @@ MODEL_SPEED = {
     "speedup": ("ours", "speedup", "median"), "speedup_ci_low": ("ours", "speedup", "low"),
     "speedup_ci_high": ("ours", "speedup", "high"),
 }
-UNITS = {"time": "s", "speedup": "x", "throughput": "TFLOP/s", "bandwidth": "GB/s", "gemm_rate": "TFLOP/s",
+UNITS = {"time": "s", "speedup": "x", "plain_speedup": "x", "throughput": "TFLOP/s", "bandwidth": "GB/s", "gemm_rate": "TFLOP/s",
          "fraction_of_ideal": "1", "fraction_of_roofline": "1"}
 
 
@@ -236,7 +251,9 @@ def kernel_summary(row: KernelRow) -> dict:
     """The row as one flat record: its fields less the nested lists, plus the SUMMARY columns."""
     flat = row.model_dump(exclude={"checks", "metrics"})
     for column, (provider, name, stat) in SUMMARY.items():
-        m = row.metric(provider, name)
+        m = row.metric(row.baseline_of_record if provider == BASELINE else provider, name)
+        if m is None and name == "plain_speedup" and row.baseline_of_record == "dense":  # rows from before it
+            m = row.metric("ours", "speedup")
         flat[column] = getattr(m, stat) if m is not None else None
     return flat
 
@@ -395,8 +412,8 @@ def _kernel_from_v1(raw: dict) -> dict:
     if ok:
         for column in ("fraction_of_ideal", "fraction_of_roofline", "sparse_tflops", "sparse_gbps", "dense_tflops"):
             provider, name, _ = SUMMARY[column]
-            if _finite(raw.get(column)) is not None:
-                metrics.append(Metric.of(provider, name, raw[column]))
+            if _finite(raw.get(column)) is not None:  # version 1's baseline was plain dense
+                metrics.append(Metric.of("dense" if provider == BASELINE else provider, name, raw[column]))
     row["metrics"] = metrics
     return row
 

@@ -85,7 +85,7 @@ class KernelSweep(Strict):
     device: list[Device] = Field(default=["cpu"], min_length=1)  # empty would sweep nothing
     dtype: list[DType] = Field(default=["float32"], min_length=1)
     backend: list[Backend] = Field(default=["auto"], min_length=1)
-    # Peers timed beside ours and the dense baseline, each checked first (bench/providers.py).
+    # Peers timed beside ours and the dense paths (bench.providers.DENSE_CANDIDATES), each checked first (bench/providers.py).
     peers: list[Peer] = []
     regime: list[Regime] = Field(default=["auto"], min_length=1)
     batch: list[Batch] = Field(min_length=1)

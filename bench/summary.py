@@ -13,7 +13,7 @@ from bench.cli_common import path_arg
 from bench.break_even import break_even, describe
 from bench.frontier import fastest_within_budget, iso_accuracy, label, reference_hidden
 from bench.goals import check_goals
-from bench.report_rows import machine_line
+from bench.report_rows import baseline_phrase, machine_line
 from bench.results import Run, load_run, per_dataset
 
 
@@ -161,7 +161,7 @@ def markdown_summary(run: Run, source: str) -> str:
     env = run.env
     lines = [_md_text(f"From `{source}/` (`python -m bench summary {source} --markdown` writes this section): "
                       f"{machine_line(env)}; medians of "
-                      "interleaved rounds, [95% intervals]; x = speedup over dense."), ""]
+                      f"interleaved rounds, [95% intervals]; x = speedup over {baseline_phrase(run.kernels)}."), ""]
     for _, part in per_dataset(run):  # the question first: is it worth it against the dense frontier
         lines += models_markdown(part)
     best = best_configurations(run.kernels)

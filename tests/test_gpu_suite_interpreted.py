@@ -12,6 +12,7 @@ import torch
 
 from bench.cases import kernel_cases
 from bench.measure import run_kernel_case
+from bench.providers import DENSE_CANDIDATES
 from bench.suite import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +43,7 @@ def test_gpu_suite_case_kinds_run_and_check(case, tmp_path):
     assert row.max_relative_error <= 5e-2 and row.metric("ours", "speedup").median > 0
     # the suite's peers ran beside ours, each checked first; the gather loop runs on every device and dtype
     checks = {c.provider: c for c in row.checks}
-    assert set(checks) == {"dense", "ours", *peers[case.sweep]}
+    assert set(checks) == {"ours", *DENSE_CANDIDATES, *peers[case.sweep]}
     assert all(row.metric(name, "time").median > 0 for name, c in checks.items() if c.status == "ok")
     if "naive_gather" in checks:
         assert checks["naive_gather"].status == "ok", checks["naive_gather"].error

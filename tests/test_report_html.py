@@ -72,7 +72,7 @@ def test_the_page_leads_with_the_answer(page):
     assert o.headings.index("Where it stops paying") < o.headings.index("Every kernel case")
     # Compact tables in the terminal's units; the machine as a table of entries, not a raw dump.
     text = page.read_text()
-    assert "dense ms" in text and "test error %" in text and "{'cpu':" not in text
+    assert "baseline ms" in text and "test error %" in text and "{'cpu':" not in text
     # The best-configuration table shows speedups with their intervals, on the page, not in a <details>.
     assert re.search(r"\d+\.\d\d \[\d+\.\d\d, \d+\.\d\d\] \(k \d+\)", "".join(o.visible_text))
 
