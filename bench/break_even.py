@@ -16,6 +16,8 @@ import math
 
 import pandas as pd
 
+from bench.flags import FLAGGED, is_flagged
+
 CONFIGURATION = ["device", "dtype", "in_features", "out_features", "block_size", "batch", "masks", "mask_source"]
 
 
@@ -24,7 +26,7 @@ def break_even(kernels: pd.DataFrame) -> pd.DataFrame:
     `bound` ("=" interpolated, ">" above the largest measured, "<" below the smallest), `density` (the
     break-even, or the bound's measured density), `measured` (the densities, ascending), `monotone`
     (False where a win lies above a loss: the interpolation then uses the crossing above the densest
-    win), and the best speedup with its density."""
+    win), the best speedup with its density, and `flagged` where a row it rests on is (bench.flags)."""
     if kernels.empty:
         return pd.DataFrame()
     ok = kernels[(kernels["status"] == "ok") & (kernels["mask_source"] != "trained")
@@ -38,7 +40,8 @@ def break_even(kernels: pd.DataFrame) -> pd.DataFrame:
         wins = [s > 1.0 for s in speedups]
         best = max(range(len(speedups)), key=lambda i: speedups[i])
         row = dict(zip(CONFIGURATION, key), measured=densities, best_speedup=speedups[best],
-                   best_density=densities[best], monotone=wins == sorted(wins, reverse=True))
+                   best_density=densities[best], monotone=wins == sorted(wins, reverse=True),
+                   flagged=any(is_flagged(r) for r in group.to_dict("records")))
         if all(wins):
             row.update(bound=">", density=densities[-1])
         elif not any(wins):
@@ -63,8 +66,8 @@ def _crossing(d0: float, s0: float, d1: float, s1: float) -> float:
 
 def describe(row: dict) -> str:
     """'0.31', '> 0.5' (won at every density measured, up to 0.5), '< 0.1' (won at none, down to 0.1); a
-    trailing '*' where the speedups were not monotone in density."""
-    mark = "" if row["monotone"] else " *"
+    trailing '*' where the speedups were not monotone in density, then FLAGGED where a row was flagged."""
+    mark = ("" if row["monotone"] else " *") + (FLAGGED if row.get("flagged") is True else "")
     if row["bound"] == "=":
         return f"{row['density']:.2g}{mark}"
     return f"{row['bound']} {row['density']:g}{mark}"

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from bench.flags import is_flagged
+
 
 @dataclass(frozen=True)
 class Goal:
@@ -34,7 +36,8 @@ GOALS = [
 
 
 def check_goals(kernels: pd.DataFrame) -> pd.DataFrame:
-    """One row per goal that the run measured (iid masks): measured value, target, and the shortfall."""
+    """One row per goal that the run measured (iid masks): measured value, target, the shortfall, and
+    whether a row it was measured on is flagged (bench.flags)."""
     if kernels.empty:
         return pd.DataFrame()
     ok = kernels[(kernels["status"] == "ok") & (kernels["mask_source"] == "iid")]
@@ -47,5 +50,6 @@ def check_goals(kernels: pd.DataFrame) -> pd.DataFrame:
             continue
         value = float(hit[g.metric].median())
         rows.append({"goal": g.label, "metric": g.metric, "target": g.target, "measured": value,
-                     "met": value >= g.target, "short_by": max(0.0, g.target - value)})
+                     "met": value >= g.target, "short_by": max(0.0, g.target - value),
+                     "flagged": any(is_flagged(r) for r in hit.to_dict("records"))})
     return pd.DataFrame(rows)

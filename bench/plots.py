@@ -7,8 +7,12 @@ import io
 
 import pandas as pd
 
+from bench.flags import is_flagged
+from bench.machine_peaks import memory_roof
 from bench.models_summary import model_summary
 from bench.results import Run
+
+FLAGGED_LABEL = "flagged (busy, noisy or above the roofline)"
 
 def figure_png(fig) -> bytes:
     buf = io.BytesIO()
@@ -47,6 +51,14 @@ def _finish(fig, axes: list, legend_title: str, title: str):
     return fig
 
 
+def _ring_flagged(ax, rows: pd.DataFrame, x: str) -> None:
+    """A red ring around each point from a flagged row: a plot hides no flag a table would show."""
+    flagged = rows[[is_flagged(r) for r in rows.to_dict("records")]] if not rows.empty else rows
+    if not flagged.empty:
+        ax.scatter(flagged[x], flagged["speedup"], s=160, facecolors="none", edgecolors="red", linewidths=1.2,
+                   zorder=6, label=FLAGGED_LABEL)
+
+
 def _log_axes(ax) -> None:
     from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
@@ -82,6 +94,7 @@ def plot_speedup_vs_density(k: pd.DataFrame):
             for r in trained.itertuples():
                 ax.annotate(f"B={r.batch} τ={float(r.tau):g}", (r.ideal_density, r.speedup), fontsize=7,
                             xytext=(4, -10), textcoords="offset points")
+        _ring_flagged(ax, here, "ideal_density")
         xs = sorted(d for d in here["ideal_density"].unique() if d > 0) or [1.0]  # all-off masks have no ideal
         ax.plot([min(xs) / 1.3, 1.0], [1.3 / min(xs), 1.0], "k:", lw=1, label="ideal: 1 / density")
         ax.axhline(1.0, color="grey", lw=0.8)
@@ -110,6 +123,7 @@ def plot_speedup_vs_batch(k: pd.DataFrame):
             ax.errorbar(g["batch"], g["speedup"], yerr=_error_bars(g), marker=markers[bs], capsize=2,
                         color=colours[density], ls="--" if source == "clustered" else "-",
                         label=f"d={density:g}, k={bs}, {source}")
+        _ring_flagged(ax, ok[ok["masks"] == side], "batch")
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.set(xscale="log", yscale="log", xlabel="batch size", title=SIDES.get(side, side))
         _log_axes(ax)
@@ -181,7 +195,7 @@ def plot_roofline(run: Run):
     fig, axes = plt.subplots(1, len(devices), figsize=(7.5 * len(devices), 4.8), squeeze=False)
     for ax, device in zip(axes[0], devices):
         roof, points = peaks[device], wide[wide["device"] == device]
-        memory = max(roof["copy_Bps"], roof["triad_Bps"])
+        memory = memory_roof(roof, "cold")
         xs = [points["intensity"].min() / 2, points["intensity"].max() * 2]
         for dtype, flops in roof["gemm_flops"].items():
             knee = flops / memory
@@ -189,6 +203,12 @@ def plot_roofline(run: Run):
                     lw=1, alpha=0.6)
             ax.annotate(f"{dtype} GEMM peak {flops / 1e9:.0f} GFLOP/s", (knee, flops / 1e12), fontsize=7,
                         xytext=(4, 4), textcoords="offset points")
+        cached = memory_roof(roof, "warm")
+        warm = "cache" in run.kernels and ((run.kernels["device"] == device) & (run.kernels["cache"] == "warm")).any()
+        if warm and cached > memory:  # the roof of the rows timed warm: their bytes may come from the cache
+            top = max(roof["gemm_flops"].values())
+            ax.plot([xs[0], top / cached], [xs[0] * cached / 1e12, top / 1e12], "k--", lw=1, alpha=0.5,
+                    label=f"last-level cache {cached / 1e9:.0f} GB/s (warm rows' roof)")
         for provider, g in points.groupby("provider", sort=False):
             ax.scatter(g["intensity"], g["throughput"], s=14, label=provider)
         ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (useful FLOPs per needed byte)",
@@ -204,8 +224,11 @@ def roofline_line(run: Run) -> str:
     parts = []
     for device, roof in (run.env.get("peaks") or {}).items():
         gemms = ", ".join(f"{d} GEMM {f / 1e9:.0f} GFLOP/s (n = {roof['gemm_size'][d]})" for d, f in roof["gemm_flops"].items())
+        cached = (f"; in the last-level cache ({roof['llc_bytes'] / 2**20:.0f} MiB) copy "
+                  f"{roof['cached_copy_Bps'] / 1e9:.0f} GB/s, triad {roof['cached_triad_Bps'] / 1e9:.0f} GB/s"
+                  if "cached_copy_Bps" in roof else "")
         parts.append(f"{device}: {gemms}; STREAM copy {roof['copy_Bps'] / 1e9:.1f} GB/s, triad "
-                     f"{roof['triad_Bps'] / 1e9:.1f} GB/s")
+                     f"{roof['triad_Bps'] / 1e9:.1f} GB/s{cached}")
     return ("measured roofline: " + "; ".join(parts)) if parts else ""
 
 

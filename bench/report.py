@@ -29,7 +29,8 @@ from bench.run_folder import refuse_links, writer_of
 from bench.results import Run, load_run, per_dataset, write_tables
 from bench.models_summary import model_summary, speed_summary
 from bench.frontier import label, reference_hidden
-from bench.summary import (FLAGGED_NOTE, any_flagged, best_configurations, best_grid, budget_label, flag_mark,
+from bench.flags import FLAGGED, FLAGGED_NOTE, flag_mark
+from bench.summary import (best_configurations, best_grid, budget_label, grid_notes,
                            goal_lines, model_answers, ms_text, no_interval, number_text, speed_band)
 from bench.tables import KEEP, Cell, Column, fitted_table
 
@@ -142,13 +143,13 @@ def print_report(run: Run, console: Console | None = None) -> None:
                 console.print(f"[red]{r['case_id']}: {r['status']}: {r['error']}[/red]", highlight=False)
         goals = check_goals(k)
         if not goals.empty:
-            rows = [[r["goal"], r["metric"], f"{r['target']:.2f}", f"{r['measured']:.2f}",
+            rows = [[r["goal"], r["metric"], f"{r['target']:.2f}", f"{r['measured']:.2f}{FLAGGED if r['flagged'] else ''}",
                      "[green]met[/green]" if r["met"] else f"[red]missed by {r['short_by']:.2f}[/red]"]
                     for r in goals.to_dict("records")]
             console.print(fitted_table("speed goals this run is checked against (bench/goals.py)",
                                        [Column("goal", KEEP, "left"), Column("metric", 20, label="metric"),
                                         Column("target", KEEP), Column("measured", KEEP), Column("verdict", KEEP)],
-                                       rows, width))
+                                       rows, width, caption=FLAGGED_NOTE if goals["flagged"].any() else ""))
         be = break_even(k)
         if not be.empty:
             rows = [[r["device"], r["dtype"], f"{r['in_features']}x{r['out_features']}", str(r["block_size"]),
@@ -159,7 +160,7 @@ def print_report(run: Run, console: Console | None = None) -> None:
                 [Column("device", 10), Column("dtype", 10), Column("K x N", 10), Column("k", KEEP, label="k"),
                  Column("B", KEEP, label="B"), Column("masks", 90, label="masks"), Column("source", 85, label="source"),
                  Column("break-even\ndensity", KEEP), Column("best x (at d)", 60)],
-                rows, width, caption=BREAK_EVEN_NOTE))
+                rows, width, caption="; ".join([BREAK_EVEN_NOTE, *([FLAGGED_NOTE] if be["flagged"].any() else [])])))
     peers = peer_summary(run)
     if not peers.empty:
         console.print(peer_table(peers, [c for c in peers.columns if c in set(run.providers["provider"])], width))
@@ -283,7 +284,7 @@ def print_summary(run: Run, console: Console) -> None:
             f"at a glance: the best block size per batch and density (x over the best dense path; k {usual} where not named)",
             [Column("B", KEEP), Column("masks", KEEP, label="masks"), Column("source", KEEP, label="source"),
              *[Column(f"d {d:g}", KEEP) for d in densities]], rows, width,
-            caption=caption + (f"; {escape(FLAGGED_NOTE)}" if any_flagged(grid) else "")))
+            caption="; ".join([caption, *map(escape, grid_notes(grid))])))
 
 
 def print_model_answers(run: Run, console: Console) -> None:

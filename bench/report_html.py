@@ -25,7 +25,8 @@ from bench.report_rows import (asked_density, baseline_cell, baseline_note, cach
                                peer_summary)
 from bench.results import Run, per_dataset
 from bench.frontier import label, reference_hidden
-from bench.summary import (FLAGGED_NOTE, any_flagged, best_configurations, best_grid, budget_label, flag_mark,
+from bench.flags import FLAGGED, FLAGGED_NOTE, flag_mark
+from bench.summary import (best_configurations, best_grid, budget_label, grid_notes,
                            goal_lines, iso_text, model_answers, ms_text, number_text, speed_band, speedup_text)
 
 STYLE = """
@@ -93,7 +94,7 @@ def summary_html(run: Run) -> list[str]:
         parts += ["<h3>The best block size per batch and density</h3><p class='note'>One layer, each case's "
                   "speedup over its fastest dense path (median [95% interval]) at the block size that ran it fastest; "
                   "red: slower than that; bold green: 0.85 of the ideal 1 / density or better"
-                  + (f"; {html.escape(FLAGGED_NOTE)}" if any_flagged(grid) else "") + ".</p>",
+                  + "".join(f"; {html.escape(note)}" for note in grid_notes(grid)) + ".</p>",
                   _table(_cells(rows), left=("masks", "source"), table_id="best-configurations")]
     return parts
 
@@ -154,7 +155,8 @@ def break_even_html(kernels: pd.DataFrame) -> list[str]:
     return ["<h3>Where it stops paying</h3><p class='note'>The density (share of each masked side's blocks "
             "active, as the suite asked) at which the sparse layer stops beating dense, interpolated between "
             "the two measured densities around the crossing; &gt; d: it won at every density measured, up to "
-            "d; &lt; d: at none; *: not monotone.</p>",
+            "d; &lt; d: at none; *: not monotone"
+            + (f"; {html.escape(FLAGGED_NOTE)}" if be["flagged"].any() else "") + ".</p>",
             _table(frame, left=("device", "dtype", "masks", "source"), table_id="break-even")]
 
 
@@ -163,10 +165,11 @@ def goals_html(kernels: pd.DataFrame) -> list[str]:
     if goals.empty:
         return []
     frame = _cells({"goal": goals["goal"], "metric": goals["metric"], "target": goals["target"].map("{:.2f}".format),
-                          "measured": goals["measured"].map("{:.2f}".format),
+                          "measured": [f"{v:.2f}{FLAGGED if f else ''}" for v, f in zip(goals["measured"], goals["flagged"])],
                           "verdict": ["met" if m else Markup("<span class='slow'>missed by {:.2f}</span>").format(s)
                                       for m, s in zip(goals["met"], goals["short_by"])]})
-    return ["<h3>Speed goals</h3><p class='note'>The goals this run is checked against (bench/goals.py).</p>",
+    note = f"; {html.escape(FLAGGED_NOTE)}" if goals["flagged"].any() else ""
+    return [f"<h3>Speed goals</h3><p class='note'>The goals this run is checked against (bench/goals.py){note}.</p>",
             _table(frame, left=("goal", "metric"))]
 
 

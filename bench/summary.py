@@ -12,6 +12,7 @@ import pandas as pd
 from bench.cli_common import path_arg
 from bench.break_even import break_even, describe
 from bench.frontier import fastest_within_budget, iso_accuracy, label, reference_hidden
+from bench.flags import FLAGGED, FLAGGED_NOTE, flag_mark, flag_notes, is_flagged
 from bench.goals import check_goals
 from bench.report_rows import baseline_phrase, machine_line
 from bench.results import Run, load_run, per_dataset
@@ -27,12 +28,20 @@ def best_configurations(kernels: pd.DataFrame) -> pd.DataFrame:
                  & kernels["requested_density"].notna()]
     if ok.empty:
         return pd.DataFrame()
-    best = ok.loc[ok.groupby(["batch", "masks", "mask_source", "requested_density"])["speedup"].idxmax()]
-    best = best.assign(ideal=1.0 / best["ideal_density"])
+    # The fastest clean row of each cell; a flagged one only where every row of the cell is flagged, and
+    # a clean one chosen over a faster flagged one says so (passed_over).
+    clean = pd.Series([not is_flagged(r) for r in ok.to_dict("records")], index=ok.index)
+    ok = ok.assign(clean=clean)
+    cell = ["batch", "masks", "mask_source", "requested_density"]
+    fastest = ok.groupby(cell)["speedup"].transform("max")
+    any_clean = ok.groupby(cell)["clean"].transform("any")
+    candidates = ok[ok["clean"] | ~any_clean]
+    best = candidates.loc[candidates.groupby(cell)["speedup"].idxmax()]
+    best = best.assign(ideal=1.0 / best["ideal_density"], passed_over=best["speedup"] < fastest[best.index])
     for column in ("speedup_ci_low", "speedup_ci_high"):  # runs written before intervals were kept
         best[column] = pd.to_numeric(best[column], errors="coerce") if column in best else math.nan
     columns = ["batch", "masks", "mask_source", "requested_density", "block_size", "speedup", "speedup_ci_low",
-               "speedup_ci_high", "ideal", "load_flags", "device", "dtype", "in_features", "out_features"]
+               "speedup_ci_high", "ideal", "load_flags", "passed_over", "device", "dtype", "in_features", "out_features"]
     return best[[c for c in columns if c in best]].sort_values(["batch", "masks", "mask_source", "requested_density"],
                                                                 ascending=[True, True, True, False])
 
@@ -108,6 +117,11 @@ def goal_lines(iso: pd.DataFrame) -> list[str]:
     return lines
 
 
+def grid_notes(grid: list[tuple[tuple, list[dict | None]]]) -> list[str]:
+    """The notes for the flag marks of a best_grid's cells."""
+    return flag_notes(r for _, cells in grid for r in cells)
+
+
 def best_grid(best: pd.DataFrame) -> tuple[list[float], list[tuple[tuple, list[dict | None]]]]:
     """best_configurations as a grid: the densities (descending), and per (batch, masks, mask source) the
     winning row at each density, or None where that density was not measured."""
@@ -117,21 +131,6 @@ def best_grid(best: pd.DataFrame) -> tuple[list[float], list[tuple[tuple, list[d
         by_density = {r["requested_density"]: r for r in g.to_dict("records")}
         rows.append((key, [by_density.get(d) for d in densities]))
     return densities, rows
-
-
-FLAGGED = " !"  # after a summary cell whose row was timed on a busy machine, was noisy or beat the roofline
-FLAGGED_NOTE = ("!: timed on a busy machine, noisy, or faster than the roofline allows (the row's flags; its "
-                "sweep's table says which)")
-
-
-def flag_mark(row: dict | None) -> str:
-    """FLAGGED where the row carries load flags: a summary cell never hides them."""
-    flags = (row or {}).get("load_flags")
-    return FLAGGED if isinstance(flags, str) and flags else ""
-
-
-def any_flagged(grid: list[tuple[tuple, list[dict | None]]]) -> bool:
-    return any(flag_mark(r) for _, cells in grid for r in cells)
 
 
 NEAR_IDEAL = 0.85  # a speedup at this fraction of its ideal or above is shown as near it
@@ -177,22 +176,23 @@ def markdown_summary(run: Run, source: str) -> str:
         lines += [f"**The best block size per batch and density** ({_md_text(_layers_timed(best))}):", "",
                   *markdown_table(["B", "masks", "source", *(f"d = {d:g}" for d in densities)],
                                   "rll" + "r" * len(densities), rows), "",
-                  *([_md_text(FLAGGED_NOTE), ""] if any_flagged(grid) else [])]
+                  *[line for note in grid_notes(grid) for line in (_md_text(note), "")]]
     goals = check_goals(run.kernels)
     if not goals.empty:
         lines += ["**Speed goals** (`bench/goals.py`; fraction of the ideal speedup 1 / density):", "",
                   *markdown_table(["goal", "target", "measured", "verdict"], "lrrl",
-                                  [[r["goal"], f"{r['target']:.2f}", f"{r['measured']:.2f}",
+                                  [[r["goal"], f"{r['target']:.2f}", f"{r['measured']:.2f}{FLAGGED if r['flagged'] else ''}",
                                     "met" if r["met"] else f"missed by {r['short_by']:.2f}"]
                                    for r in goals.to_dict("records")]),
-                  ""]
+                  "", *([_md_text(FLAGGED_NOTE), ""] if goals["flagged"].any() else [])]
     be = break_even(run.kernels)
     if not be.empty:
         lines += ["**Break-even density** (where sparse stops beating dense; &gt; d: it won at every density "
                   "measured, up to d):", "",
                   *markdown_table(["B", "k", "masks", "source", "break-even"], "rrlll",
                                   [[r["batch"], r["block_size"], r["masks"], r["mask_source"], describe(r)]
-                                   for r in be.sort_values(["batch", "block_size"]).to_dict("records")]), ""]
+                                   for r in be.sort_values(["batch", "block_size"]).to_dict("records")]), "",
+                  *([_md_text(FLAGGED_NOTE), ""] if be["flagged"].any() else [])]
     return "\n".join(lines)
 
 
