@@ -13,25 +13,38 @@ from bench.results import Run
 from bench.tables import KEEP, Column, fitted_table
 from bench.schema import ModelProfile, ProviderProfile
 
-# Leaf phase -> the name a table shows (the C++ kernel's per-thread phases join the same columns).
-PHASE_LABELS = {"threads/self": "wait", "threads/gather": "gather", "threads/gemm": "gemm",
-                "threads/scatter": "scatter", "threads/zero_fill": "zero_fill", "check_nonfinite": "check"}
+# Leaf phase -> the name a table shows. The C++ kernels' per-thread phases ("threads/gemm", the pair
+# kernel's "pairs/threads/gemm") join the columns of the same name; a kernel's unmarked time inside
+# its threads phase is its threads' wait.
+PHASE_LABELS = {"check_nonfinite": "check", "pairs/self": "launch"}
 ABOUT_PHASES = (
-    "Phases: validate (argument checks, dispatch), route (masks to row groups or weight tiles), mask_input "
-    "(zeroing dropped input blocks), gather (active rows copied together), gemm (the block GEMMs, with bias), "
-    "scatter (results written into the output), zero_fill (inactive output blocks), check (the non-finite "
-    "check of kernels that zero instead of skip), wait (the C++ kernel's threads: fork, join and waiting for the "
-    "slowest; its other phases are the mean over its threads), rest (everything unmarked: Python, allocation). "
-    "Each is the mean over the profiled calls in the middle half, and they add up to the instrumented call.")
+    "Phases: validate (argument checks, dispatch), route (masks to row groups, weight tiles or, in the C++ "
+    "kernels, each block's active rows), mask_input (zeroing dropped input blocks), gather (active rows copied "
+    "together), bias (the pair kernel's active output blocks set to their bias), gemm (the block GEMMs, with "
+    "bias elsewhere), scatter (results written into the output), zero_fill (inactive output blocks), check (the "
+    "non-finite check of kernels that zero instead of skip), wait (the C++ kernels' threads: fork, join and "
+    "waiting for the slowest; their other phases are the mean over their threads), launch (the pair kernel's "
+    "Python around its threads), rest (everything unmarked: Python, allocation). Each is the mean over the "
+    "profiled calls in the middle half, and they add up to the instrumented call.")
 MODEL_PARTS = ("gate", "linear", "activation")
 INSTRUMENTED_SLACK = 1.1
 
 
+def phase_label(path: str) -> str:
+    """The name a table shows for a leaf phase path (see PHASE_LABELS)."""
+    if path in PHASE_LABELS:
+        return PHASE_LABELS[path]
+    head, threads, leaf = path.rpartition("threads/")
+    if threads and head in ("", "pairs/"):
+        return "wait" if leaf == "self" else leaf
+    return path
+
+
 def grouped_phases(provider: ProviderProfile) -> dict[str, float]:
-    """Seconds per displayed phase (PHASE_LABELS), largest first."""
+    """Seconds per displayed phase (phase_label), largest first."""
     grouped: dict[str, float] = {}
     for path, seconds in provider.phases.items():
-        name = PHASE_LABELS.get(path, path)
+        name = phase_label(path)
         grouped[name] = grouped.get(name, 0.0) + seconds
     return dict(sorted(grouped.items(), key=lambda item: -item[1]))
 

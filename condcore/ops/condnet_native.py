@@ -127,7 +127,18 @@ def pairs_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     if packed is None:
         return None
     y = out if out is not None else torch.empty(x.shape[0], weight.shape[0])
-    module.pairs_forward(x.contiguous(), packed, None if bias is None else bias.contiguous(),
-                         None if in_mask is None else in_mask.contiguous(),
-                         None if out_mask is None else out_mask.contiguous(), y, torch.get_num_threads())
+    threads, recorder = torch.get_num_threads(), phases.active()
+    timings = None if recorder is None else torch.zeros(threads, len(PAIR_PHASES), dtype=torch.int64)
+    with phases.phase("threads"):
+        module.pairs_forward(x.contiguous(), packed, None if bias is None else bias.contiguous(),
+                             None if in_mask is None else in_mask.contiguous(),
+                             None if out_mask is None else out_mask.contiguous(), y, threads, timings)
+    if timings is not None:
+        cpu_native.add_thread_phases(recorder, timings, PAIR_PHASES)
     return y
+
+
+# The pair kernel's per-thread phases, in the order of its timing columns (condnet_cpu.cpp's PairPhase):
+# route (the rows active in a block pair), zero_fill (inactive output blocks), bias (the active ones'
+# starting values), gemm (the pairs' products).
+PAIR_PHASES = ("route", "zero_fill", "bias", "gemm")

@@ -218,13 +218,16 @@ def grouped_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     return y
 
 
-# The kernel's per-thread phases, in the order of its timing columns (grouped_cpu.cpp's Phase), then busy.
+# The grouped kernel's per-thread phases, in the order of its timing columns (grouped_cpu.cpp's Phase),
+# then its busy time.
 THREAD_PHASES = ("zero_fill", "gather", "gemm", "scatter")
 
 
-def add_thread_phases(recorder: phases.PhaseRecorder, timings: torch.Tensor) -> None:
-    """The threads' phases as children of the "threads" phase, each the mean over the threads, so they
-    add up to that phase's wall time with its remainder (fork, join, waiting for the slowest thread)."""
-    seconds = timings.double().mean(dim=0) / 1e9
-    for name, value in zip(THREAD_PHASES, seconds.tolist()):
-        recorder.add(recorder.path(f"threads/{name}"), value)
+def add_thread_phases(recorder: phases.PhaseRecorder, timings: torch.Tensor,
+                      names: tuple[str, ...] = THREAD_PHASES) -> None:
+    """A C++ kernel's per-thread phases (one row of nanoseconds per thread, a column per name) as
+    children of the "threads" phase, each the mean over the threads, so they add up to that phase's wall
+    time with its remainder (fork, join, waiting for the slowest; a thread given no work waits it all)."""
+    rows = timings.tolist()  # plain Python: at batch 1 tensor arithmetic here would cost more than the call
+    for column, name in enumerate(names):
+        recorder.add(recorder.path(f"threads/{name}"), sum(row[column] for row in rows) / (1e9 * len(rows)))

@@ -14,7 +14,7 @@ void condnet_forward(const at::Tensor& x, const std::vector<at::Tensor>& weights
 
 void pairs_forward(const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
                    const c10::optional<at::Tensor>& in_mask, const c10::optional<at::Tensor>& out_mask, at::Tensor& y,
-                   int64_t threads);
+                   int64_t threads, const c10::optional<at::Tensor>& timings);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   // The GIL is released while a kernel runs: none touches a Python object, and a progress bar or

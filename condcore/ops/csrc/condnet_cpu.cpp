@@ -14,6 +14,7 @@
 // micro-kernel streams one panel while up to six examples' rows accumulate in registers.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -85,6 +86,29 @@ void tile(const float* const* a, int64_t a_step, const float* panels, int64_t pa
   }
 }
 
+// Per-thread phase clock for profiling (condcore.phases): each lap adds the nanoseconds since the last
+// one to a phase of this thread's row of timings; with no row (every timed call) it does nothing.
+// Laps run back to back from the thread's start, so a thread's phases add up to its busy time.
+enum PairPhase { kRoute, kZeroFill, kBias, kGemm, kPairPhases };
+
+class LapClock {
+ public:
+  explicit LapClock(int64_t* row = nullptr) : row_(row), mark_(row == nullptr ? 0 : now()) {}
+  void lap(PairPhase phase) {
+    if (row_ == nullptr) return;
+    const int64_t t = now();
+    row_[phase] += t - mark_;
+    mark_ = t;
+  }
+
+ private:
+  static int64_t now() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  }
+  int64_t* row_;
+  int64_t mark_;
+};
+
 using TileFn = void (*)(const float* const*, int64_t, const float*, int64_t, int64_t, int64_t, float* const*);
 constexpr TileFn kTiles[kMaxRows + 1] = {nullptr, tile<1>, tile<2>, tile<3>, tile<4>, tile<5>, tile<6>};
 
@@ -110,15 +134,17 @@ struct Blocks {
 };
 
 // Output block j of `map` for `rows` (each of which runs it): its bias plus the products of the rows'
-// active input blocks, then relu if asked. `active` is scratch.
+// active input blocks, then relu if asked. `active` is scratch; `clock` takes its laps (bias, route: the
+// rows active in an input block, gemm).
 void run_out_block(const Packed& map, int64_t j, const std::vector<int32_t>& rows, const Blocks& in,
-                   const Blocks& out, bool relu, std::vector<int32_t>& active) {
+                   const Blocks& out, bool relu, std::vector<int32_t>& active, LapClock& clock) {
   const int64_t width = map.width();
   for (int32_t r : rows) {
     float* y = out.data + r * out.ld + j * out.stride;
     if (map.bias == nullptr) std::fill(y, y + width, 0.0f);
     else std::memcpy(y, map.bias + j * width, width * sizeof(float));
   }
+  clock.lap(kBias);
   const float* a[kMaxRows];
   float* y[kMaxRows];
   float* c[kMaxRows];
@@ -131,6 +157,7 @@ void run_out_block(const Packed& map, int64_t j, const std::vector<int32_t>& row
     active.clear();
     for (int32_t r : rows)
       if (in.mask == nullptr || in.mask[r * map.n_in + i]) active.push_back(r);
+    clock.lap(kRoute);
     if (active.empty()) continue;
     const float* block = map.weight + (j * map.n_in + i) * block_step;
     // Row tiles outside, panels inside: a tile's rows of x stay in L1 across the block's panels, and
@@ -147,6 +174,7 @@ void run_out_block(const Packed& map, int64_t j, const std::vector<int32_t>& row
         kTiles[n](a, in.stride, block + ch * panels, block_step, segments, map.in_block, c);
       }
     }
+    clock.lap(kGemm);
   }
   if (!relu) return;
   for (int32_t r : rows) {
@@ -261,6 +289,7 @@ void condnet_forward(const at::Tensor& x, const std::vector<at::Tensor>& weights
     std::vector<int32_t> rows, active;
     rows.reserve(batch);
     active.reserve(batch);
+    LapClock untimed;
 #pragma omp master
     stamp(0);
     Blocks in{x_data, x.size(1), x.size(1), nullptr};
@@ -273,7 +302,7 @@ void condnet_forward(const at::Tensor& x, const std::vector<at::Tensor>& weights
 #pragma omp for schedule(static)
       for (int64_t chunk = 0; chunk < row_chunks; ++chunk) {
         chunk_rows(chunk, batch, rows);
-        run_out_block(gate, 0, rows, in, scores, false, active);
+        run_out_block(gate, 0, rows, in, scores, false, active, untimed);
         for (int32_t r : rows) decide(gate_out + r * gate_ld, map.n_out, threshold, budgets[l], mask + r * map.n_out);
       }
 #pragma omp master
@@ -284,7 +313,7 @@ void condnet_forward(const at::Tensor& x, const std::vector<at::Tensor>& weights
         rows.clear();
         for (int64_t r = 0; r < batch; ++r)
           if (mask[r * map.n_out + j]) rows.push_back(static_cast<int32_t>(r));
-        if (!rows.empty()) run_out_block(map, j, rows, in, h, true, active);
+        if (!rows.empty()) run_out_block(map, j, rows, in, h, true, active, untimed);
       }
 #pragma omp master
       stamp(2 * l + 2);
@@ -294,7 +323,7 @@ void condnet_forward(const at::Tensor& x, const std::vector<at::Tensor>& weights
 #pragma omp for schedule(static)
     for (int64_t chunk = 0; chunk < row_chunks; ++chunk) {
       chunk_rows(chunk, batch, rows);
-      run_out_block(maps[layers], 0, rows, in, scores, false, active);
+      run_out_block(maps[layers], 0, rows, in, scores, false, active, untimed);
       for (int32_t r : rows) std::memcpy(logits_data + r * n_classes, out + r * out_width, n_classes * sizeof(float));
     }
 #pragma omp master
@@ -310,9 +339,10 @@ void condnet_forward(const at::Tensor& x, const std::vector<at::Tensor>& weights
 // active).
 void pairs_forward(const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
                    const c10::optional<at::Tensor>& in_mask, const c10::optional<at::Tensor>& out_mask, at::Tensor& y,
-                   int64_t threads) {
+                   int64_t threads, const c10::optional<at::Tensor>& timings) {
   const Packed map(weight, bias.value_or(at::Tensor()));
   const int64_t batch = x.size(0), k = map.in_block;
+  threads = std::max<int64_t>(1, threads);
   TORCH_CHECK(x.scalar_type() == at::kFloat && x.dim() == 2 && x.is_contiguous() && x.size(1) == map.n_in * k,
               "x must be contiguous (batch, in_features) fp32");
   TORCH_CHECK(map.width() == k, "blocks must be square, a multiple of 16 wide");
@@ -324,6 +354,13 @@ void pairs_forward(const at::Tensor& x, const at::Tensor& weight, const c10::opt
   for (const c10::optional<at::Tensor>* m : {&in_mask, &out_mask})
     TORCH_CHECK(!m->has_value() || ((*m)->scalar_type() == at::kBool && (*m)->is_contiguous() && (*m)->size(0) == batch),
                 "masks must be contiguous bool (batch, blocks)");
+  int64_t* timing_rows = nullptr;
+  if (timings.has_value()) {
+    TORCH_CHECK(timings->scalar_type() == at::kLong && timings->is_contiguous() && timings->size(0) == threads &&
+                    timings->size(1) == kPairPhases,
+                "timings must be a contiguous (threads, 4) int64 tensor of zeros");
+    timing_rows = timings->data_ptr<int64_t>();
+  }
   const bool* in_active = in_mask.has_value() ? in_mask->data_ptr<bool>() : nullptr;
   const bool* out_active = out_mask.has_value() ? out_mask->data_ptr<bool>() : nullptr;
   const Blocks in{const_cast<float*>(x.data_ptr<float>()), x.size(1), k, in_active};
@@ -332,22 +369,28 @@ void pairs_forward(const at::Tensor& x, const at::Tensor& weight, const c10::opt
   // weights. At batch 1024, k = 128, d = 0.1 (90% of y zeroed) the kernel ran about 0.1 of its ideal faster
   // (results/ab/pairs-zero-stream-20261202/); software prefetch of the next weight group did not help.
   const bool stream = batch * map.n_out * k * static_cast<int64_t>(sizeof(float)) >= kStreamBytes;
-#pragma omp parallel num_threads(static_cast<int>(std::max<int64_t>(1, threads)))
+#pragma omp parallel num_threads(static_cast<int>(threads))
   {
     std::vector<int32_t> rows, active;
     rows.reserve(batch);
     active.reserve(batch);
-#pragma omp for schedule(dynamic, 1)
+    LapClock clock(timing_rows == nullptr ? nullptr : timing_rows + omp_get_thread_num() * kPairPhases);
+    // nowait: a thread's last lap is its last block; the region's closing barrier is its wait.
+#pragma omp for schedule(dynamic, 1) nowait
     for (int64_t j = 0; j < map.n_out; ++j) {
       rows.clear();
-      for (int64_t r = 0; r < batch; ++r) {
+      for (int64_t r = 0; r < batch; ++r)
         if (out_active == nullptr || out_active[r * map.n_out + j]) rows.push_back(static_cast<int32_t>(r));
-        else zero(out.data + r * out.ld + j * k, k, stream);
-      }
+      clock.lap(kRoute);
+      if (out_active != nullptr && static_cast<int64_t>(rows.size()) < batch) {
+        for (int64_t r = 0; r < batch; ++r)
+          if (!out_active[r * map.n_out + j]) zero(out.data + r * out.ld + j * k, k, stream);
 #ifdef __AVX__
-      if (stream) _mm_sfence();  // streamed zeros are ordered before the region's closing barrier
+        if (stream) _mm_sfence();  // streamed zeros are ordered before the region's closing barrier
 #endif
-      if (!rows.empty()) run_out_block(map, j, rows, in, out, false, active);
+        clock.lap(kZeroFill);
+      }
+      if (!rows.empty()) run_out_block(map, j, rows, in, out, false, active, clock);
     }
   }
 }
