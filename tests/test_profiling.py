@@ -201,6 +201,32 @@ def test_model_profile_splits_each_layer_and_explains_the_gap(tmp_path):
     assert one.providers[1].timed_s == 1e-3
 
 
+def test_the_native_forwards_stages_hold_their_threads_phases():
+    """The whole-CondNet kernel: each stage (a layer's gate, its linear, the output) is split into its
+    threads' phases (the pair kernel's) and their wait; on one thread the phases hold 90% of each
+    stage's linear, where nothing waits but the barrier."""
+    if not condnet_native.available():
+        pytest.skip("the C++ kernel could not be built here")
+    torch.manual_seed(0)
+    model = CondNet(CondNetConfig(64, 10, hidden=[512, 512], block_size=32, policy="reinforce", tau=0.5)).eval()
+    x = torch.randn(256, 64)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode(), frozen_weights():
+            model(x)
+            breakdown = phase_breakdown(lambda: model(x), min_seconds=0.3)
+    finally:
+        torch.set_num_threads(previous)
+    leaves = breakdown.phases
+    for stage in ("layer0/gate", "layer0/linear", "layer1/gate", "layer1/linear", "output"):
+        worked = sum(leaves.get(f"{stage}/{name}", 0.0) for name in condnet_native.PAIR_PHASES)
+        assert f"{stage}/gemm" in leaves and f"{stage}/self" in leaves, leaves
+        if stage.endswith("linear"):
+            assert worked >= 0.9 * (worked + leaves[f"{stage}/self"]), leaves
+    assert math.isclose(sum(leaves.values()), breakdown.total_s, rel_tol=1e-9)
+
+
 def test_a_failed_profile_is_a_line_in_the_report(tmp_path):
     run = Run(tmp_path, {}, kernel_profiles=[KernelProfile(case_id="k/c", device="cpu", error="RuntimeError: boom")],
               model_profiles=[ModelProfile(name="m", batch=1, error="ValueError: bad")])

@@ -91,23 +91,30 @@ def condnet_forward(x: torch.Tensor, network: PackedNetwork) -> tuple[torch.Tens
     masks = [torch.empty(batch, layer.weight.shape[0], dtype=torch.bool) for layer in network.layers]
     # Every thread even at batch 1, where a forward reads its active weight tiles from memory: two cores
     # draw more bandwidth than one (here 55-60 us against 78-99 us a batch-1 forward, tau = 0.25).
-    recorder = phases.active()
-    marks = None if recorder is None else torch.zeros(2 * len(network.layers) + 2, dtype=torch.int64)
-    module.condnet_forward(x, *network.arguments, masks, logits, torch.get_num_threads(), marks)
+    recorder, threads, layers = phases.active(), torch.get_num_threads(), len(network.layers)
+    marks = timings = None
+    if recorder is not None:
+        marks = torch.zeros(2 * layers + 2, dtype=torch.int64)
+        timings = torch.zeros(threads, 2 * layers + 1, len(PAIR_PHASES), dtype=torch.int64)
+    module.condnet_forward(x, *network.arguments, masks, logits, threads, marks, timings)
     if marks is not None:
-        add_layer_phases(recorder, marks)
+        add_layer_phases(recorder, marks, timings)
     return logits, masks
 
 
-def add_layer_phases(recorder: phases.PhaseRecorder, marks: torch.Tensor) -> None:
+def add_layer_phases(recorder: phases.PhaseRecorder, marks: torch.Tensor, timings: torch.Tensor) -> None:
     """The kernel's clock marks as the layer-by-layer forward's phases (layerN/gate, layerN/linear,
-    output; a layer's relu is inside its linear), so profiles of the two read alike."""
+    output; a layer's relu is inside its linear), so profiles of the two read alike, each stage's
+    threads' phases (the mean over the threads) beneath it: what they leave of the stage is the wait."""
     seconds = (marks[1:] - marks[:-1]).double().div(1e9).tolist()
+    per_stage = (timings.double().mean(dim=0) / 1e9).tolist()  # (stages, phases)
+    stages = [f"layer{layer}/{part}" for layer in range(len(seconds) // 2) for part in ("gate", "linear")]
     for layer in range(len(seconds) // 2):
         recorder.add(recorder.path(f"layer{layer}"), seconds[2 * layer] + seconds[2 * layer + 1])
-        recorder.add(recorder.path(f"layer{layer}/gate"), seconds[2 * layer])
-        recorder.add(recorder.path(f"layer{layer}/linear"), seconds[2 * layer + 1])
-    recorder.add(recorder.path("output"), seconds[-1])
+    for stage, wall, thread_phases in zip([*stages, "output"], seconds, per_stage):
+        recorder.add(recorder.path(stage), wall)
+        for name, value in zip(PAIR_PHASES, thread_phases):
+            recorder.add(recorder.path(f"{stage}/{name}"), value)
 
 
 def pairs_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, in_mask: torch.Tensor | None,

@@ -94,6 +94,11 @@ enum PairPhase { kRoute, kZeroFill, kBias, kGemm, kPairPhases };
 class LapClock {
  public:
   explicit LapClock(int64_t* row = nullptr) : row_(row), mark_(row == nullptr ? 0 : now()) {}
+  // Laps into `row` from now (a new stage after a barrier: the wait at the barrier is not a lap).
+  void restart(int64_t* row) {
+    row_ = row;
+    if (row_ != nullptr) mark_ = now();
+  }
   void lap(PairPhase phase) {
     if (row_ == nullptr) return;
     const int64_t t = now();
@@ -223,12 +228,14 @@ void chunk_rows(int64_t chunk, int64_t batch, std::vector<int32_t>& rows) {
 // blocks of highest logit run (ties to the lower block). maps: the hidden layers' packed weights and biases, then the
 // output layer's; gates: each hidden layer's packed policy. threads: OpenMP threads for the region.
 // marks, when given (profiling): 2 * layers + 2 int64 steady-clock nanoseconds, taken as the region
-// starts and as every thread has finished each gate, each layer and the output.
+// starts and as every thread has finished each gate, each layer and the output; timings, when given:
+// a (threads, 2 * layers + 1, 4) int64 tensor of zeros that each thread's laps (route, zero_fill, bias,
+// gemm) of each stage (gate 0, layer 0, ..., output) add to.
 void condnet_forward(const at::Tensor& x, const std::vector<at::Tensor>& weights, const std::vector<at::Tensor>& biases,
                      const std::vector<at::Tensor>& gate_weights, const std::vector<at::Tensor>& gate_biases,
                      const std::vector<double>& thresholds, const std::vector<int64_t>& budgets,
                      const std::vector<at::Tensor>& masks, at::Tensor& logits, int64_t threads,
-                     const c10::optional<at::Tensor>& marks) {
+                     const c10::optional<at::Tensor>& marks, const c10::optional<at::Tensor>& timings) {
   const size_t layers = gate_weights.size();
   TORCH_CHECK(layers >= 1 && weights.size() == layers + 1 && biases.size() == layers + 1 &&
                   gate_biases.size() == layers && thresholds.size() == layers && budgets.size() == layers &&
@@ -255,6 +262,15 @@ void condnet_forward(const at::Tensor& x, const std::vector<at::Tensor>& weights
     TORCH_CHECK(marks->scalar_type() == at::kLong && marks->is_contiguous() &&
                     marks->numel() == static_cast<int64_t>(2 * layers + 2), "marks must be 2 * layers + 2 int64");
     mark = marks->data_ptr<int64_t>();
+  }
+  threads = std::max<int64_t>(1, threads);
+  const int64_t stages = static_cast<int64_t>(2 * layers + 1);
+  int64_t* timing_rows = nullptr;
+  if (timings.has_value()) {
+    TORCH_CHECK(timings->scalar_type() == at::kLong && timings->is_contiguous() && timings->dim() == 3 &&
+                    timings->size(0) == threads && timings->size(1) == stages && timings->size(2) == kPairPhases,
+                "timings must be a contiguous (threads, 2 * layers + 1, 4) int64 tensor of zeros");
+    timing_rows = timings->data_ptr<int64_t>();
   }
   // After an omp for's barrier every thread has finished it: the master's clock then marks its end.
   auto stamp = [mark](size_t at) {
@@ -284,12 +300,14 @@ void condnet_forward(const at::Tensor& x, const std::vector<at::Tensor>& weights
   float* logits_data = logits.data_ptr<float>();
   const int64_t row_chunks = (batch + kRowChunk - 1) / kRowChunk;
 
-#pragma omp parallel num_threads(static_cast<int>(std::max<int64_t>(1, threads)))
+#pragma omp parallel num_threads(static_cast<int>(threads))
   {
     std::vector<int32_t> rows, active;
     rows.reserve(batch);
     active.reserve(batch);
-    LapClock untimed;
+    int64_t* my_rows = timing_rows == nullptr ? nullptr : timing_rows + omp_get_thread_num() * stages * kPairPhases;
+    auto stage_row = [my_rows](int64_t stage) { return my_rows == nullptr ? nullptr : my_rows + stage * kPairPhases; };
+    LapClock clock;
 #pragma omp master
     stamp(0);
     Blocks in{x_data, x.size(1), x.size(1), nullptr};
@@ -299,32 +317,39 @@ void condnet_forward(const at::Tensor& x, const std::vector<at::Tensor>& weights
       const Blocks scores{gate_out, gate_ld, 0, nullptr};
       const float threshold = static_cast<float>(thresholds[l]);
       bool* mask = mask_data[l];
+      clock.restart(stage_row(2 * l));
 #pragma omp for schedule(static)
       for (int64_t chunk = 0; chunk < row_chunks; ++chunk) {
         chunk_rows(chunk, batch, rows);
-        run_out_block(gate, 0, rows, in, scores, false, active, untimed);
+        run_out_block(gate, 0, rows, in, scores, false, active, clock);
         for (int32_t r : rows) decide(gate_out + r * gate_ld, map.n_out, threshold, budgets[l], mask + r * map.n_out);
+        clock.lap(kRoute);  // the gate's decisions route the layer's blocks
       }
 #pragma omp master
       stamp(2 * l + 1);
       const Blocks h{hidden[l % 2], map.n_out * map.width(), map.width(), mask};
+      clock.restart(stage_row(2 * l + 1));
 #pragma omp for schedule(dynamic, 1)
       for (int64_t j = 0; j < map.n_out; ++j) {
         rows.clear();
         for (int64_t r = 0; r < batch; ++r)
           if (mask[r * map.n_out + j]) rows.push_back(static_cast<int32_t>(r));
-        if (!rows.empty()) run_out_block(map, j, rows, in, h, true, active, untimed);
+        clock.lap(kRoute);
+        if (!rows.empty()) run_out_block(map, j, rows, in, h, true, active, clock);
+        clock.lap(kGemm);  // the block's relu
       }
 #pragma omp master
       stamp(2 * l + 2);
       in = h;
     }
     const Blocks scores{out, out_width, 0, nullptr};
+    clock.restart(stage_row(stages - 1));
 #pragma omp for schedule(static)
     for (int64_t chunk = 0; chunk < row_chunks; ++chunk) {
       chunk_rows(chunk, batch, rows);
-      run_out_block(maps[layers], 0, rows, in, scores, false, active, untimed);
+      run_out_block(maps[layers], 0, rows, in, scores, false, active, clock);
       for (int32_t r : rows) std::memcpy(logits_data + r * n_classes, out + r * out_width, n_classes * sizeof(float));
+      clock.lap(kGemm);  // the logits copied out
     }
 #pragma omp master
     stamp(2 * layers + 1);
