@@ -228,6 +228,6 @@ def add_thread_phases(recorder: phases.PhaseRecorder, timings: torch.Tensor,
     """A C++ kernel's per-thread phases (one row of nanoseconds per thread, a column per name) as
     children of the "threads" phase, each the mean over the threads, so they add up to that phase's wall
     time with its remainder (fork, join, waiting for the slowest; a thread given no work waits it all)."""
-    rows = timings.tolist()  # plain Python: at batch 1 tensor arithmetic here would cost more than the call
+    rows = timings.tolist()  # plain Python, not tensor ops: this runs inside every profiled call
     for column, name in enumerate(names):
         recorder.add(recorder.path(f"threads/{name}"), sum(row[column] for row in rows) / (1e9 * len(rows)))
