@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from bench.schema import KernelProfile, KernelRow, Metric, ProviderProfile
+from bench.core.schema import KernelProfile, KernelRow, Metric, ProviderProfile
 
 SWEEP = {"name": "k", "batch": [4], "shape": [{"in_features": 64, "out_features": 64}], "block_size": [16],
          "density": [0.5]}

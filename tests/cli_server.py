@@ -19,7 +19,7 @@ import traceback
 
 os.environ["COLUMNS"] = "200"  # before any rich console reads the width
 
-import bench.__main__ as cli  # noqa: E402  (after COLUMNS)
+import bench.cli.main as cli  # noqa: E402  (after COLUMNS)
 
 CHILD_TIMEOUT_S = 300
 

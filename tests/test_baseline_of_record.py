@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import measure
-from bench.cases import KernelCase
-from bench.measure import run_kernel_case
-from bench.providers import DENSE_CANDIDATES, PROVIDERS, Provider, fastest_dense, register
-from bench.report_rows import baseline_cell, baseline_phrase
-from bench.schema import kernel_summary, parse_kernel_row
+from bench.measure import kernel as measure
+from bench.plan.cases import KernelCase
+from bench.measure.kernel import run_kernel_case
+from bench.core.providers import DENSE_CANDIDATES, PROVIDERS, Provider, fastest_dense, register
+from bench.analysis.rows import baseline_cell, baseline_phrase
+from bench.core.schema import kernel_summary, parse_kernel_row
 from condcore.timing import median, ratio_samples
 
 
@@ -26,7 +26,7 @@ def case(**fields) -> KernelCase:
 def registry(monkeypatch):
     """A copy of the provider registry that a test may add to."""
     providers = dict(PROVIDERS)
-    monkeypatch.setattr("bench.providers.PROVIDERS", providers)
+    monkeypatch.setattr("bench.core.providers.PROVIDERS", providers)
     monkeypatch.setattr(measure, "PROVIDERS", providers)
     return providers
 

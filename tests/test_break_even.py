@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from bench.break_even import break_even, describe
+from bench.analysis.break_even import break_even, describe
 
 
 def rows(points: dict[float, float], batch: int = 16, source: str = "iid", status: str = "ok") -> list[dict]:

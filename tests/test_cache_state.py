@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.cases import KernelCase, kernel_cases
-from bench.machine_peaks import memory_roof
-from bench.measure import ROOFLINE_TOLERANCE, run_kernel_case
-from bench.suite import parse_suite
+from bench.plan.cases import KernelCase, kernel_cases
+from bench.machine.peaks import memory_roof
+from bench.measure.kernel import ROOFLINE_TOLERANCE, run_kernel_case
+from bench.plan.suite import parse_suite
 from condcore.timing import CacheFlush, cache_state, last_level_cache_bytes, median, time_cpu_interleaved
 
 

@@ -118,9 +118,9 @@ def test_a_model_whose_timed_forward_disagrees_with_the_reference_is_a_failed_ro
 
     from rich.console import Console
 
-    from bench.model_timing import TimedModel, time_models
-    from bench.report import print_models
-    from bench.schema import ModelRow
+    from bench.measure.model import TimedModel, time_models
+    from bench.report.terminal import print_models
+    from bench.core.schema import ModelRow
     from condcore.ops import condnet_native
 
     result = trained[0]
@@ -221,7 +221,8 @@ def test_auto_precision_resolves_to_what_the_machine_runs():
 
 
 def test_a_model_case_names_its_training_batch_and_learning_rate_and_trains_with_them(tmp_path, digits):
-    from bench.models import ModelCase, train_or_reuse
+    from bench.plan.models import ModelCase
+    from bench.measure.train import train_or_reuse
 
     case = ModelCase("digits", "reinforce", 0.5, (64, 64), 16, 1, batch_size=32, lr=0.003)
     other = ModelCase("digits", "reinforce", 0.5, (64, 64), 16, 1)
@@ -231,7 +232,8 @@ def test_a_model_case_names_its_training_batch_and_learning_rate_and_trains_with
 
 
 def test_a_checkpoint_of_an_older_training_version_is_trained_again(tmp_path, digits):
-    from bench.models import ModelCase, is_trained, train_or_reuse
+    from bench.plan.models import ModelCase
+    from bench.measure.train import is_trained, train_or_reuse
 
     case = ModelCase("digits", "reinforce", 0.5, (64, 64), 16, 1)
     train_or_reuse(case, digits, tmp_path, progress=False)
@@ -248,7 +250,8 @@ def test_a_checkpoint_of_an_older_training_version_is_trained_again(tmp_path, di
 def test_a_damaged_checkpoint_is_said_and_trained_again(tmp_path, digits, capsys, damage):
     """Found probing: a truncated model.pt beside an intact metrics.json killed every later run with a
     traceback until deleted by hand."""
-    from bench.models import ModelCase, train_or_reuse
+    from bench.plan.models import ModelCase
+    from bench.measure.train import train_or_reuse
 
     case = ModelCase("digits", "reinforce", 0.5, (32, 32), 16, 1)
     train_or_reuse(case, digits, tmp_path, progress=False)

@@ -11,7 +11,7 @@ import psutil
 import pytest
 from bench_cli import bench
 
-from bench.contention import BUSY_CORES, Load, busy_process, measure_load, run_cpus
+from bench.machine.contention import BUSY_CORES, Load, busy_process, measure_load, run_cpus
 
 SUITE = """
 name: busy
@@ -107,7 +107,7 @@ def test_wait_quiet_waits_for_the_neighbour_to_leave(tmp_path):
 
 def test_the_busy_neighbour_dies_with_the_process_that_started_it():
     """A killed `bench power --busy-core` must not leave a core spinning for an hour."""
-    script = "from bench.contention import busy_process; import time\nprint(busy_process().pid, flush=True); time.sleep(600)"
+    script = "from bench.machine.contention import busy_process; import time\nprint(busy_process().pid, flush=True); time.sleep(600)"
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     child = int(parent.stdout.readline())
     parent.kill()

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from bench_cli import bench
 
-from bench.cli_common import UserError
-from bench.continuous import ALPHA, judge, process_order, verdict
-from bench.power_cmd import rates
-from bench.revision import exported_revision, resolve_commit
+from bench.core.errors import UserError
+from bench.regression.continuous import ALPHA, judge, process_order, verdict
+from bench.regression.power import rates
+from bench.regression.revision import exported_revision, resolve_commit
 
 TINY_SUITE = """
 name: tiny

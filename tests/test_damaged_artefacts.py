@@ -142,7 +142,7 @@ def test_two_runs_training_one_model_at_once_leave_one_whole_checkpoint(finished
 
 def test_an_interrupted_merge_leaves_nothing_that_loads_as_a_run(finished_run, tmp_path, monkeypatch):
     """Found probing: a killed merge left a folder that loaded as a finished run, and its retry was refused."""
-    import bench.results as results
+    import bench.store.results as results
 
     root, names = copy_of(finished_run, tmp_path)
     real = results._write_merged

@@ -14,7 +14,7 @@ import yaml
 from bench_cli import bench
 from test_data import write_idx
 
-from bench.results import load_run
+from bench.store.results import load_run
 
 
 def write_mnist(folder: Path, rng: np.random.Generator) -> None:

@@ -11,12 +11,12 @@ matplotlib.use("Agg")
 
 import pandas as pd  # noqa: E402
 
-from bench.break_even import break_even, describe  # noqa: E402
-from bench.flags import FLAGGED, PASSED_OVER, flag_mark, flag_notes  # noqa: E402
-from bench.goals import check_goals  # noqa: E402
-from bench.plots import FLAGGED_LABEL, plot_speedup_vs_batch, plot_speedup_vs_density  # noqa: E402
-from bench.results import load_run  # noqa: E402
-from bench.summary import best_configurations  # noqa: E402
+from bench.analysis.break_even import break_even, describe  # noqa: E402
+from bench.core.flags import FLAGGED, PASSED_OVER, flag_mark, flag_notes  # noqa: E402
+from bench.analysis.goals import check_goals  # noqa: E402
+from bench.report.plots import FLAGGED_LABEL, plot_speedup_vs_batch, plot_speedup_vs_density  # noqa: E402
+from bench.store.results import load_run  # noqa: E402
+from bench.analysis.summary import best_configurations  # noqa: E402
 
 RUN = Path(__file__).resolve().parents[1] / "results" / "runs" / "cpu-20261203-171044"
 

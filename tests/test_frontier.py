@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from bench.frontier import (dense_frontier, fastest_within_budget, figures_of_record, iso_accuracy, paired_change,
+from bench.analysis.frontier import (dense_frontier, fastest_within_budget, figures_of_record, iso_accuracy, paired_change,
                             pair_speedup)
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.cases import kernel_cases
-from bench.measure import run_kernel_case
-from bench.providers import DENSE_CANDIDATES
-from bench.suite import load_suite
+from bench.plan.cases import kernel_cases
+from bench.measure.kernel import run_kernel_case
+from bench.core.providers import DENSE_CANDIDATES
+from bench.plan.suite import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 

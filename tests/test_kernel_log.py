@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.cases import KernelCase
-from bench.measure import run_kernel_case
+from bench.plan.cases import KernelCase
+from bench.measure.kernel import run_kernel_case
 from condcore.ops import block_sparse_linear, frozen_weights
 from condcore.ops.kernel_log import KERNEL_NAMES, kernels_used, ran, spelled
 from condcore.ops.packed_weights import unfrozen

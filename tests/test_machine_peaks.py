@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.machine_peaks import GEMM_MAX, gemm_peak, measure_peaks, memory_roof
+from bench.machine.peaks import GEMM_MAX, gemm_peak, measure_peaks, memory_roof
 
 # Nominal ceilings no CPU core reaches: 6 GHz x 64 fp32 FLOP per cycle (two AVX-512 FMA units) per
 # thread, and 1 TB/s of memory bandwidth for a CPU socket.
@@ -26,6 +26,6 @@ def test_peaks_are_positive_and_below_the_nominal_ones():
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_a_slow_dtype_stops_growing_its_gemm_early(dtype, monkeypatch):
     """Where a dtype is emulated the GEMM does not grow to the largest size: the budget bounds it."""
-    monkeypatch.setattr("bench.machine_peaks.GEMM_SECONDS", 0.0)
+    monkeypatch.setattr("bench.machine.peaks.GEMM_SECONDS", 0.0)
     rate, n = gemm_peak("cpu", dtype)
     assert n == 256 and rate > 0

@@ -7,8 +7,8 @@ import builtins
 import pytest
 import torch
 
-from bench.model_providers import MODEL_PROVIDERS, ProviderUnavailable, as_sequential, export_onnx, onnx_session
-from bench.model_timing import TimedModel, time_models
+from bench.core.model_providers import MODEL_PROVIDERS, ProviderUnavailable, as_sequential, export_onnx, onnx_session
+from bench.measure.model import TimedModel, time_models
 from condcore.data import load_dataset
 from condcore.models import CondNet, CondNetConfig
 

@@ -12,9 +12,9 @@ import yaml
 from bench_cli import bench
 from test_data_suites import WRITERS
 
-from bench.cases import model_sections
-from bench.results import load_run
-from bench.suite import load_suite
+from bench.plan.cases import model_sections
+from bench.store.results import load_run
+from bench.plan.suite import load_suite
 
 PAPER = Path(__file__).resolve().parents[1] / "suites" / "paper.yaml"
 

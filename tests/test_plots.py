@@ -10,8 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
 
-from bench.plots import pareto_front, plot_pareto, plot_speedup_vs_batch, plot_speedup_vs_density  # noqa: E402
-from bench.results import load_run  # noqa: E402
+from bench.report.plots import pareto_front, plot_pareto, plot_speedup_vs_batch, plot_speedup_vs_density  # noqa: E402
+from bench.store.results import load_run  # noqa: E402
 
 RUN = Path(__file__).resolve().parents[1] / "results/runs/cpu-20261202-083023"
 

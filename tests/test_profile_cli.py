@@ -9,7 +9,7 @@ import json
 from bench_cli import bench
 from test_runner import TINY, WITH_MODELS, only_run
 
-from bench.results import load_run
+from bench.store.results import load_run
 
 
 def test_profile_writes_phases_traces_memory_and_links_them(tmp_path):

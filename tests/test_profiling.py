@@ -13,12 +13,12 @@ import pytest
 import torch
 from rich.console import Console
 
-from bench import perf_counters
-from bench.profile_case import profile_model
-from bench.profile_report import model_gap, model_parts, print_profiles, profiles_html
-from bench.profiling import REST, extra_memory_bytes, leaf_phases, phase_breakdown, write_trace
-from bench.results import Run
-from bench.schema import KernelProfile, ModelProfile
+from bench.machine import counters as perf_counters
+from bench.measure.profile import profile_model
+from bench.report.profiles import model_gap, model_parts, print_profiles, profiles_html
+from bench.measure.profiling import REST, extra_memory_bytes, leaf_phases, phase_breakdown, write_trace
+from bench.store.results import Run
+from bench.core.schema import KernelProfile, ModelProfile
 from condcore import phases
 from condcore.models import CondNet, CondNetConfig
 from condcore.ops import block_sparse_linear, condnet_native, cpu_native, frozen_weights
@@ -113,7 +113,7 @@ def test_the_pair_kernels_thread_phases_add_up_to_its_call(threads):
 
 
 def test_thread_phases_are_labelled_as_their_phase():
-    from bench.profile_report import phase_label
+    from bench.report.profiles import phase_label
 
     assert [phase_label(p) for p in ("threads/gemm", "threads/self", "pairs/threads/route", "pairs/threads/self",
                                      "pairs/self", "check_nonfinite", "route", "layer0/linear/threads/gemm")] == [

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 from bench_cli import bench
 
-from bench.cases import KernelCase
-from bench.measure import run_kernel_case
-from bench.providers import PROVIDERS, Provider, peer_names, register
-from bench.results import load_run
+from bench.plan.cases import KernelCase
+from bench.measure.kernel import run_kernel_case
+from bench.core.providers import PROVIDERS, Provider, peer_names, register
+from bench.store.results import load_run
 from condcore.ops.reference import reference_linear
 
 PEERS = """
@@ -69,10 +69,10 @@ def test_a_suite_times_every_peer_beside_ours_each_checked_first(tmp_path):
 
 def test_adding_a_provider_is_one_registration(monkeypatch, tmp_path):
     """A toy peer computing the spec joins a case; one that computes it wrong is refused, not timed."""
-    monkeypatch.setattr("bench.providers.PROVIDERS", dict(PROVIDERS))
-    from bench import measure
+    monkeypatch.setattr("bench.core.providers.PROVIDERS", dict(PROVIDERS))
+    from bench.measure import kernel as measure
 
-    monkeypatch.setattr(measure, "PROVIDERS", __import__("bench.providers", fromlist=["PROVIDERS"]).PROVIDERS)
+    monkeypatch.setattr(measure, "PROVIDERS", __import__("bench.core.providers", fromlist=["PROVIDERS"]).PROVIDERS)
 
     def spec(p, backend, regime, out):
         return lambda: out.copy_(reference_linear(p.x, p.weight, p.bias, p.in_mask, p.out_mask, p.block_size))

@@ -7,7 +7,7 @@ import typing
 import pytest
 import torch
 
-from bench.suite import Backend
+from bench.plan.suite import Backend
 from condcore.ops import BACKENDS, block_sparse_linear
 from condcore.ops.registry import BENCHMARKED_BACKENDS, KERNELS, find
 from condcore.problems import make_problem
@@ -58,7 +58,7 @@ def test_policy_learners_carry_their_inference_mode_and_options():
     and each learner says how it is evaluated and which CondNetConfig fields it takes."""
     import dataclasses
 
-    from bench.suite import ModelSweep, Policy
+    from bench.plan.suite import ModelSweep, Policy
     from condcore.models import CondNetConfig
     from condcore.policies import INFERENCE_MODES, POLICIES
 

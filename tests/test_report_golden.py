@@ -18,8 +18,9 @@ import matplotlib.figure
 import pytest
 from rich.console import Console
 
-from bench import report, summary
-from bench.results import load_run
+from bench.report import terminal as report
+from bench.analysis import summary
+from bench.store.results import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = sorted(p for p in (ROOT / "results" / "runs").iterdir() if (p / "env.json").is_file())

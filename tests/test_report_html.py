@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.report import write_report
-from bench.results import load_run
+from bench.report.terminal import write_report
+from bench.store.results import load_run
 
 RESULTS = Path(__file__).resolve().parents[1] / "results/runs"
 # The default suite from a fresh clone (three densities), the README's run (five), and the first with the

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bench.report import print_report
-from bench.frontier import ERROR_BUDGETS, fastest_within_budget, figures_of_record
-from bench.summary import budget_label
-from bench.results import load_run
-from bench.tables import KEEP, Column, fitted_table
+from bench.report.terminal import print_report
+from bench.analysis.frontier import ERROR_BUDGETS, fastest_within_budget, figures_of_record
+from bench.analysis.summary import budget_label
+from bench.store.results import load_run
+from bench.report.tables import KEEP, Column, fitted_table
 
 RESULTS = Path(__file__).resolve().parents[1] / "results/runs"
 RUN = RESULTS / "cpu-20261202-083023"  # the default suite from a fresh clone, committed
@@ -87,7 +87,7 @@ def test_fitted_table_moves_constants_to_the_title_shortens_then_drops():
 
 @pytest.mark.parametrize("width", [80, 160])
 def test_the_progress_line_keeps_its_bar_count_and_eta(width):
-    from bench.run import progress_bar
+    from bench.runner import progress_bar
 
     progress = progress_bar(Console(width=width, file=io.StringIO()))
     task = progress.add_task("kernel trained-masks/cpu/float32/auto/auto/B256/2048x2048/k128/d0.5/both/trained:"
@@ -104,10 +104,10 @@ def test_a_flagged_row_is_marked_in_every_summary_of_it():
     """Found by the kernel-honesty issue: the first table showed "0.50 [0.50, 3.11]" unmarked from a row
     flagged oversubscribed,noisy. Each summary (terminal, HTML, markdown) marks such a cell and says why;
     where a clean block size ran the cell too, it shows that one, marked as chosen over a faster flagged one."""
-    from bench.report import print_summary
-    from bench.report_html import summary_html
-    from bench.results import load_run
-    from bench.summary import best_configurations, markdown_summary
+    from bench.report.terminal import print_summary
+    from bench.report.html import summary_html
+    from bench.store.results import load_run
+    from bench.analysis.summary import best_configurations, markdown_summary
 
     root = Path(__file__).resolve().parents[1]
     source = "results/runs/cpu-20261203-171044"

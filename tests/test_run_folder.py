@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli_common import UserError
-from bench.results import read_rows
-from bench.run_folder import create_run_folder, owned, writer_of
+from bench.core.errors import UserError
+from bench.store.results import read_rows
+from bench.store.run_folder import create_run_folder, owned, writer_of
 
 # 24 quick cases: long enough to be killed midway, short enough for CI.
 SUITE = """

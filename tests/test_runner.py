@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from bench_cli import bench
 
-from bench.results import load_run, read_rows
-from bench.schema import SCHEMA_VERSION
+from bench.store.results import load_run, read_rows
+from bench.core.schema import SCHEMA_VERSION
 
 TINY = """
 name: tiny
@@ -291,8 +291,8 @@ def test_a_case_too_big_for_memory_is_a_failed_row_not_a_dead_run(tmp_path):
     """Batch 100000 on a 16384^2 fp32 layer grew the process to 23 GiB until the kernel killed it."""
     import psutil
 
-    from bench.cases import KernelCase
-    from bench.measure import case_memory_bytes, run_kernel_case
+    from bench.plan.cases import KernelCase
+    from bench.measure.kernel import case_memory_bytes, run_kernel_case
 
     huge = KernelCase("s", "cpu", "float32", "auto", "auto", 100_000, 16384, 16384, 128, 0.25, "out", "iid")
     assert case_memory_bytes(huge) > psutil.virtual_memory().total
@@ -315,7 +315,7 @@ def test_time_every_seed_times_every_seed(tmp_path):
 
 
 def test_the_error_change_against_dense_is_paired_per_seed():
-    from bench.report import model_summary
+    from bench.report.terminal import model_summary
 
     def row(policy, tau, seed, error):
         return {"policy": policy, "tau": tau, "seed": seed, "test_error": error, "inference_mode": "threshold",
@@ -337,7 +337,7 @@ def test_the_error_change_against_dense_is_paired_per_seed():
 
 def test_an_error_interval_never_leaves_zero_to_one():
     """Seen in a real run: REINFORCE at 1.12 / 2.97 / 2.60% gave a t-interval of [-0.21, 4.67]%."""
-    from bench.report import model_summary
+    from bench.report.terminal import model_summary
 
     models = pd.DataFrame([{"policy": "reinforce", "tau": 0.5, "seed": s, "test_error": e, "test_examples": 269,
                             "inference_mode": "threshold", "realized_density": [0.5]}
@@ -353,7 +353,7 @@ def test_seeds_that_agree_by_chance_keep_the_test_sets_uncertainty():
     """Three splits with 7 of 269 wrong each: the t-interval has width 0, the pooled binomial one does not."""
     from scipy import stats
 
-    from bench.report import model_summary
+    from bench.report.terminal import model_summary
 
     models = pd.DataFrame([{"policy": "dense", "tau": 1.0, "seed": s, "test_error": 7 / 269, "test_examples": 269,
                             "inference_mode": "threshold", "realized_density": [1.0]} for s in range(3)])
@@ -375,7 +375,7 @@ def test_models_over_seeds_report_mean_and_interval(tmp_path):
     assert list(run.models.loc[run.models["policy"] == "dense", "seed"]) == [0]
     # speed is timed on the first seed's models only
     assert set(run.model_speeds["seed"]) == {0} and set(run.model_speeds["name"]) == set(run.models["name"][run.models["seed"] == 0])
-    from bench.report import model_summary
+    from bench.report.terminal import model_summary
 
     dense, summary = model_summary(run.models).to_dict("records")
     # one seed: the exact binomial interval of its test images
@@ -393,7 +393,7 @@ def test_kernel_rows_read_in_numeric_order(tiny_run):
     """Sorted as case-id strings, B = 16 came before 4 and k = 128 before 64; the report sorts numbers."""
     import pandas as pd
 
-    from bench.report import in_reading_order, peer_summary
+    from bench.report.terminal import in_reading_order, peer_summary
 
     rows = pd.DataFrame({"batch": [16, 4, 1024, 256, 4], "block_size": [128, 64, 128, 64, 128],
                          "mask_source": ["iid"] * 5, "requested_density": [0.5, 0.1, 0.25, 0.5, 0.25],
@@ -412,8 +412,8 @@ def test_a_full_disk_is_one_line_and_the_run_resumes(tmp_path, monkeypatch, caps
     """Found probing: a full disk printed 55 lines and four chained tracebacks (the rows stayed safe)."""
     import errno
 
-    import bench.run as runner
-    from bench.__main__ import main
+    import bench.runner as runner
+    from bench.cli.main import main
 
     (tmp_path / "tiny.yaml").write_text(TINY)
     monkeypatch.chdir(tmp_path)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from bench_cli import bench
 
-from bench.results import load_run
-from bench.schema import (SCHEMA_VERSION, SUMMARY, KernelRow, Metric, SchemaError, kernel_summary, parse_kernel_row,
+from bench.store.results import load_run
+from bench.core.schema import (SCHEMA_VERSION, SUMMARY, KernelRow, Metric, SchemaError, kernel_summary, parse_kernel_row,
                           parse_model_row)
 
 RUNS = Path(__file__).resolve().parent.parent / "results" / "runs"

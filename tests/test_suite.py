@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.cases import check_runnable, kernel_cases, model_cases, parse_shard, shard
-from bench.cli_common import UserError
-from bench.suite import load_suite, parse_suite
+from bench.plan.cases import check_runnable, kernel_cases, model_cases, parse_shard, shard
+from bench.core.errors import UserError
+from bench.plan.suite import load_suite, parse_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 

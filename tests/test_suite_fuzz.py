@@ -9,9 +9,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.cases import kernel_cases
-from bench.cli_common import UserError
-from bench.suite import MAX_BATCH, MAX_FEATURES, SWEPT_KEYS, parse_suite
+from bench.plan.cases import kernel_cases
+from bench.core.errors import UserError
+from bench.plan.suite import MAX_BATCH, MAX_FEATURES, SWEPT_KEYS, parse_suite
 
 BASE_SWEEP = {"name": "k", "batch": [4], "shape": [{"in_features": 64, "out_features": 64}], "block_size": [16],
               "density": [0.5]}

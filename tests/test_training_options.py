@@ -78,7 +78,7 @@ def test_tanh_layers_compute_tanh_and_keep_dropped_blocks_zero(digits):
 
 
 def test_tanh_dense_net_runs_as_a_plain_mlp_with_tanh(digits):
-    from bench.model_providers import as_sequential
+    from bench.core.model_providers import as_sequential
 
     model = net(digits, activation="tanh", policy="dense", tau=1.0).eval()
     x = digits.test.x[:8]
@@ -138,9 +138,9 @@ def test_a_suites_recipe_reaches_the_trained_model_and_names_it(tmp_path, digits
     checkpoint of the default recipe is never reused for them), and the defaults name nothing."""
     import yaml
 
-    from bench.cases import model_cases
-    from bench.models import train_or_reuse
-    from bench.suite import parse_suite
+    from bench.plan.cases import model_cases
+    from bench.measure.train import train_or_reuse
+    from bench.plan.suite import parse_suite
 
     models = {"dataset": "digits", "hidden": [32, 32], "block_size": 16, "epochs": 1, "policies": ["reinforce"],
               "taus": [[0.5, 0.25]]}

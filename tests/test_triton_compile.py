@@ -1,6 +1,6 @@
 """The Triton kernels compile for an H100 (sm_90) and keep the properties their speed rests on.
 
-No GPU is needed: Triton's compiler and ptxas ship in the wheel (bench.triton_compile_check).
+No GPU is needed: Triton's compiler and ptxas ship in the wheel (bench.measure.compile_check, `python -m bench compile-check`).
 The interpreter tests prove the numbers; these prove what the chip would run: the accumulator in
 registers (no spills), loads pipelined through shared memory (cp.async, LDGSTS), and tensor-core
 instructions (HGMMA, Hopper's warpgroup MMA, for the large-batch kernel; HMMA for the 16-row decode
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.triton_compile_check import LaunchCase, check_cases, gpu_configs, main, plan, suite_cases
+from bench.cli.main import main
+from bench.measure.compile_check import LaunchCase, check_cases, gpu_configs, plan, suite_cases
 from condcore.ops.triton_common import fitting_configs
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
@@ -92,7 +93,7 @@ def test_unknown_tiles_are_a_failed_row_not_an_error(compiled):
 
 def test_cli_writes_a_table_and_json(tmp_path, capsys):
     out = tmp_path / "check.json"
-    assert main(["--suite", str(SUITES / "kernels-cuda.yaml"), "--regime", "union", "--json", str(out)]) == 0
+    assert main(["compile-check", "--suite", str(SUITES / "kernels-cuda.yaml"), "--regime", "union", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["arch"] == 90 and report["rows"] and all(r["ok"] for r in report["rows"])
     # the launches are the suite's decode cases: batch 1 and 16, bf16, both mask sides
@@ -115,8 +116,8 @@ def test_launches_come_from_a_suites_cuda_cases():
 
 def test_a_gpu_case_profile_names_the_chosen_configs_build(monkeypatch):
     """What `bench profile` attaches to a CUDA case: the build of the config its autotuner chose."""
-    from bench.cases import KernelCase
-    from bench.profile_case import triton_builds
+    from bench.plan.cases import KernelCase
+    from bench.measure.profile import triton_builds
     from condcore.ops import triton_grouped
 
     case = KernelCase("s", "cuda", "bfloat16", "triton", "grouped", 256, 2048, 2048, 128, 0.25, "out", "iid")
@@ -137,5 +138,5 @@ def test_a_gpu_case_profile_names_the_chosen_configs_build(monkeypatch):
 ])
 def test_bad_options_are_one_line_before_anything_compiles(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
-        main(argv)
+        main(["compile-check", *argv])
     assert exit_.value.code == 2 and message in capsys.readouterr().err

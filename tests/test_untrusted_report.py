@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.report import write_report
-from bench.results import load_run
-from bench.summary import markdown_summary
+from bench.report.terminal import write_report
+from bench.store.results import load_run
+from bench.analysis.summary import markdown_summary
 
 RUN = Path(__file__).resolve().parents[1] / "results/runs/cpu-20261203-094905"
 PAYLOAD = "<script>alert(1)</script>"
@@ -80,7 +80,7 @@ def test_a_case_whose_masks_turn_every_block_off_reports(tmp_path):
     """A trained model's masks may run no block at all (work density 0): a real row, reported (found
     probing as a traceback), not refused as damage."""
     from bad_inputs import GOOD_ROW, RUN, run_folder
-    from bench.report import print_report
+    from bench.report.terminal import print_report
 
     for name, content in run_folder().items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,9 @@
 """Train the default suite's model grid with a given batch size / lr into a folder; print wall time and errors."""
 import sys, time, json
 from pathlib import Path
-from bench.suite import load_suite
-from bench.cases import model_cases
-from bench.models import Datasets, train_missing
+from bench.plan.suite import load_suite
+from bench.plan.cases import model_cases
+from bench.measure.train import Datasets, train_missing
 import torch
 def main():
     suite_path, batch, lr, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4])

@@ -3,7 +3,7 @@ from pathlib import Path
 from condcore.train import load_checkpoint
 from condcore.data import load_dataset
 from condcore.speed import inference_speedup
-from bench.model_timing import test_batches
+from bench.measure.model import test_batches
 torch.set_num_threads(2)
 root = Path("/work/main/results/checkpoints")
 data = load_dataset("digits", None, seed=0)

@@ -7,7 +7,7 @@ Medians of 9 rounds, ms per call. Run: python results/ab/model-crosstalk-2026120
 
 import torch
 
-from bench.model_providers import MODEL_PROVIDERS
+from bench.core.model_providers import MODEL_PROVIDERS
 from condcore.models import CondNet, CondNetConfig
 from condcore.ops import frozen_weights
 from condcore.timing import median, time_cpu_interleaved

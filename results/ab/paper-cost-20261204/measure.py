@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from bench.cases import model_sections
-from bench.suite import load_suite
+from bench.plan.cases import model_sections
+from bench.plan.suite import load_suite
 from condcore.data import Dataset, Split
 from condcore.models import CondNet
 from condcore.policies import POLICIES

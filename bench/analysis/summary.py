@@ -1,0 +1,257 @@
+"""A run's answer in two tables, as data: the best block size per batch and density, and the fastest
+model within each test-error budget. The terminal report, the HTML page and the README's results section
+(`python -m bench summary RUN --markdown`) all render these."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from bench.analysis.break_even import break_even, describe
+from bench.analysis.frontier import fastest_within_budget, iso_accuracy, label, reference_hidden
+from bench.core.flags import FLAGGED, FLAGGED_NOTE, flag_mark, flag_notes, is_flagged
+from bench.analysis.goals import check_goals
+from bench.analysis.rows import baseline_phrase, machine_line
+from bench.store.results import Run, per_dataset
+
+
+def best_configurations(kernels: pd.DataFrame) -> pd.DataFrame:
+    """Per batch, masked side and mask source (synthetic masks), and per requested density: the fastest
+    block size, with its speedup, interval and ideal (1 / work density)."""
+    if kernels.empty:
+        return pd.DataFrame()
+    ok = kernels[(kernels["status"] == "ok") & (kernels["mask_source"] != "trained")
+                 & kernels["requested_density"].notna()]
+    if ok.empty:
+        return pd.DataFrame()
+    # The fastest clean row of each cell; a flagged one only where every row of the cell is flagged, and
+    # a clean one chosen over a faster flagged one says so (passed_over).
+    clean = pd.Series([not is_flagged(r) for r in ok.to_dict("records")], index=ok.index)
+    ok = ok.assign(clean=clean)
+    cell = ["batch", "masks", "mask_source", "requested_density"]
+    fastest = ok.groupby(cell)["speedup"].transform("max")
+    any_clean = ok.groupby(cell)["clean"].transform("any")
+    candidates = ok[ok["clean"] | ~any_clean]
+    best = candidates.loc[candidates.groupby(cell)["speedup"].idxmax()]
+    best = best.assign(ideal=1.0 / best["ideal_density"], passed_over=best["speedup"] < fastest[best.index])
+    for column in ("speedup_ci_low", "speedup_ci_high"):  # runs written before intervals were kept
+        best[column] = pd.to_numeric(best[column], errors="coerce") if column in best else math.nan
+    columns = ["batch", "masks", "mask_source", "requested_density", "block_size", "speedup", "speedup_ci_low",
+               "speedup_ci_high", "ideal", "load_flags", "passed_over", "device", "dtype", "in_features", "out_features"]
+    return best[[c for c in columns if c in best]].sort_values(["batch", "masks", "mask_source", "requested_density"],
+                                                                ascending=[True, True, True, False])
+
+
+def budget_label(budget: float) -> str:
+    return "any" if budget == math.inf else f"<= +{100 * budget:g} points"
+
+
+def number_text(value, spec: str = ".2f") -> str:
+    """A figure, or blank where the row has none (a row from before it was measured, a failed case)."""
+    return "" if value is None or value != value else format(value, spec)
+
+
+def ms_text(seconds: float, low: float = math.nan, high: float = math.nan) -> str:
+    """A time per batch in ms, 3 significant digits ('0.0074', '1.68', '37.8')."""
+    def fmt(v: float) -> str:
+        return f"{1e3 * v:.3g}"
+    return fmt(seconds) + ("" if no_interval(low, high) else f" [{fmt(low)}, {fmt(high)}]")
+
+
+def model_answers(run: Run) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The models' answer, as data: the fastest model of all per error budget, each CondNet against the
+    fastest dense net as accurate (bench.analysis.frontier), and each timed family's speedup over its same-shape
+    dense twin by (policy, tau, hidden, batch)."""
+    if run.models.empty:
+        return pd.DataFrame(), pd.DataFrame(), {}
+    twin = {}
+    if not run.model_speeds.empty:
+        merged = run.model_speeds.merge(run.models[["name", "policy", "tau", "hidden"]], on="name")
+        twin = {(r["policy"], r["tau"], r["hidden"], r["batch"]): r for r in merged.to_dict("records")}
+    return fastest_within_budget(run.models, run.model_times), iso_accuracy(run.models, run.model_times), twin
+
+
+def iso_text(r: dict) -> str:
+    """An iso-accuracy row's speedup: '0.09 [0.08, 0.10]' (unpaired: '... unpaired'), or the verdict."""
+    if r.get("verdict") != "compared":
+        return str(r.get("verdict"))
+    return speedup_text(r["speedup"], r["speedup_low"], r["speedup_high"]) + ("" if r.get("paired") else " unpaired")
+
+
+def goal_lines(iso: pd.DataFrame) -> list[str]:
+    """The moonshot, per batch: is some CondNet faster than every dense width under every provider at
+    equal accuracy (its iso-accuracy speedup's interval above 1)? Else how far off the closest is."""
+    lines = []
+    if iso.empty:
+        return lines
+    for batch, g in iso.groupby("batch"):
+        compared = g[g["verdict"] == "compared"]
+        if compared.empty:
+            lines.append(f"batch {batch}: no CondNet has a dense net as accurate to be compared with")
+            continue
+        best = compared.loc[compared["speedup"].idxmax()]
+        name = label(best["policy"], best["tau"], best["hidden"])
+        x = speedup_text(best["speedup"], best["speedup_low"], best["speedup_high"])
+        noise = best.get("within_noise_speedup", math.nan)
+        caveat = ""
+        if noise == noise and noise < 1:
+            caveat = (f", but dense w = {str(best['within_noise_hidden']).split('x')[0]} "
+                      f"({best['within_noise_provider']}), {100 * best['within_noise_change']:+.2f} points, "
+                      f"an error the test sets cannot tell apart from the CondNet's, runs faster "
+                      f"(the CondNet {noise:.2f}x of its speed)")
+        if best["speedup_low"] > 1 and not caveat:
+            lines.append(f"batch {batch}: met, {name} runs {x}x the fastest dense net as accurate")
+        elif best["speedup_low"] > 1:
+            lines.append(f"batch {batch}: met by the rule, not beyond the noise: {name} runs {x}x the fastest "
+                         f"dense net as accurate{caveat}")
+        elif best["speedup"] > 1:
+            lines.append(f"batch {batch}: not shown, {name} runs {x}x the fastest dense net as accurate "
+                         f"(its interval reaches 1){caveat}")
+        else:
+            lines.append(f"batch {batch}: missed; the closest, {name}, runs {x}x the fastest dense net as accurate "
+                         f"({1 / best['speedup']:.1f}x slower)")
+    return lines
+
+
+def grid_notes(grid: list[tuple[tuple, list[dict | None]]]) -> list[str]:
+    """The notes for the flag marks of a best_grid's cells."""
+    return flag_notes(r for _, cells in grid for r in cells)
+
+
+def best_grid(best: pd.DataFrame) -> tuple[list[float], list[tuple[tuple, list[dict | None]]]]:
+    """best_configurations as a grid: the densities (descending), and per (batch, masks, mask source) the
+    winning row at each density, or None where that density was not measured."""
+    densities = sorted(best["requested_density"].unique(), reverse=True)
+    rows = []
+    for key, g in best.groupby(["batch", "masks", "mask_source"], sort=False):
+        by_density = {r["requested_density"]: r for r in g.to_dict("records")}
+        rows.append((key, [by_density.get(d) for d in densities]))
+    return densities, rows
+
+
+NEAR_IDEAL = 0.85  # a speedup at this fraction of its ideal or above is shown as near it
+
+
+def speed_band(speedup: float, ideal: float) -> str:
+    """How a report colours a speedup: "slow" (below dense), "near-ideal", or "" (in between)."""
+    if speedup < 1.0:
+        return "slow"
+    return "near-ideal" if speedup >= NEAR_IDEAL * ideal else ""
+
+
+def no_interval(low, high) -> bool:
+    """True where a speedup has no interval: NaN, or None in runs written before intervals were kept."""
+    return any(v is None or v != v for v in (low, high))
+
+
+def speedup_text(speedup: float, low: float = math.nan, high: float = math.nan) -> str:
+    """'2.44 [2.31, 2.58]', or '2.44' without an interval."""
+    return f"{speedup:.2f}" + ("" if no_interval(low, high) else f" [{low:.2f}, {high:.2f}]")
+
+
+def markdown_summary(run: Run, source: str) -> str:
+    """The README's results section for `run` (found at `source`, a path relative to the repository):
+    the two answer tables, the models, the goals and the break-even densities, every number from the
+    run's own files."""
+    env = run.env
+    lines = [_md_text(f"From `{source}/` (`python -m bench summary {source} --markdown` writes this section): "
+                      f"{machine_line(env)}; medians of "
+                      f"interleaved rounds, [95% intervals]; x = speedup over {baseline_phrase(run.kernels)}."), ""]
+    for _, part in per_dataset(run):  # the question first: is it worth it against the dense frontier
+        lines += models_markdown(part)
+    best = best_configurations(run.kernels)
+    if not best.empty:
+        densities, grid = best_grid(best)
+        def cell(r: dict | None) -> str:
+            if r is None:
+                return ""
+            return (f"{speedup_text(r['speedup'], r['speedup_ci_low'], r['speedup_ci_high'])} (k {r['block_size']})"
+                    f"{flag_mark(r)}")
+
+        rows = [[batch, masks, src, *map(cell, cells)] for (batch, masks, src), cells in grid]
+        lines += [f"**The best block size per batch and density** ({_md_text(_layers_timed(best))}):", "",
+                  *markdown_table(["B", "masks", "source", *(f"d = {d:g}" for d in densities)],
+                                  "rll" + "r" * len(densities), rows), "",
+                  *[line for note in grid_notes(grid) for line in (_md_text(note), "")]]
+    goals = check_goals(run.kernels)
+    if not goals.empty:
+        lines += ["**Speed goals** (`bench/goals.py`; fraction of the ideal speedup 1 / density):", "",
+                  *markdown_table(["goal", "target", "measured", "verdict"], "lrrl",
+                                  [[r["goal"], f"{r['target']:.2f}", f"{r['measured']:.2f}{FLAGGED if r['flagged'] else ''}",
+                                    "met" if r["met"] else f"missed by {r['short_by']:.2f}"]
+                                   for r in goals.to_dict("records")]),
+                  "", *([_md_text(FLAGGED_NOTE), ""] if goals["flagged"].any() else [])]
+    be = break_even(run.kernels)
+    if not be.empty:
+        lines += ["**Break-even density** (where sparse stops beating dense; &gt; d: it won at every density "
+                  "measured, up to d):", "",
+                  *markdown_table(["B", "k", "masks", "source", "break-even"], "rrlll",
+                                  [[r["batch"], r["block_size"], r["masks"], r["mask_source"], describe(r)]
+                                   for r in be.sort_values(["batch", "block_size"]).to_dict("records")]), "",
+                  *([_md_text(FLAGGED_NOTE), ""] if be["flagged"].any() else [])]
+    return "\n".join(lines)
+
+
+def models_markdown(run: Run) -> list[str]:
+    """The models' part of the README's section: is it worth it (the fastest model of all per budget,
+    the goal), then each CondNet against the fastest dense net as accurate."""
+    fastest, iso, twin = model_answers(run)
+    lines = []
+    dataset = run.models["dataset"].iloc[0] if not run.models.empty else ""
+    ref = reference_hidden(run.models) if not run.models.empty else None
+    if not fastest.empty:
+        lines += [_md_text(f"**Is it worth it? The fastest model of all within each test-error budget** ({dataset}; "
+                           "CondNets and dense nets of every width, each under its fastest correct provider; budget: "
+                           f"the test error's rise over the {ref} dense net's, paired per seed):"), "",
+                  *markdown_table(["test error vs dense", "B", "fastest model", "runs as", "ms per batch",
+                                   "conditional", "its error vs dense"], "lrllrlr",
+                                  [[budget_label(r["budget"]), r["batch"], r["label"], r["provider"],
+                                    ms_text(r["median_s"]), "yes" if r["conditional"] else "no",
+                                    f"{100 * r['error_change']:+.2f} points"] for r in fastest.to_dict("records")]), ""]
+    if not iso.empty:
+        lines += ["**Each CondNet against the fastest dense net as accurate** (as accurate: its test error, "
+                  "paired per seed, on average not worse; x: the CondNet's speedup over it, per-round ratio "
+                  "of the same interleaved rounds [95% interval]; twin x: over the dense net of the "
+                  "CondNet's own shape, condbench's forward, as earlier reports gave it):", ""]
+        rows = []
+        for r in iso.sort_values(["batch", "policy", "tau"], ascending=[True, True, False]).to_dict("records"):
+            dense = ("–" if r["verdict"] != "compared" else
+                     f"{label('dense', 1.0, r['dense_hidden'], ref)}, {r['dense_provider']}: "
+                     f"{ms_text(r['dense_median_s'])} ms")
+            t = twin.get((r["policy"], r["tau"], r["hidden"], r["batch"]))
+            twin_x = "" if t is None else speedup_text(t["speedup"], t["speedup_ci_low"], t["speedup_ci_high"])
+            rows.append([label(r["policy"], r["tau"], r["hidden"]), r["batch"], ms_text(r["median_s"]), dense,
+                         iso_text(r), twin_x])
+        lines += [*markdown_table(["CondNet", "B", "ms per batch", "fastest dense as accurate", "x over it", "twin x"],
+                                  "lrrlrr", rows),
+                  "", "**The goal** (a CondNet faster than every dense width under every provider at equal "
+                  "accuracy): " + _md_text("; ".join(goal_lines(iso))) + ".", ""]
+    return lines
+
+
+def _layers_timed(best: pd.DataFrame) -> str:
+    """What the best-configuration table's cases ran: their layer shapes, dtypes and devices, as the run
+    has them (older rows without these columns say less)."""
+    parts = []
+    if {"in_features", "out_features"} <= set(best.columns):
+        shapes = list(dict.fromkeys(f"{a} x {b}" for a, b in zip(best["in_features"], best["out_features"])))
+        parts.append(("one layer, " if len(shapes) == 1 else "layers ") + ", ".join(shapes))
+    for column in ("dtype", "device"):
+        if column in best.columns:
+            parts.append(", ".join(dict.fromkeys(map(str, best[column]))))
+    return "; ".join(parts) or "one layer"
+
+
+def _md_text(text: object) -> str:
+    """Text from a run, safe in markdown: a run folder is data from anywhere, and markdown passes HTML
+    through, so what would be a tag or break a table is an entity."""
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("|", "\\|").replace("\n", " ").replace("\r", " "))
+
+
+def markdown_table(head: list[str], align: str, rows: list[list]) -> list[str]:
+    """A markdown table, every cell escaped; `align` one letter per column, l or r."""
+    rule = "|" + "".join("---:|" if a == "r" else "---|" for a in align)
+    return ["| " + " | ".join(map(_md_text, head)) + " |", rule,
+            *("| " + " | ".join(map(_md_text, row)) + " |" for row in rows)]
