@@ -2,7 +2,7 @@
 recipe) trained four times for 40 minibatches of 128 on random inputs of its dataset's shape, on one
 thread (a suite's training jobs run one thread each); the median time per minibatch of the last three
 tries, scaled to the suite's epochs, seeds and each dataset's training-set size.
-Usage: python results/ab/paper-cost-20261204/measure.py > OUT.json"""
+Usage: python experiments/paper-cost-20261204/measure.py > OUT.json"""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from condcore.models import CondNet
 from condcore.policies import POLICIES
 from condcore.train import TrainConfig, train
 
-SUITE = Path(__file__).resolve().parents[3] / "suites" / "paper.yaml"
+SUITE = Path(__file__).resolve().parents[2] / "suites" / "paper.yaml"
 # the training splits' sizes after condcore.data's hold-outs (CIFAR-10 50,000 - 5,000; SVHN 73,257 -
 # 6,000; MNIST 60,000 - 10,000)
 TRAIN_SIZE = {"cifar10": 45_000, "svhn": 67_257, "mnist": 50_000}

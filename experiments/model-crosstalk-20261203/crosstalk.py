@@ -3,7 +3,7 @@ net and a 64-64-64-10 one (random weights), batch 256, under the four model prov
 then all interleaved as condcore.timing did (same calls per sample, back to back), then interleaved
 as bench/model_timing.py now does: ~5 ms samples, 20 ms idle after each (0.5 s after ONNX Runtime's),
 each round in a fresh seeded order.
-Medians of 9 rounds, ms per call. Run: python results/ab/model-crosstalk-20261203/crosstalk.py"""
+Medians of 9 rounds, ms per call. Run: python experiments/model-crosstalk-20261203/crosstalk.py"""
 
 import torch
 

@@ -3,7 +3,7 @@ large-batch output-mask goal cases (B = 1024, 2048 x 2048, fp32, 2 threads). Eac
 F.linear once and then each build; a build's "fraction of ideal" in a round is dense time / its time x
 the mask's density, the goal metric of bench/goals.py.
 
-    python results/ab/pairs-zero-stream-20261202/zero_stream_ab.py BASE_CHECKOUT [rounds]
+    python experiments/pairs-zero-stream-20261202/zero_stream_ab.py BASE_CHECKOUT [rounds]
 """
 
 import importlib.util

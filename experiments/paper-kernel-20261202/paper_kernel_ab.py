@@ -9,7 +9,7 @@ wrapped in a C function with contiguous strides, built with gcc -O3 -march=nativ
 and called through ctypes into a zeroed output. Every kernel's output is checked against the float64
 reference first.
 
-    python results/ab/paper-kernel-20261202/paper_kernel_ab.py PATH_TO_condnet_CHECKOUT [rounds]
+    python experiments/paper-kernel-20261202/paper_kernel_ab.py PATH_TO_condnet_CHECKOUT [rounds]
 """
 
 import ctypes

@@ -3,7 +3,7 @@ kernel at B = 1024, 2048 x 2048, k = 128, out masks d = 0.1, beside the same cal
 (it only writes y's zeros), a read of x and a read of the weight, and the dense F.linear; medians of 9
 interleaved rounds, on $T threads (default 1).
 
-    T=2 python results/ab/pairs-zero-stream-20261202/memory_floor.py
+    T=2 python experiments/pairs-zero-stream-20261202/memory_floor.py
 """
 
 import os

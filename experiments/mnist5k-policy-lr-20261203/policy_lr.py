@@ -1,6 +1,6 @@
 """The policies' learning-rate multiplier on mnist5k: validation error and realized density per layer
 after the default suite's recipe (2048x2048, k = 128, 10 epochs, batch 128, lr 0.002, seed 0), at the
-default multiplier 30 (tuned on digits) and at 10 and 3. Run: python results/ab/mnist5k-policy-lr-20261203/policy_lr.py"""
+default multiplier 30 (tuned on digits) and at 10 and 3. Run: python experiments/mnist5k-policy-lr-20261203/policy_lr.py"""
 import torch
 
 from condcore.data import load_dataset

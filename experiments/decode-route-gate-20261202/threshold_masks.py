@@ -1,7 +1,7 @@
 """Do the threshold gates' masks change? Every threshold-mode checkpoint under results/checkpoints, on its
 own seed's test split: the logit comparison (the gate now) against p > 0.5 (the gate before).
 
-    python results/ab/decode-route-gate-20261202/threshold_masks.py
+    python experiments/decode-route-gate-20261202/threshold_masks.py
 """
 from pathlib import Path
 

@@ -1,5 +1,5 @@
 """One training step of the default suite's models on one thread, batch 64 and 128: time per step and
-torch.profiler's top operators. python results/recipe-20261201/step_profile.py > step_profile.txt"""
+torch.profiler's top operators. python experiments/recipe-20261201/step_profile.py > step_profile.txt"""
 import time
 
 import torch
