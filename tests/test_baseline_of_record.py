@@ -15,6 +15,8 @@ from bench.analysis.rows import baseline_cell, baseline_phrase
 from bench.core.schema import kernel_summary, parse_kernel_row
 from condcore.timing import median, ratio_samples
 
+pytestmark = pytest.mark.alone  # timings or the machine's load: never beside other tests (pyproject)
+
 
 def case(**fields) -> KernelCase:
     base = dict(sweep="k", device="cpu", dtype="float32", backend="auto", regime="auto", batch=8, in_features=256,

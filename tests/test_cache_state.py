@@ -13,6 +13,8 @@ from bench.measure.kernel import ROOFLINE_TOLERANCE, run_kernel_case
 from bench.plan.suite import parse_suite
 from condcore.timing import CacheFlush, cache_state, last_level_cache_bytes, median, time_cpu_interleaved
 
+pytestmark = pytest.mark.alone  # timings or the machine's load: never beside other tests (pyproject)
+
 
 def case(**fields) -> KernelCase:
     base = dict(sweep="k", device="cpu", dtype="float32", backend="auto", regime="auto", batch=4, in_features=256,

@@ -13,6 +13,8 @@ from bench_cli import bench
 
 from bench.machine.contention import BUSY_CORES, Load, busy_process, measure_load, run_cpus
 
+pytestmark = pytest.mark.alone  # timings or the machine's load: never beside other tests (pyproject)
+
 SUITE = """
 name: busy
 repeats: 5

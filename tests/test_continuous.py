@@ -17,6 +17,8 @@ from bench.regression.continuous import ALPHA, judge, process_order, verdict
 from bench.regression.power import rates
 from bench.regression.revision import exported_revision, resolve_commit
 
+pytestmark = pytest.mark.alone  # timings or the machine's load: never beside other tests (pyproject)
+
 TINY_SUITE = """
 name: tiny
 repeats: 3

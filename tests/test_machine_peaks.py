@@ -7,6 +7,8 @@ import torch
 
 from bench.machine.peaks import GEMM_MAX, gemm_peak, measure_peaks, memory_roof
 
+pytestmark = pytest.mark.alone  # timings or the machine's load: never beside other tests (pyproject)
+
 # Nominal ceilings no CPU core reaches: 6 GHz x 64 fp32 FLOP per cycle (two AVX-512 FMA units) per
 # thread, and 1 TB/s of memory bandwidth for a CPU socket.
 NOMINAL_FLOPS_PER_THREAD = 6e9 * 64

@@ -24,6 +24,8 @@ from condcore.models import CondNet, CondNetConfig
 from condcore.ops import block_sparse_linear, condnet_native, cpu_native, frozen_weights
 from condcore.problems import make_problem
 
+pytestmark = pytest.mark.alone  # timings or the machine's load: never beside other tests (pyproject)
+
 
 def _call(batch: int, features: int, density: float, masks: str = "out", out_features: int | None = None):
     gen = torch.Generator().manual_seed(0)

@@ -3,7 +3,9 @@
 A change to how a report is built (a refactor, a renderer moved) must not change what any committed run
 reads as. The PNGs are left out: matplotlib's bytes move with its version, and tests/test_plots.py checks
 the figures; the page is kept with each image's data cut to "...", its tag and place kept. Plotting is
-skipped (no layout, no PNG encoding) to keep the test fast. A deliberate change to a report rewrites the
+skipped (no layout, no PNG encoding) to keep the test fast. A page written outside its run folder links
+the run's traces by absolute path, which depends on where the checkout lies: the run folder's path reads
+as RUN in the kept page. A deliberate change to a report rewrites the
 golden files: `python tests/test_report_golden.py --write`, and the diff shows what every run now reads.
 """
 
@@ -36,7 +38,7 @@ def render(run_dir: Path, scratch: Path) -> dict[str, str]:
     markdown = summary.markdown_summary(run, run_dir.relative_to(ROOT).as_posix())
     page = report.write_report(run, scratch).read_text()
     return {"report.txt": terminal.getvalue(), "summary.md": markdown + "\n",
-            "index.html": IMAGE_DATA.sub("base64,...", page)}
+            "index.html": IMAGE_DATA.sub("base64,...", page).replace(str(run_dir.resolve()), "RUN")}
 
 
 def _without_plotting(patch) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+pytestmark = pytest.mark.alone  # timings or the machine's load: never beside other tests (pyproject)
+
 
 def test_bootstrap_interval_holds_the_median_and_tightens_with_agreement():
     import random
