@@ -16,7 +16,7 @@ import torch
 
 from condcore.ops import block_sparse_linear, cpu_native, frozen_weights
 from condcore.problems import check_output, make_problem
-from condcore.ops.routing import group_rows_by_block
+from condcore.ops.kernel_log import kernels_used
 
 
 def test_it_builds_on_this_machine():
@@ -28,7 +28,10 @@ def test_off_switch(monkeypatch):
     monkeypatch.setenv("CONDBENCH_NATIVE", "0")
     assert cpu_native.status().startswith("off")
     p = make_problem(8, 64, 64, 16)
-    assert cpu_native.grouped_linear(p.x, p.weight, p.bias, group_rows_by_block(p.out_mask), 16, None) is None
+    assert not cpu_native.applies(p.x)
+    with kernels_used() as names:
+        block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend="torch", regime="grouped")
+    assert names == ["grouped-torch"]
 
 
 @pytest.mark.parametrize("counts", [[5, 1, 9, 3, 3, 0, 7], [4] * 16, [0, 0, 0], [100, 1, 1, 1, 1]])

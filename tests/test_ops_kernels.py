@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from condcore.ops import block_sparse_linear, condnet_native, frozen_weights
+from condcore.ops import block_sparse_linear, frozen_weights
+from condcore.ops.kernel_log import kernels_used
 from condcore.ops.registry import KERNELS as REGISTERED
 from condcore.problems import LinearProblem, make_problem
 from condcore.ops.reference import reference_linear
@@ -43,17 +44,15 @@ def kernel_variant(request, monkeypatch):
 
 
 @pytest.mark.parametrize("regime", ["grouped", "union"])
-def test_the_pair_kernel_runs_where_it_applies(regime, rng, monkeypatch):
-    calls = []
-    pairs_linear = condnet_native.pairs_linear
-    monkeypatch.setattr(condnet_native, "pairs_linear", lambda *a: calls.append(pairs_linear(*a)) or calls[-1])
+def test_the_pair_kernel_runs_where_it_applies(regime, rng):
     p = make_problem(9, 64, 96, 32, generator=rng)
-    check(p, "torch", regime)  # outside frozen_weights(): not packed, not run
-    assert calls and all(y is None for y in calls)
-    calls.clear()
-    with frozen_weights():
+    # (check() computes the spec too: "reference" among the names is the test's own call)
+    with kernels_used() as names:
+        check(p, "torch", regime)  # outside frozen_weights(): not packed, not run
+    assert set(names) - {"reference"} and "pairs-cpp-packed" not in names
+    with frozen_weights(), kernels_used() as names:
         check(p, "torch", regime)
-        assert calls and all(y is not None for y in calls)
+    assert set(names) - {"reference"} == {"pairs-cpp-packed"}
 
 
 def check(p: LinearProblem, backend: str, regime: str) -> torch.Tensor:
@@ -301,14 +300,11 @@ def test_out_beside_its_inputs_in_one_buffer_is_fine(backend, regime, rng):
 def test_the_pair_kernel_zeroes_a_large_output(offset, rng, monkeypatch):
     """Outputs of 4 MB and more are zeroed by streaming stores where aligned, by plain ones where not:
     every inactive element of a NaN-poisoned buffer must come out 0, every active one right."""
-    calls = []
-    pairs_linear = condnet_native.pairs_linear
-    monkeypatch.setattr(condnet_native, "pairs_linear", lambda *a: calls.append(pairs_linear(*a)) or calls[-1])
     p = make_problem(520, 128, 2048, 64, in_density=None, out_density=0.1, generator=rng)
     storage = torch.full((p.x.shape[0] * 2048 + offset,), float("nan"))
     out = storage[offset:].view(p.x.shape[0], 2048)
-    with frozen_weights():
+    with frozen_weights(), kernels_used() as names:
         y = block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend="torch", regime="grouped", out=out)
-    assert calls and calls[-1] is not None and y.data_ptr() == out.data_ptr()
+    assert names == ["pairs-cpp-packed"] and y.data_ptr() == out.data_ptr()
     assert out.numel() * 4 >= 4 << 20
     torch.testing.assert_close(y.double(), p.reference(), rtol=1e-4, atol=1e-4)

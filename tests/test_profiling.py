@@ -3,6 +3,7 @@ perf counters (or a note where the machine has none), model profiles per layer."
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import math
@@ -21,10 +22,17 @@ from bench.store.results import Run
 from bench.core.schema import KernelProfile, ModelProfile
 from condcore import phases
 from condcore.models import CondNet, CondNetConfig
-from condcore.ops import block_sparse_linear, condnet_native, cpu_native, frozen_weights
+from condcore.ops import block_sparse_linear, condnet_native, cpu_native, frozen_weights, skipping
 from condcore.problems import make_problem
 
 pytestmark = pytest.mark.alone  # timings or the machine's load: never beside other tests (pyproject)
+
+
+def _skip_pairs(request) -> None:
+    """The test's calls pass over the pair kernel, so the paths it stands in front of run."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(skipping("pairs-cpp-packed"))
+    request.addfinalizer(stack.close)
 
 
 def _call(batch: int, features: int, density: float, masks: str = "out", out_features: int | None = None):
@@ -65,11 +73,11 @@ def test_nested_phases_become_leaves_that_add_up():
                             "pairs/threads/gemm", "pairs/threads/self", "pairs/self"}),
     (1, "both", "pairs", {"pairs/threads/route", "pairs/threads/gemm", "pairs/threads/self"}),
 ])
-def test_phases_sum_to_the_separately_timed_total(monkeypatch, batch, masks, native, expected):
+def test_phases_sum_to_the_separately_timed_total(monkeypatch, request, batch, masks, native, expected):
     if not native:
         monkeypatch.setenv("CONDBENCH_NATIVE", "0")
     if native != "pairs":  # the kernels the pair kernel stands in front of, in frozen_weights()
-        monkeypatch.setattr(condnet_native, "pairs_linear", lambda *args: None)
+        _skip_pairs(request)
     elif (batch > 16 or native == "pairs") and cpu_native.status().startswith("unavailable"):
         pytest.skip("the C++ kernel could not be built here")
     call = _call(batch, 1024, 0.25, masks) if batch > 16 else _call(batch, 2048, 0.25, masks, out_features=4096)
@@ -122,10 +130,10 @@ def test_thread_phases_are_labelled_as_their_phase():
         "gemm", "wait", "route", "wait", "launch", "check", "route", "layer0/linear/threads/gemm"]
 
 
-def test_trace_is_json_with_named_ranges_on_every_thread(tmp_path, monkeypatch):
+def test_trace_is_json_with_named_ranges_on_every_thread(tmp_path, monkeypatch, request):
     if cpu_native.status().startswith("unavailable"):
         pytest.skip("the C++ kernel could not be built here")
-    monkeypatch.setattr(condnet_native, "pairs_linear", lambda *args: None)  # the grouped kernel's threads
+    _skip_pairs(request)  # the grouped kernel's threads
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

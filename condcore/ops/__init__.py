@@ -9,7 +9,7 @@ import torch
 from condcore.phases import phase
 from condcore.ops.autograd import BlockSparseLinearFunction
 from condcore.ops.packed_weights import frozen_weights
-from condcore.ops.registry import BACKEND_DTYPES, BACKENDS, Kernel, find
+from condcore.ops.registry import BACKEND_DTYPES, BACKENDS, Kernel, find, skipping
 from condcore.ops.validate import validate_linear_args, validate_out
 
 REGIMES = ("auto", "grouped", "union")
@@ -17,7 +17,7 @@ REGIMES = ("auto", "grouped", "union")
 # FLOPs, is the cost: the union path wins. Above it, grouping rows per output block wins.
 UNION_MAX_BATCH = 16
 
-__all__ = ["BACKENDS", "REGIMES", "UNION_MAX_BATCH", "block_sparse_linear", "frozen_weights", "pick_regime", "triton_available"]
+__all__ = ["BACKENDS", "REGIMES", "UNION_MAX_BATCH", "block_sparse_linear", "frozen_weights", "pick_regime", "skipping", "triton_available"]
 
 
 def triton_available(device: torch.device) -> bool:
@@ -105,4 +105,4 @@ def block_sparse_linear(
         if out is not None:
             raise ValueError("out= is not supported when gradients are needed")
         return BlockSparseLinearFunction.apply(x, weight, bias, in_mask, out_mask, block_size, kernel)
-    return kernel.load()(x, weight, bias, in_mask, out_mask, block_size, out)
+    return kernel(x, weight, bias, in_mask, out_mask, block_size, out)

@@ -24,7 +24,7 @@ class BlockSparseLinearFunction(torch.autograd.Function):
         ctx.has_bias = bias is not None
         # The sparse backward walks the output mask's row groups: without an output mask there are none.
         ctx.sparse_backward = kernel.load_sparse_backward() if out_mask is not None else None
-        return kernel.load()(x, weight, bias, in_mask, out_mask, block_size)
+        return kernel(x, weight, bias, in_mask, out_mask, block_size)
 
     @staticmethod
     def backward(ctx, grad_y):  # type: ignore[override]

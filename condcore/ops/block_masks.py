@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 
 from condcore import phases
+from condcore.ops.call import LinearCall
 from condcore.ops.reference import accumulation_dtype, reference_linear
 
 
@@ -52,11 +53,10 @@ def recompute_leaked_rows(y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor
     return y
 
 
-def recomputes_leaked_rows(kernel: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-    """For a kernel that multiplies dropped input blocks by zero: its result, then recompute_leaked_rows."""
+def recomputes_leaked_rows(kernel: Callable[[LinearCall], torch.Tensor]) -> Callable[[LinearCall], torch.Tensor]:
+    """For a kernel path that multiplies dropped input blocks by zero: its result, then recompute_leaked_rows."""
     @functools.wraps(kernel)
-    def honouring_the_spec(x, weight, bias, in_mask, out_mask, block_size, out=None):
-        y = kernel(x, weight, bias, in_mask, out_mask, block_size, out)
-        return recompute_leaked_rows(y, x, weight, bias, in_mask, out_mask, block_size)
+    def honouring_the_spec(call: LinearCall) -> torch.Tensor:
+        return recompute_leaked_rows(kernel(call), *call.args)
 
     return honouring_the_spec

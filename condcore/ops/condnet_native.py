@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 from condcore import phases
 from condcore.ops import cpu_native
-from condcore.ops.packed_weights import frozen_copy
+from condcore.ops.call import LinearCall
+from condcore.ops.packed_weights import frozen, frozen_copy
 
 LANES = 16  # output columns per packed panel (the kernel's kLanes)
 
@@ -117,32 +118,35 @@ def add_layer_phases(recorder: phases.PhaseRecorder, marks: torch.Tensor, timing
             recorder.add(recorder.path(f"{stage}/{name}"), value)
 
 
-def pairs_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, in_mask: torch.Tensor | None,
-                 out_mask: torch.Tensor | None, block_size: int, out: torch.Tensor | None) -> torch.Tensor | None:
-    """block_sparse_linear's y by the pair kernel (each row runs only its active input x output block
-    pairs), or None where it does not apply: fp32 on the CPU, blocks a multiple of LANES wide, the C++
+def pairs_apply(call: LinearCall) -> bool:
+    """Whether the pair kernel takes this call: fp32 on the CPU, blocks a multiple of LANES wide, the C++
     kernels built, and inside `frozen_weights()` (the weight is packed once)."""
-    # The arguments have passed block_sparse_linear's checks (bias has weight's dtype): what is left is
-    # whether this kernel applies. Kept lean: at batch 1 this function's Python is most of a call.
-    if (x.dtype != torch.float32 or weight.dtype != torch.float32 or not x.is_cpu or block_size % LANES
-            or weight.shape[0] % block_size or weight.shape[1] % block_size):
-        return None
-    module = _native()
-    if module is None:
-        return None
-    packed = frozen_copy(weight, [weight], ("pairs", block_size), lambda: pack_weight(weight, block_size, block_size))
-    if packed is None:
-        return None
-    y = out if out is not None else torch.empty(x.shape[0], weight.shape[0])
-    threads, recorder = torch.get_num_threads(), phases.active()
-    timings = None if recorder is None else torch.zeros(threads, len(PAIR_PHASES), dtype=torch.int64)
-    with phases.phase("threads"):
-        module.pairs_forward(x.contiguous(), packed, None if bias is None else bias.contiguous(),
-                             None if in_mask is None else in_mask.contiguous(),
-                             None if out_mask is None else out_mask.contiguous(), y, threads, timings)
-    if timings is not None:
-        cpu_native.add_thread_phases(recorder, timings, PAIR_PHASES)
-    return y
+    # The arguments have passed block_sparse_linear's checks (bias has weight's dtype). Kept lean: at
+    # batch 1 the Python of a call is most of it.
+    x, weight, block_size = call.x, call.weight, call.block_size
+    if not (x.dtype == torch.float32 and weight.dtype == torch.float32 and x.is_cpu and not block_size % LANES
+            and not weight.shape[0] % block_size and not weight.shape[1] % block_size and frozen()):
+        return False
+    call.notes["native"] = module = _native()  # for pairs_linear: looked up once per call
+    return module is not None
+
+
+def pairs_linear(call: LinearCall) -> torch.Tensor:
+    """block_sparse_linear's y by the pair kernel (each row runs only its active input x output block
+    pairs), where pairs_apply holds (and left the module in the call's notes)."""
+    with phases.phase("pairs"):
+        x, weight, bias, in_mask, out_mask, block_size, out, _ = call
+        packed = frozen_copy(weight, [weight], ("pairs", block_size), lambda: pack_weight(weight, block_size, block_size))
+        y = out if out is not None else torch.empty(x.shape[0], weight.shape[0])
+        threads, recorder = torch.get_num_threads(), phases.active()
+        timings = None if recorder is None else torch.zeros(threads, len(PAIR_PHASES), dtype=torch.int64)
+        with phases.phase("threads"):
+            call.notes["native"].pairs_forward(x.contiguous(), packed, None if bias is None else bias.contiguous(),
+                                    None if in_mask is None else in_mask.contiguous(),
+                                    None if out_mask is None else out_mask.contiguous(), y, threads, timings)
+        if timings is not None:
+            cpu_native.add_thread_phases(recorder, timings, PAIR_PHASES)
+        return y
 
 
 # The pair kernel's per-thread phases, in the order of its timing columns (condnet_cpu.cpp's PairPhase):

@@ -1,18 +1,21 @@
 """Block-sparse linear in plain torch ops: the CPU kernels (they also run on any other device).
 
+The torch backend's dispatch paths (condcore.ops.registry holds their order and when each applies).
 In front of both regimes, for fp32 on the CPU inside `frozen_weights()`, the C++ pair kernel
 (condnet_native.pairs_linear): each row runs only its (active input block, active output block) pairs
 on a packed weight, in one parallel region. Elsewhere (other dtypes, mixed precision, training, blocks
 not a multiple of 16 wide), two regimes, as the work is shaped differently:
-- grouped_linear (large batch): for each output block, gather its active rows and run one dense GEMM
-  over them, so the FLOPs are out-density x dense. On CPU the same algorithm runs in C++ (cpu_native:
-  whole blocks per thread) where it could be built; the torch-ops version below is its fallback.
+- grouped (large batch): for each output block, gather its active rows and run one dense GEMM over
+  them, so the FLOPs are out-density x dense. On CPU the same algorithm runs in C++ (cpu_native: whole
+  blocks per thread) where it could be built; the torch-ops version below is its fallback. Without an
+  output mask there is nothing to skip: one dense GEMM (masked_dense_linear).
   Dropped input blocks are zeroed, not skipped: with per-row input masks inside one GEMM there is
   nothing to skip without shrinking the GEMMs to k x k. Zeroing equals skipping unless the weight holds
   inf or NaN there; the rows that then turn non-finite are recomputed by the spec.
 - union_linear (small batch, decode): the cost is reading weights, so only the weight tiles in the
-  union over the batch of active (out-block, in-block) pairs are read.
-- grouped_linear_backward: the gradients of grouped_linear over the same row groups (training).
+  union over the batch of active (out-block, in-block) pairs are read; where they cover most of W,
+  one dense GEMM (union_dense_fallback).
+- grouped_linear_backward: the gradients of the grouped paths over the same row groups (training).
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ import torch
 
 from condcore import phases
 from condcore.ops import condnet_native, cpu_native
-from condcore.ops.kernel_log import ran
 from condcore.ops.block_masks import recompute_leaked_rows, recomputes_leaked_rows, zero_inactive_blocks
-from condcore.ops.packed_weights import onednn_takes, packed_blocks
+from condcore.ops.call import LinearCall
+from condcore.ops.packed_weights import onednn_takes, packed_blocks, packs_blocks
 from condcore.ops.reference import accumulation_dtype
-from condcore.ops.routing import active_tile_pairs, group_rows_by_block
+from condcore.ops.routing import RowGroups, active_tile_pairs, group_rows_by_block
 
 _workspaces = threading.local()
 
@@ -68,58 +71,72 @@ def _dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out
     return torch.addmm(bias, x, weight.t(), out=out)
 
 
-def grouped_linear(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    in_mask: torch.Tensor | None,
-    out_mask: torch.Tensor | None,
-    block_size: int,
-    out: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Large-batch path: the pair kernel where it applies, else one GEMM per active output block over
-    its gathered rows."""
-    y = _pairs(x, weight, bias, in_mask, out_mask, block_size, out)
-    return y if y is not None else _gathered_linear(x, weight, bias, in_mask, out_mask, block_size, out)
-
-
-def _pairs(x, weight, bias, in_mask, out_mask, block_size, out) -> torch.Tensor | None:
-    """The C++ pair kernel (condnet_native.pairs_linear: fp32, CPU, weights frozen), or None. It runs in
-    front of the paths below: measured against them (results/ab/pairs-kernel-20261202/, both masks and
-    output masks, batch 1 to 1024) it was faster in every case but batch 1 at d = 0.1, where both take
-    about 50 us and it read 0.94x."""
-    with phases.phase("pairs"):
-        y = condnet_native.pairs_linear(x, weight, bias, in_mask, out_mask, block_size, out)
-    if y is not None:
-        ran("pairs-cpp-packed")
-    return y
+def without_output_mask(call: LinearCall) -> bool:
+    return call.out_mask is None
 
 
 @recomputes_leaked_rows  # dropped input blocks are zeroed, not skipped (see the module docstring)
-def _gathered_linear(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    in_mask: torch.Tensor | None,
-    out_mask: torch.Tensor | None,
-    block_size: int,
-    out: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """One GEMM per active output block over its gathered rows."""
+def masked_dense_linear(call: LinearCall) -> torch.Tensor:
+    """No output mask, so no blocks to skip: one GEMM over the masked input (under mixed precision the
+    weight is rounded once, whole)."""
+    x, weight, bias = _masked_input(call), call.weight, call.bias
+    with phases.phase("gemm"):
+        return _dense(x, weight.to(x.dtype), None if bias is None else bias.to(x.dtype), call.out)
+
+
+def _masked_input(call: LinearCall) -> torch.Tensor:
     with phases.phase("mask_input"):
-        x = zero_inactive_blocks(x, in_mask, block_size).contiguous()
+        return zero_inactive_blocks(call.x, call.in_mask, call.block_size).contiguous()
+
+
+def _routed(call: LinearCall) -> tuple[torch.Tensor, RowGroups]:
+    """x with its dropped blocks zeroed, and the rows of each output block."""
+    x = _masked_input(call)
+    with phases.phase("route"):
+        return x, group_rows_by_block(call.out_mask)
+
+
+def native(call: LinearCall) -> bool:
+    return cpu_native.applies(call.x)
+
+
+def native_on_packed_blocks(call: LinearCall) -> bool:
+    return packs_blocks(call.weight, call.x.dtype) and cpu_native.applies(call.x)
+
+
+def on_packed_blocks(call: LinearCall) -> bool:
+    return packs_blocks(call.weight, call.x.dtype)
+
+
+@recomputes_leaked_rows
+def grouped_cpp(call: LinearCall) -> torch.Tensor:
+    x, groups = _routed(call)
+    return cpu_native.grouped_linear(x, call.weight, call.bias, groups, call.block_size, call.out, None)
+
+
+@recomputes_leaked_rows
+def grouped_cpp_packed(call: LinearCall) -> torch.Tensor:
+    x, groups = _routed(call)
+    blocks = packed_blocks(call.weight, call.block_size)
+    return cpu_native.grouped_linear(x, call.weight, call.bias, groups, call.block_size, call.out, blocks)
+
+
+@recomputes_leaked_rows
+def grouped_torch(call: LinearCall) -> torch.Tensor:
+    return _gathered_linear(call, None)
+
+
+@recomputes_leaked_rows
+def grouped_torch_packed(call: LinearCall) -> torch.Tensor:
+    return _gathered_linear(call, packed_blocks(call.weight, call.block_size))
+
+
+def _gathered_linear(call: LinearCall, packed: list[torch.Tensor] | None) -> torch.Tensor:
+    """One GEMM per active output block over its gathered rows, on packed blocks where given."""
+    x, groups = _routed(call)
+    weight, bias, block_size, out = call.weight, call.bias, call.block_size, call.out
     batch, in_features = x.shape
     out_features = weight.shape[0]
-    if out_mask is None:
-        # Mixed precision without blocks to skip: round the whole weight once.
-        ran("dense-gemm")
-        with phases.phase("gemm"):
-            return _dense(x, weight.to(x.dtype), None if bias is None else bias.to(x.dtype), out)
-    with phases.phase("route"):
-        groups = group_rows_by_block(out_mask)
-    native = cpu_native.grouped_linear(x, weight, bias, groups, block_size, out)
-    if native is not None:
-        return native
     out_blocks = out_features // block_size
     nnz = len(groups.rows)
     # One reused gather buffer, block after block, so it stays in cache (and a fresh multi-MB tensor
@@ -128,8 +145,6 @@ def _gathered_linear(
     offsets = groups.offsets.tolist()
     # Mixed precision (fp32 weight, fp16/bf16 x): each active block's weight is rounded as it is used.
     mixed = weight.dtype != x.dtype
-    packed = None if mixed else packed_blocks(weight, block_size)
-    ran("grouped-torch" if packed is None else "grouped-torch-packed")
     results = []
     for block in range(out_blocks):
         lo, hi = offsets[block], offsets[block + 1]
@@ -195,41 +210,52 @@ def union_rectangles(in_mask: torch.Tensor | None, out_mask: torch.Tensor | None
     return [(j0, j1, true_runs([any(column) for column in zip(*needed[j0:j1])])) for j0, j1 in true_runs(out_any)]
 
 
-def union_linear(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    in_mask: torch.Tensor | None,
-    out_mask: torch.Tensor | None,
-    block_size: int,
-    out: torch.Tensor | None = None,
-) -> torch.Tensor:
+def _union_plan(call: LinearCall) -> Rectangles:
+    """The call's rectangles (union_rectangles), worked out once per call: the dense fallback's test
+    leaves them in the call's notes for union_linear."""
+    plan = call.notes.get("rectangles")
+    if plan is None:
+        x, k = call.x, call.block_size
+        # Rounded up: an unmasked side may end in a partial block, which the slices below clamp.
+        plan = union_rectangles(call.in_mask, call.out_mask, x.shape[0], -(-x.shape[1] // k),
+                                -(-call.weight.shape[0] // k), x.device)
+        call.notes["rectangles"] = plan
+    return plan
+
+
+def union_covers_most_tiles(call: LinearCall) -> bool:
+    """Whether the rectangles union_linear would read cover DENSE_FALLBACK_TILE_FRACTION of W's tiles or
+    more: then one dense GEMM reads the same bytes with less overhead."""
+    k = call.block_size
+    in_blocks, out_blocks = -(-call.x.shape[1] // k), -(-call.weight.shape[0] // k)
+    with phases.phase("route"):
+        tiles_read = sum((j1 - j0) * (i1 - i0) for j0, j1, in_runs in _union_plan(call) for i0, i1 in in_runs)
+    return tiles_read >= DENSE_FALLBACK_TILE_FRACTION * in_blocks * out_blocks
+
+
+def union_dense_fallback(call: LinearCall) -> torch.Tensor:
+    """union_linear's algorithm on one rectangle, the whole of W."""
+    k = call.block_size
+    return _union(call, [(0, -(-call.weight.shape[0] // k), [(0, -(-call.x.shape[1] // k))])], exact=False)
+
+
+def union_linear(call: LinearCall) -> torch.Tensor:
     """Small-batch path: read only weight tiles some example of the batch needs, without copying any.
 
     Runs of consecutive active output blocks are taken together; within a run, each run of consecutive
     needed input blocks is one GEMM on a strided view of the weight (GEMMs take a leading dimension, so
     a rectangle of W needs no copy). This reads the union's tiles plus the holes of each rectangle.
-    The pair kernel runs instead where it applies (see _pairs).
     """
-    y = _pairs(x, weight, bias, in_mask, out_mask, block_size, out)
-    if y is not None:
-        return y
-    batch, in_features = x.shape
-    out_features = weight.shape[0]
-    # Rounded up: an unmasked side may end in a partial block, which the slices below clamp.
-    in_blocks, out_blocks = -(-in_features // block_size), -(-out_features // block_size)
-    k = block_size
+    # With one example, the tiles read are exactly its active ones: nothing read needs zeroing and
+    # nothing written needs masking, which saves two passes where the call is all overhead.
     with phases.phase("route"):
-        plan = union_rectangles(in_mask, out_mask, batch, in_blocks, out_blocks, x.device)
-        tiles_read = sum((j1 - j0) * (i1 - i0) for j0, j1, in_runs in plan for i0, i1 in in_runs)
-        dense_fallback = tiles_read >= DENSE_FALLBACK_TILE_FRACTION * in_blocks * out_blocks
-        if dense_fallback:
-            # The rectangles cover most of W: one dense GEMM reads the same bytes with less overhead.
-            plan = [(0, out_blocks, [(0, in_blocks)])]
-    ran("union-dense-fallback" if dense_fallback else "union-torch")
-    # With one example and no fallback, the tiles read are exactly its active ones: nothing read needs
-    # zeroing and nothing written needs masking, which saves two passes where the call is all overhead.
-    exact = batch == 1 and not dense_fallback
+        plan = _union_plan(call)
+    return _union(call, plan, exact=call.x.shape[0] == 1)
+
+
+def _union(call: LinearCall, plan: Rectangles, exact: bool) -> torch.Tensor:
+    x, weight, bias, in_mask, out_mask, k, out, _ = call
+    batch, out_features = x.shape[0], weight.shape[0]
     if not exact:
         with phases.phase("mask_input"):
             x = zero_inactive_blocks(x, in_mask, k)

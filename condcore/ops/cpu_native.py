@@ -2,8 +2,8 @@
 forward, launched from condnet_native.py): one module, built on first use.
 
 Built by torch.utils.cpp_extension (g++ and ninja; about 80 s once per machine and source version, then
-loaded from torch's extension cache). Where it cannot be built, `grouped_linear` returns None and the
-torch-ops kernel in cpu.py runs instead; `status()` says which and why. CONDBENCH_NATIVE=0 turns it
+loaded from torch's extension cache). Where it cannot be built, `applies` is False and dispatch runs the
+torch-ops kernel in cpu.py instead; `status()` says which and why. CONDBENCH_NATIVE=0 turns it
 off, so the torch-ops kernel can be tested and timed too.
 
 The cache is shared by every checkout on the machine, so each source version (with torch's version
@@ -32,8 +32,7 @@ from types import ModuleType
 import torch
 
 from condcore import phases
-from condcore.ops.kernel_log import ran
-from condcore.ops.packed_weights import onednn_takes, packed_blocks
+from condcore.ops.packed_weights import onednn_takes
 from condcore.ops.routing import RowGroups
 
 SOURCES = tuple(sorted((Path(__file__).parent / "csrc").glob("*.cpp")))
@@ -189,21 +188,22 @@ def balanced_bins(counts: list[int], n_bins: int) -> list[list[int]]:
     return bins
 
 
+def applies(x: torch.Tensor) -> bool:
+    """Whether the C++ grouped kernel takes x: on the CPU, where it is built and not turned off (the
+    first call on a machine builds it)."""
+    return x.device.type == "cpu" and _load() is not None
+
+
 def grouped_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, groups: RowGroups,
-                   block_size: int, out: torch.Tensor | None) -> torch.Tensor | None:
-    """y for contiguous x (dropped input blocks already zeroed) and the output mask's row groups, or
-    None where the C++ kernel does not apply (not CPU, not built, disabled)."""
-    if x.device.type != "cpu" or not x.is_contiguous():
-        return None
+                   block_size: int, out: torch.Tensor | None, blocks: list[torch.Tensor] | None) -> torch.Tensor:
+    """y for contiguous x (dropped input blocks already zeroed) and the output mask's row groups, where
+    `applies` holds; blocks: weight's row blocks packed for oneDNN (packed_weights.packed_blocks), or None
+    for the plain weight."""
     module = _load()
-    if module is None:
-        return None
     out_blocks = weight.shape[0] // block_size
     # oneDNN for every dtype it takes, also under mixed precision (the kernel rounds each fp32 block
     # first); packed blocks only where the weight already has x's dtype.
     onednn = onednn_takes(x.dtype) and weight.is_contiguous()
-    blocks = packed_blocks(weight, block_size) if onednn and weight.dtype == x.dtype else None
-    ran("grouped-cpp" if blocks is None else "grouped-cpp-packed")
     if blocks is None:
         blocks = [weight[j * block_size : (j + 1) * block_size] for j in range(out_blocks)]
     y = out if out is not None else torch.empty(x.shape[0], weight.shape[0], dtype=x.dtype, device=x.device)

@@ -57,6 +57,7 @@ _cache: dict[tuple, _Entry] = {}
 _lock = threading.Lock()
 _frozen_depth = 0
 _thawed = threading.local()  # inside unfrozen(): this thread's calls see no frozen weights
+_thawed_depth = 0  # unfrozen() blocks open in any thread
 
 
 @contextlib.contextmanager
@@ -80,12 +81,30 @@ def unfrozen() -> Iterator[None]:
     """Within this block, this thread's calls run as outside `frozen_weights()` (nothing packed, no packed
     copy used) while the enclosing block's copies stay kept: a benchmark times a direct call, as a
     training step or a one-off call makes it, beside the packed inference call of the same case."""
+    global _thawed_depth
     before = getattr(_thawed, "on", False)
     _thawed.on = True
+    with _lock:
+        _thawed_depth += 1
     try:
         yield
     finally:
+        with _lock:
+            _thawed_depth -= 1
         _thawed.on = before
+
+
+def frozen() -> bool:
+    """Whether this thread's calls may pack weights now: inside `frozen_weights()`, not in `unfrozen()`.
+    Where it holds, `frozen_copy` gives a copy, never None. Every small call asks, so the thread-local
+    is read only while some thread is inside `unfrozen()`."""
+    return bool(_frozen_depth) and not (_thawed_depth and getattr(_thawed, "on", False))
+
+
+def packs_blocks(weight: torch.Tensor, dtype: torch.dtype) -> bool:
+    """Whether `packed_blocks` gives weight's blocks in oneDNN's layout for an x of this dtype."""
+    return (frozen() and weight.dtype == dtype and onednn_takes(dtype) and weight.device.type == "cpu"
+            and weight.is_contiguous())
 
 
 def packed_blocks(weight: torch.Tensor, block_size: int) -> list[torch.Tensor] | None:
@@ -104,7 +123,7 @@ def frozen_copy(owner: object, tensors: Sequence[torch.Tensor], tag: Hashable, m
     `frozen_weights()` block exits; None outside one. Made again if any of `tensors` has a new storage
     or version since (a resize is a new version), a cheap guard: the caller has promised not to change
     them."""
-    if not _frozen_depth or getattr(_thawed, "on", False):
+    if not frozen():
         return None
     stamp = tuple((t.data_ptr(), None if t.is_inference() else t._version) for t in tensors)
     key = (id(owner), tag)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from condcore.ops.call import LinearCall
 from condcore.ops.kernel_log import ran
 
 
@@ -61,3 +62,8 @@ def reference_linear(
     if out is None:
         return y.to(x.dtype)
     return out.copy_(y)
+
+
+def reference_call(call: LinearCall) -> torch.Tensor:
+    """The reference backend's one dispatch path."""
+    return reference_linear(*call.args, call.out)

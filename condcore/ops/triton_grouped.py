@@ -12,7 +12,7 @@ import triton
 import triton.language as tl
 
 from condcore.ops.block_masks import recomputes_leaked_rows
-from condcore.ops.kernel_log import ran
+from condcore.ops.call import LinearCall
 from condcore.ops.routing import group_rows_by_block, row_tiles
 from condcore.phases import phase
 from condcore.ops.triton_common import (
@@ -101,18 +101,10 @@ def rows_per_tile(batch: int, out_blocks: int, active: int) -> int:
 
 # x's dropped blocks are masked in the loads, but a weight tile is shared by all the rows of a tile.
 @recomputes_leaked_rows
-def grouped_linear(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    in_mask: torch.Tensor | None,
-    out_mask: torch.Tensor | None,
-    block_size: int,
-    out: torch.Tensor | None = None,
-) -> torch.Tensor:
+def grouped_linear(call: LinearCall) -> torch.Tensor:
     """Launcher; arguments already validated by block_sparse_linear."""
+    x, weight, bias, in_mask, out_mask, block_size, out, _ = call
     check_triton_block_size(block_size)
-    ran("triton-grouped")
     batch, out_features = x.shape[0], weight.shape[0]
     with phase("zero_fill"):
         # Rows whose output block is off are never stored to: zero-filling y first covers them.

@@ -13,7 +13,7 @@ import triton
 import triton.language as tl
 
 from condcore.ops.block_masks import recomputes_leaked_rows
-from condcore.ops.kernel_log import ran
+from condcore.ops.call import LinearCall
 from condcore.ops.routing import active_tile_pairs, needed_in_blocks
 from condcore.phases import phase
 from condcore.ops.triton_common import (
@@ -93,19 +93,11 @@ MAX_BATCH = 64  # rows per launch: the whole chunk of the batch sits in one regi
 
 # x's dropped blocks are masked in the loads, but a weight tile is shared by all the rows of a tile.
 @recomputes_leaked_rows
-def union_linear(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    in_mask: torch.Tensor | None,
-    out_mask: torch.Tensor | None,
-    block_size: int,
-    out: torch.Tensor | None = None,
-) -> torch.Tensor:
+def union_linear(call: LinearCall) -> torch.Tensor:
     """Launcher; arguments already validated by block_sparse_linear. Batches above MAX_BATCH rows run
     as several launches, each reading the weight tiles of its own chunk's union."""
+    x, weight, bias, in_mask, out_mask, block_size, out, _ = call
     check_triton_block_size(block_size)
-    ran("triton-union")
     batch, out_features = x.shape[0], weight.shape[0]
     y = out if out is not None else torch.empty(batch, out_features, dtype=x.dtype, device=x.device)
     for start in range(0, batch, MAX_BATCH):
