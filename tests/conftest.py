@@ -13,8 +13,8 @@ if not torch.cuda.is_available():
 if os.environ.get("TRITON_INTERPRET") == "1":
     # Decorated now, in interpreter mode: a test that unsets TRITON_INTERPRET (to check the refusal)
     # would otherwise leave the first import to happen without it, breaking every later Triton test.
-    import condcore.ops.triton_grouped  # noqa: F401
-    import condcore.ops.triton_union  # noqa: F401
+    import condcore.ops.triton.grouped  # noqa: F401
+    import condcore.ops.triton.union  # noqa: F401
 
 HAS_CUDA = torch.cuda.is_available()
 

@@ -121,7 +121,7 @@ def test_a_model_whose_timed_forward_disagrees_with_the_reference_is_a_failed_ro
     from bench.measure.model import TimedModel, time_models
     from bench.report.terminal import print_models
     from bench.core.schema import ModelRow
-    from condcore.ops import condnet_native
+    from condcore.ops.cpu import pairs as condnet_native
 
     result = trained[0]
     forward = condnet_native.condnet_forward

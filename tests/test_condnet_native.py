@@ -11,8 +11,9 @@ import torch
 
 from condcore.models import CondNet, CondNetConfig
 from condcore.models import fused_inference
-from condcore.ops import condnet_native, cpu_native, frozen_weights
-from condcore.ops.condnet_native import PackedNetwork, pack_map
+from condcore.ops import frozen_weights
+from condcore.ops.cpu import native as cpu_native, pairs as condnet_native
+from condcore.ops.cpu.pairs import PackedNetwork, pack_map
 
 MARGIN = 1e-4  # a gate logit this close to its threshold may fall either way in fp32
 

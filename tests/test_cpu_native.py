@@ -14,7 +14,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from condcore.ops import block_sparse_linear, cpu_native, frozen_weights
+from condcore.ops import block_sparse_linear, frozen_weights
+from condcore.ops.cpu import native as cpu_native
 from condcore.problems import check_output, make_problem
 from condcore.ops.kernel_log import kernels_used
 
@@ -183,7 +184,7 @@ time.sleep(300)
 
 INTERRUPTED_BUILDER = """
 import signal, sys
-from condcore.ops import cpu_native
+from condcore.ops.cpu import native as cpu_native
 # A shell's background job ignores SIGINT, and so would this child: Ctrl-C is what is tested.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 cpu_native._BUILD_SCRIPT = sys.argv[2].replace("PID_FILE", repr(sys.argv[1]))
@@ -234,9 +235,9 @@ def test_a_second_checkout_of_the_same_source_loads_the_build_without_rebuilding
     built = cpu_native.build_directory() / f"{cpu_native._name()}.so"
     before = built.stat().st_mtime_ns
     copy = tmp_path / "checkout"
-    shutil.copytree(Path(cpu_native.__file__).parents[1], copy / "condcore",
+    shutil.copytree(Path(cpu_native.__file__).parents[2], copy / "condcore",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    script = "from condcore.ops import cpu_native; print(cpu_native.__file__); print(cpu_native.status())"
+    script = "from condcore.ops.cpu import native as cpu_native; print(cpu_native.__file__); print(cpu_native.status())"
     done = subprocess.run([sys.executable, "-c", script], cwd=copy, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(copy)}, check=False)
     assert done.returncode == 0, done.stderr

@@ -15,12 +15,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_the_layer_contracts_hold(monkeypatch, tmp_path, capsys):
     monkeypatch.chdir(ROOT)
     assert lint_imports(config_filename=str(ROOT / "pyproject.toml"), cache_dir=str(tmp_path), no_logo=True) == 0
-    assert "3 kept, 0 broken" in capsys.readouterr().out
+    assert "4 kept, 0 broken" in capsys.readouterr().out
 
 
 def test_a_broken_contract_fails(monkeypatch, tmp_path, capsys):
     """The check can fail: a toy condcore whose ops package imports the mask generators (a layer above
-    it), with every module the contracts name present, breaks condcore's layers and only those."""
+    it) and whose CPU kernels import the dispatch table (above them), with every module the contracts
+    name present, breaks condcore's layers and ops' layers, and only those."""
     contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
     src = tmp_path / "src"
     modules = {"bench", "condcore"}
@@ -34,6 +35,7 @@ def test_a_broken_contract_fails(monkeypatch, tmp_path, capsys):
         (path / "__init__.py").write_text("")
     (src / "condcore" / "__init__.py").write_text("")
     (src / "condcore" / "ops" / "__init__.py").write_text("import condcore.masks\n")
+    (src / "condcore" / "ops" / "cpu" / "__init__.py").write_text("import condcore.ops.registry\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(src))
     for name in [n for n in sys.modules if n.split(".")[0] in ("condcore", "bench")]:
@@ -41,7 +43,8 @@ def test_a_broken_contract_fails(monkeypatch, tmp_path, capsys):
     (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
     assert lint_imports(config_filename=str(tmp_path / "pyproject.toml"), no_cache=True, no_logo=True) == 1
     out = capsys.readouterr().out
-    assert "2 kept, 1 broken" in out and "condcore.ops is not allowed to import condcore.masks" in out, out
+    assert "2 kept, 2 broken" in out and "condcore.ops is not allowed to import condcore.masks" in out, out
+    assert "condcore.ops.cpu is not allowed to import condcore.ops.registry" in out, out
 
 
 def test_only_the_cli_parses_arguments():

@@ -60,7 +60,7 @@ def test_active_tile_pairs_is_the_union():
 @pytest.mark.parametrize("sides", ["both", "in", "out"])
 def test_one_examples_rectangles_are_the_unions(sides, rng):
     """union_linear's batch-1 plan, read off the two mask rows, equals the general tile-pair plan."""
-    from condcore.ops import cpu
+    from condcore.ops.cpu import union as cpu
 
     def general(in_mask, out_mask, in_blocks, out_blocks):
         pairs = active_tile_pairs(in_mask, out_mask, 1, in_blocks, out_blocks, torch.device("cpu")).tolist()

@@ -84,7 +84,7 @@ def test_triton_refuses_float64_and_small_blocks(rng):
 def test_autotune_pruning_keeps_only_tiles_inside_a_block(block_size):
     import triton
 
-    from condcore.ops.triton_common import fitting_configs
+    from condcore.ops.triton.common import fitting_configs
 
     configs = [triton.Config({"BLOCK_N": n, "BLOCK_K": k}) for n in (16, 32, 64, 128) for k in (16, 32, 64, 128)]
     kept = fitting_configs(configs, {}, BLOCK_SIZE=block_size)
@@ -97,7 +97,7 @@ def test_autotune_pruning_keeps_only_tiles_inside_a_block(block_size):
 def test_autotune_pruning_drops_fp32_fma_tiles_that_spill():
     import triton
 
-    from condcore.ops.triton_common import FFMA_ACCUMULATORS_PER_THREAD, accumulators_per_thread, fitting_configs
+    from condcore.ops.triton.common import FFMA_ACCUMULATORS_PER_THREAD, accumulators_per_thread, fitting_configs
 
     configs = [triton.Config({"BLOCK_N": n, "BLOCK_K": 32}, num_warps=w) for n in (32, 64, 128) for w in (4, 8)]
     kept = fitting_configs(configs, {}, BLOCK_SIZE=128, BLOCK_M=64, INPUT_PRECISION="ieee")

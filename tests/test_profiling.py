@@ -22,7 +22,8 @@ from bench.store.results import Run
 from bench.core.schema import KernelProfile, ModelProfile
 from condcore import phases
 from condcore.models import CondNet, CondNetConfig
-from condcore.ops import block_sparse_linear, condnet_native, cpu_native, frozen_weights, skipping
+from condcore.ops import block_sparse_linear, frozen_weights, skipping
+from condcore.ops.cpu import native as cpu_native, pairs as condnet_native
 from condcore.problems import make_problem
 
 pytestmark = pytest.mark.alone  # timings or the machine's load: never beside other tests (pyproject)

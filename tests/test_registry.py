@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from bench.plan.suite import Backend
-from condcore.ops import BACKENDS, block_sparse_linear, cpu_native, frozen_weights, registry, skipping
+from condcore.ops import BACKENDS, block_sparse_linear, frozen_weights, registry, skipping
+from condcore.ops.cpu import native as cpu_native
 from condcore.ops.kernel_log import kernels_used
 from condcore.ops.reference import reference_linear
 from condcore.ops.registry import BENCHMARKED_BACKENDS, KERNELS, find
@@ -35,7 +36,7 @@ def test_the_suite_and_dispatch_offer_what_the_registry_holds():
 
 def test_dispatch_runs_the_registered_kernel_and_its_capabilities(rng, monkeypatch, request):
     """The sparse backward runs after the kernel whose record names one, and only with an output mask."""
-    from condcore.ops import cpu
+    from condcore.ops.cpu import grouped as cpu
 
     calls = []
     real = cpu.grouped_linear_backward

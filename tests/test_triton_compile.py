@@ -17,7 +17,7 @@ import pytest
 
 from bench.cli.main import main
 from bench.measure.compile_check import LaunchCase, check_cases, gpu_configs, plan, suite_cases
-from condcore.ops.triton_common import fitting_configs
+from condcore.ops.triton.common import fitting_configs
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
 SUITES = Path(__file__).resolve().parent.parent / "suites"
@@ -118,7 +118,7 @@ def test_a_gpu_case_profile_names_the_chosen_configs_build(monkeypatch):
     """What `bench profile` attaches to a CUDA case: the build of the config its autotuner chose."""
     from bench.plan.cases import KernelCase
     from bench.measure.profile import triton_builds
-    from condcore.ops import triton_grouped
+    from condcore.ops.triton import grouped as triton_grouped
 
     case = KernelCase("s", "cuda", "bfloat16", "triton", "grouped", 256, 2048, 2048, 128, 0.25, "out", "iid")
     monkeypatch.delattr(triton_grouped._grouped_kernel, "best_config", raising=False)

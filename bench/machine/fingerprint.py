@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import torch
 
-from condcore.ops import cpu_native
+from condcore.ops.cpu import native as cpu_native
 from condcore.train import native_bf16
 
 

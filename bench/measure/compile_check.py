@@ -38,7 +38,7 @@ from bench.plan.cases import kernel_cases
 from bench.plan.suite import load_suite
 from condcore.ops import pick_regime
 from condcore.problems import make_problem
-from condcore.ops.triton_common import KernelLaunch, fitting_configs
+from condcore.ops.triton.common import KernelLaunch, fitting_configs
 
 # SASS opcodes worth counting: tensor-core MMAs, async copies into shared memory, spill traffic.
 OPCODES = ("HGMMA", "HMMA", "LDGSTS", "UTMALDG", "LDL", "STL")
@@ -99,7 +99,7 @@ def plan(case: LaunchCase) -> KernelLaunch:
 
 
 def _plan(case: LaunchCase) -> KernelLaunch:
-    from condcore.ops import triton_grouped, triton_union
+    from condcore.ops.triton import grouped as triton_grouped, union as triton_union
 
     p = make_problem(
         case.batch, case.in_features, case.out_features, case.block_size,
@@ -118,7 +118,7 @@ def _plan(case: LaunchCase) -> KernelLaunch:
 
 
 def gpu_configs(case: LaunchCase) -> list[triton.Config]:
-    from condcore.ops import triton_grouped, triton_union
+    from condcore.ops.triton import grouped as triton_grouped, union as triton_union
 
     module = triton_union if case.regime == "union" else triton_grouped
     return module.configs(for_interpreter=False)

@@ -96,7 +96,8 @@ def triton_builds(case: KernelCase, arch: int | None = None) -> list[dict]:
     for this GPU (`arch`, e.g. 90; default: the current device's), read as the compile check reads it:
     registers, spills, shared memory."""
     from bench.measure.compile_check import LaunchCase, check_cases
-    from condcore.ops import pick_regime, triton_grouped, triton_union
+    from condcore.ops import pick_regime
+    from condcore.ops.triton import grouped as triton_grouped, union as triton_union
 
     regime = pick_regime(case.regime, case.batch)
     kernel = triton_union._union_kernel if regime == "union" else triton_grouped._grouped_kernel

@@ -162,7 +162,7 @@ class CondNet(nn.Module):
         if mode != "train" and mode not in INFERENCE_MODES:
             raise ValueError(f"unknown mode {mode!r}; choose train or one of {', '.join(INFERENCE_MODES)}")
         if mode != "train" and backend == "auto":
-            fused = fused_forward(self, x, mode)  # its phases are the layers' (condnet_native)
+            fused = fused_forward(self, x, mode)  # its phases are the layers' (condcore.ops.cpu.pairs)
             if fused is not None:
                 logits, masks = fused
                 return ForwardTrace(logits=logits, gates=[GateOutput(mask=mask) for mask in masks])

@@ -1,4 +1,4 @@
-"""A trained CondNet's inference as one native call (condcore.ops.condnet_native), where it applies:
+"""A trained CondNet's inference as one native call (condcore.ops.cpu.pairs), where it applies:
 CPU, fp32, no gradient wanted, every gate deciding from its policy's logits alone (`Gate.native_rule`:
 the "threshold" mode of the REINFORCE and straight-through gates, the top-k gate's budget), finite
 weights, the C++ kernels built, and inside `frozen_weights()`, whose caller promises the weights stay as
@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from condcore.ops import condnet_native
-from condcore.ops.condnet_native import PackedNetwork, pack_map
+from condcore.ops.cpu import pairs as condnet_native
+from condcore.ops.cpu.pairs import PackedNetwork, pack_map
 from condcore.ops.packed_weights import frozen_copy
 
 if TYPE_CHECKING:

@@ -108,29 +108,29 @@ def skipping(*names: str) -> Iterator[None]:
         _skipping.names = before
 
 
-# The C++ pair kernel runs in front of both torch regimes where it applies (condcore.ops.cpu's docstring).
-PAIRS = Path("pairs-cpp-packed", "condcore.ops.condnet_native:pairs_linear", "condcore.ops.condnet_native:pairs_apply")
+# The C++ pair kernel runs in front of both torch regimes where it applies (condcore.ops.cpu.grouped's docstring).
+PAIRS = Path("pairs-cpp-packed", "condcore.ops.cpu.pairs:pairs_linear", "condcore.ops.cpu.pairs:pairs_apply")
 
 KERNELS: tuple[Kernel, ...] = (
     Kernel("reference", "any", (Path("reference", "condcore.ops.reference:reference_call"),), ("cpu", "cuda"),
            FLOAT_DTYPES),
     Kernel("torch", "grouped", (
         PAIRS,
-        Path("dense-gemm", "condcore.ops.cpu:masked_dense_linear", "condcore.ops.cpu:without_output_mask"),
-        Path("grouped-cpp-packed", "condcore.ops.cpu:grouped_cpp_packed", "condcore.ops.cpu:native_on_packed_blocks"),
-        Path("grouped-cpp", "condcore.ops.cpu:grouped_cpp", "condcore.ops.cpu:native"),
-        Path("grouped-torch-packed", "condcore.ops.cpu:grouped_torch_packed", "condcore.ops.cpu:on_packed_blocks"),
-        Path("grouped-torch", "condcore.ops.cpu:grouped_torch"),
-    ), ("cpu", "cuda"), FLOAT_DTYPES, sparse_backward="condcore.ops.cpu:grouped_linear_backward",
+        Path("dense-gemm", "condcore.ops.cpu.grouped:masked_dense_linear", "condcore.ops.cpu.grouped:without_output_mask"),
+        Path("grouped-cpp-packed", "condcore.ops.cpu.grouped:grouped_cpp_packed", "condcore.ops.cpu.grouped:cpp_built_and_packs"),
+        Path("grouped-cpp", "condcore.ops.cpu.grouped:grouped_cpp", "condcore.ops.cpu.grouped:cpp_built"),
+        Path("grouped-torch-packed", "condcore.ops.cpu.grouped:grouped_torch_packed", "condcore.ops.cpu.grouped:packs"),
+        Path("grouped-torch", "condcore.ops.cpu.grouped:grouped_torch"),
+    ), ("cpu", "cuda"), FLOAT_DTYPES, sparse_backward="condcore.ops.cpu.grouped:grouped_linear_backward",
         rounds_weight_itself=True),
     Kernel("torch", "union", (
         PAIRS,
-        Path("union-dense-fallback", "condcore.ops.cpu:union_dense_fallback", "condcore.ops.cpu:union_covers_most_tiles"),
-        Path("union-torch", "condcore.ops.cpu:union_linear"),
+        Path("union-dense-fallback", "condcore.ops.cpu.union:union_dense_fallback", "condcore.ops.cpu.union:union_covers_most_tiles"),
+        Path("union-torch", "condcore.ops.cpu.union:union_linear"),
     ), ("cpu", "cuda"), FLOAT_DTYPES),
-    Kernel("triton", "grouped", (Path("triton-grouped", "condcore.ops.triton_grouped:grouped_linear"),), ("cuda",),
+    Kernel("triton", "grouped", (Path("triton-grouped", "condcore.ops.triton.grouped:grouped_linear"),), ("cuda",),
            FLOAT_DTYPES[:3]),
-    Kernel("triton", "union", (Path("triton-union", "condcore.ops.triton_union:union_linear"),), ("cuda",),
+    Kernel("triton", "union", (Path("triton-union", "condcore.ops.triton.union:union_linear"),), ("cuda",),
            FLOAT_DTYPES[:3]),
 )
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from condcore import phases
-from condcore.ops import cpu_native
+from condcore.ops.cpu import native
 from condcore.ops.call import LinearCall
 from condcore.ops.packed_weights import frozen, frozen_copy
 
@@ -70,7 +70,7 @@ class PackedNetwork:
 def _native() -> ModuleType | None:
     """The built C++ module with this file's kernels, or None (not built, turned off, or an older
     build without them)."""
-    module = cpu_native._load()
+    module = native._load()
     return module if module is not None and hasattr(module, "pairs_forward") else None
 
 
@@ -145,7 +145,7 @@ def pairs_linear(call: LinearCall) -> torch.Tensor:
                                     None if in_mask is None else in_mask.contiguous(),
                                     None if out_mask is None else out_mask.contiguous(), y, threads, timings)
         if timings is not None:
-            cpu_native.add_thread_phases(recorder, timings, PAIR_PHASES)
+            native.add_thread_phases(recorder, timings, PAIR_PHASES)
         return y
 
 

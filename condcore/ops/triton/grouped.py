@@ -15,7 +15,7 @@ from condcore.ops.block_masks import recomputes_leaked_rows
 from condcore.ops.call import LinearCall
 from condcore.ops.routing import group_rows_by_block, row_tiles
 from condcore.phases import phase
-from condcore.ops.triton_common import (
+from condcore.ops.triton.common import (
     KernelLaunch,
     check_triton_block_size,
     dot_precision,

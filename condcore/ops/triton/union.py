@@ -16,7 +16,7 @@ from condcore.ops.block_masks import recomputes_leaked_rows
 from condcore.ops.call import LinearCall
 from condcore.ops.routing import active_tile_pairs, needed_in_blocks
 from condcore.phases import phase
-from condcore.ops.triton_common import (
+from condcore.ops.triton.common import (
     KernelLaunch,
     check_triton_block_size,
     dot_precision,

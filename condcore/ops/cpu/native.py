@@ -1,5 +1,5 @@
-"""The C++ CPU kernels (csrc/: the large-batch grouped kernel, launched from here, and the whole-CondNet
-forward, launched from condnet_native.py): one module, built on first use.
+"""The C++ CPU kernels (csrc/: the large-batch grouped kernel, launched from here, and the pair kernels,
+launched from pairs.py): one module, built on first use.
 
 Built by torch.utils.cpp_extension (g++ and ninja; about 80 s once per machine and source version, then
 loaded from torch's extension cache). Where it cannot be built, `applies` is False and dispatch runs the
