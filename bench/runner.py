@@ -30,7 +30,7 @@ from bench.measure.phase_clock import PhaseClock
 from bench.measure.profile import profile_kernel_case, profile_model
 from bench.report.terminal import print_report, write_report
 from bench.store.results import append_row, drop_partial_tail, load_run, read_histories, read_typed_rows, write_tables
-from bench.store.run_folder import MEASURED_KEY, create_run_folder, owned, refuse_if_written, resumable, write_json_atomic
+from bench.store.run_folder import create_run_folder, measured, owned, refuse_if_written, resumable, write_json_atomic
 from bench.core.schema import ModelRow
 from bench.plan.suite import Suite, parse_suite, suite_text
 from condcore.data import DatasetNotFound
@@ -117,9 +117,8 @@ def _measure_env(suite: Suite, kernels: list, shard: tuple[int, int]) -> dict:
     env = fingerprint(suite.threads)
     devices = sorted({c.device for c in kernels})
     peaks = {d: measure_peaks(d, [c.dtype for c in kernels if c.device == d]) for d in devices}
-    # copy_bandwidth_Bps last: its presence marks the environment as measured (run_folder.MEASURED_KEY)
     env.update(suite=suite.name, shard=list(shard), peaks=peaks,
-               copy_bandwidth_Bps={d: peaks[d]["copy_Bps"] for d in devices})
+               copy_bandwidth_Bps={d: peaks[d]["copy_Bps"] for d in devices}, measured=True)
     return env
 
 
@@ -222,7 +221,7 @@ def _run_owned(options: RunOptions, plan: Plan, folder: Path, clock: PhaseClock)
     for note in notes:
         console.print(f"[yellow]note[/yellow]: {note}")
     env = plan.env
-    if env is None or MEASURED_KEY not in env:
+    if env is None or not measured(env):
         if env is None and options.resume is not None:
             console.print(f"[yellow]note[/yellow]: {folder} has no environment (killed before it was written); "
                           "measuring it now")

@@ -78,6 +78,7 @@ CORPUS = [
     Damaged("env-load-a-list", "report RUN", {ENV: env(load_at_start=[1])}, "damaged (load_at_start is list"),
     Damaged("env-gpu-a-list", "report RUN", {ENV: env(gpu=[1])}, "env.json: damaged (gpu is list"),
     Damaged("env-threads-text", "report RUN", {ENV: env(torch_threads="two")}, "damaged (torch_threads is str"),
+    Damaged("env-measured-text", "run --resume RUN", {ENV: env(measured="yes")}, "damaged (measured is str"),
     Damaged("env-nested-deep", "report RUN", {ENV: b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"},
             "env.json: nested too deep"),
     Damaged("env-a-folder", "report RUN", {ENV: None, "RUN/env.json/x": b""}, "env.json: cannot read the environment file: Is a directory"),

@@ -3,6 +3,7 @@ at a time; runs started in the same second get folders of their own; nothing out
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -100,7 +101,7 @@ def test_killed_before_its_environment_was_measured_the_run_resumes(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     folder = run_folder_of(tmp_path / "res")
-    assert rows_in(folder) == 0 and "copy_bandwidth_Bps" not in (folder / "env.json").read_text()
+    assert rows_in(folder) == 0 and json.loads((folder / "env.json").read_text())["measured"] is False
     # The build died with its parent: nothing compiles into the cache any more.
     wait_for(lambda: not _processes_mentioning(str(cache)), timeout=30)
     resumed = start("run", "--resume", folder, "--results", "res", "--quiet", cwd=tmp_path)
@@ -108,7 +109,8 @@ def test_killed_before_its_environment_was_measured_the_run_resumes(tmp_path):
     assert resumed.returncode == 0, err
     ids = case_ids(folder)
     assert len(ids) == CASES and len(set(ids)) == CASES
-    assert "copy_bandwidth_Bps" in (folder / "env.json").read_text()
+    env = json.loads((folder / "env.json").read_text())
+    assert env["measured"] is True and env["copy_bandwidth_Bps"]["cpu"] > 0
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -182,3 +184,11 @@ def test_no_suite_name_places_a_run_outside_results(tmp_path, name):
         assert "outside" in str(exc)
         made = []
     assert list(tmp_path.iterdir()) == [tmp_path / "res"] and list(runs.iterdir()) == made
+
+
+def test_an_environment_says_whether_it_was_measured_and_older_ones_are_read_by_their_bandwidth():
+    from bench.store.run_folder import measured
+
+    assert measured({"measured": True}) and not measured({"suite": "s", "shard": [0, 1], "measured": False})
+    # written before the field: measured where the copy bandwidth (written with the peaks) is there
+    assert measured({"copy_bandwidth_Bps": {"cpu": 1e10}}) and not measured({"suite": "s", "shard": [0, 1]})

@@ -27,8 +27,6 @@ from bench.core.errors import UserError, read_text, writable_folder
 LOCK_FILE = ".lock"
 ENV_FILE = "env.json"
 SUITE_FILE = "suite.yaml"
-# Keys of a full environment: a folder whose env.json lacks them was killed before it was measured.
-MEASURED_KEY = "copy_bandwidth_Bps"
 
 
 def refuse_links(folder: Path, what: str) -> None:
@@ -83,7 +81,7 @@ def create_run_folder(results: Path, suite_name: str, suite_text: str, shard: tu
     try:
         staging.chmod(0o755)  # mkdtemp makes it private
         (staging / SUITE_FILE).write_text(suite_text, encoding="utf-8")
-        write_json_atomic(staging / ENV_FILE, {"suite": suite_name, "shard": [index, count]})
+        write_json_atomic(staging / ENV_FILE, {"suite": suite_name, "shard": [index, count], "measured": False})
         for n in itertools.count(1):
             folder = runs / (stem if n == 1 else f"{stem}-{n}")
             # The suite name is validated, but the folder must stay inside --results whatever it says.
@@ -186,8 +184,15 @@ ENV_TYPES: dict[str, tuple[type, ...]] = {
     "suite": (str,), "cpu_model": (str, type(None)), "cpu_capability": (str, type(None)), "torch": (str,),
     "torch_threads": (int,), "gpu": (dict, type(None)), "peaks": (dict,), "wall_seconds": (list,),
     "load_at_start": (dict,), "load_at_resumes": (list,), "case_filter": (list, type(None)), "profile": (bool,),
-    "partial": (list,), "merged_from": (list,), "shard_envs": (list,), MEASURED_KEY: (dict,),
+    "partial": (list,), "merged_from": (list,), "shard_envs": (list,), "copy_bandwidth_Bps": (dict,),
+    "measured": (bool,),
 }
+
+
+def measured(env: dict) -> bool:
+    """Whether the environment was measured (fingerprint, peaks): `measured` says so since it exists; a
+    folder from before it counts as measured where its copy bandwidth, measured last, is there."""
+    return env["measured"] if "measured" in env else "copy_bandwidth_Bps" in env
 
 
 def env_problem(env: dict) -> str:
