@@ -55,6 +55,10 @@ def clustered_block_mask(
     return masks.to(device)
 
 
+# Each synthetic mask kind and what draws it: the suites' mask sources are these and "trained".
+MASK_KINDS = {"iid": iid_block_mask, "clustered": clustered_block_mask}
+
+
 def work_density(in_mask: torch.Tensor | None, out_mask: torch.Tensor | None) -> float:
     """Fraction of the dense multiply-adds a perfect per-example kernel would do:
     mean over examples of (active input fraction x active output fraction)."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from condcore.masks import clustered_block_mask, iid_block_mask
+from condcore.masks import MASK_KINDS
 
 
 @dataclass
@@ -60,11 +60,9 @@ def make_problem(
     def mask(density: float | None, n_blocks: int) -> torch.Tensor | None:
         if density is None:
             return None
-        if mask_kind == "clustered":
-            return clustered_block_mask(batch, n_blocks, density, generator=generator, device=device)
-        if mask_kind != "iid":
-            raise ValueError(f"unknown mask kind {mask_kind!r}; choose iid or clustered")
-        return iid_block_mask(batch, n_blocks, density, generator=generator, device=device)
+        if mask_kind not in MASK_KINDS:
+            raise ValueError(f"unknown mask kind {mask_kind!r}; choose {' or '.join(MASK_KINDS)}")
+        return MASK_KINDS[mask_kind](batch, n_blocks, density, generator=generator, device=device)
 
     return LinearProblem(
         x=x.to(device=device, dtype=dtype),

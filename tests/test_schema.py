@@ -104,3 +104,30 @@ def test_a_metric_knows_its_unit_and_drops_non_finite_bounds():
     assert (m.unit, m.iqr, m.low, m.high) == ("x", None, 1.5, None)
     with pytest.raises(KeyError):
         Metric.of("ours", "speed", 2.0)
+
+
+def test_a_case_and_its_stored_row_name_the_same_fields_with_the_same_values():
+    """The row repeats the case's fields on purpose (what is stored is versioned apart from the class the
+    runner builds cases from): every field a case gives its row is a row field of the same type, and
+    survives the row's trip through its JSON line unchanged, for synthetic and trained-mask cases."""
+    import dataclasses
+    import typing
+
+    from bench.plan.cases import KernelCase
+
+    synthetic = KernelCase("s", "cpu", "bfloat16", "torch", "auto", 16, 256, 512, 64, 0.25, "both", "clustered", cache="warm")
+    trained = KernelCase("t", "cuda", "float32", "triton", "union", 1, 784, 2048, 128, 0.1, "out", "trained", model="m-1")
+    row_fields = KernelRow.model_fields
+    for case in (synthetic, trained):
+        given = case.to_dict()
+        assert set(given) <= set(row_fields), set(given) - set(row_fields)
+        for name, value in given.items():
+            kinds = typing.get_args(row_fields[name].annotation) or (row_fields[name].annotation,)
+            assert isinstance(value, kinds), (name, value, kinds)
+        row = KernelRow(**given, regime_used="union", status="failed", error="refused before running")
+        stored = parse_kernel_row(json.loads(row.model_dump_json()))
+        assert {name: getattr(stored, name) for name in given} == given
+    # and every field of the case reaches its row (by its own name, or density as requested_density / tau)
+    named = {f.name for f in dataclasses.fields(KernelCase)} - {"density"}
+    assert named <= set(synthetic.to_dict()) and {"requested_density", "tau"} <= set(synthetic.to_dict())
+    assert (synthetic.to_dict()["requested_density"], trained.to_dict()["tau"]) == (0.25, 0.1)

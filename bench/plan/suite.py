@@ -26,17 +26,19 @@ from bench.core.model_providers import DEFAULT_MODEL_PROVIDERS, model_provider_n
 from bench.core.providers import peer_names
 from condcore.data import DATASETS
 from condcore.models.condnet import ACTIVATIONS
-from condcore.ops.registry import BENCHMARKED_BACKENDS
+from condcore.masks import MASK_KINDS
+from condcore.ops import REGIMES
+from condcore.ops.registry import BENCHMARKED_BACKENDS, BENCHMARKED_DTYPES, DEVICES
 from condcore.policies import POLICIES
 from condcore.train import LOSS_REDUCTIONS, OPTIMIZERS, TrainConfig
 
-Device = Literal["cpu", "cuda"]
-DType = Literal["float32", "float16", "bfloat16"]
+Device = Literal[DEVICES]  # from the kernel registry
+DType = Literal[tuple(str(d).removeprefix("torch.") for d in BENCHMARKED_DTYPES)]  # from the kernel registry
 Backend = Literal[BENCHMARKED_BACKENDS]  # from the kernel registry
 Peer = Literal[peer_names()]  # from the provider registry
-Regime = Literal["auto", "grouped", "union"]
+Regime = Literal[REGIMES]  # from dispatch
 MaskSide = Literal["out", "both"]
-MaskSource = Literal["iid", "clustered", "trained"]
+MaskSource = Literal[(*MASK_KINDS, "trained")]  # condcore.masks' kinds, or a trained model's masks
 Policy = Literal[tuple(POLICIES)]  # from the policy registry
 ModelProviderName = Literal[model_provider_names()]  # from the model provider registry
 Dataset = Literal[DATASETS]  # from condcore.data

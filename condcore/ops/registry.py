@@ -135,11 +135,17 @@ KERNELS: tuple[Kernel, ...] = (
 )
 
 BACKENDS: tuple[str, ...] = ("auto", *dict.fromkeys(k.backend for k in KERNELS))
+DEVICES: tuple[str, ...] = tuple(dict.fromkeys(d for k in KERNELS for d in k.devices))
 # What a benchmark may ask for: the reference is the spec the others are checked against, not a contender.
 BENCHMARKED_BACKENDS: tuple[str, ...] = tuple(b for b in BACKENDS if b != "reference")
 # The dtypes some kernel of each backend takes, for dispatch's check on every call.
 BACKEND_DTYPES: dict[str, frozenset[torch.dtype]] = {
     b: frozenset(d for k in KERNELS if k.backend == b for d in k.dtypes) for b in BACKENDS if b != "auto"}
+# What a benchmark may ask for: the dtypes every benchmarked backend takes (float64 is the spec's, for
+# checks), widest first.
+BENCHMARKED_DTYPES: tuple[torch.dtype, ...] = tuple(sorted(
+    (d for d in FLOAT_DTYPES if all(d in BACKEND_DTYPES[b] for b in BENCHMARKED_BACKENDS if b != "auto")),
+    key=lambda d: -d.itemsize))
 
 
 def find(backend: str, regime: str) -> Kernel:
