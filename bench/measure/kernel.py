@@ -90,25 +90,25 @@ MEMORY_HEADROOM = 0.8
 def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: int, bandwidth: float,
                     peak_flops: float | None = None, cuda_graph: bool = False, peers: tuple[str, ...] = (),
                     on_timed: Callable[[Callable, dict[str, list[float]]], None] | None = None) -> KernelRow:
-    """The case's row: ours, the dense paths (bench.core.providers.DENSE_CANDIDATES) and each of `peers`, each
-    checked, then timed interleaved; its metrics long format (bench.measure.metrics.case_metrics), speedups over
-    the fastest correct dense path (the row's `baseline`), against this machine's roofline (`bandwidth`, `peak_flops`: bench.machine.peaks). `on_timed(build, samples)`, when given,
-    runs after the timing (the profiler): build(provider) makes a provider's call with a fresh output."""
-    row = KernelRow(**{**case.to_dict(), "cache": cache_state(case.device, case.cache, cuda_graph)},
-                    regime_used=pick_regime(case.regime, case.batch), status="ok", cuda_graph=cuda_graph)
+    """The case's row: ours, the dense paths (bench.core.providers.DENSE_CANDIDATES) and each of `peers`,
+    each checked, then timed interleaved; its metrics long format (bench.measure.metrics.case_metrics),
+    speedups over the fastest correct dense path (the row's `baseline`), against this machine's roofline
+    (`bandwidth`, `peak_flops`: bench.machine.peaks). `on_timed(build, samples)`, when given, runs after
+    the timing (the profiler): build(provider) makes a provider's call with a fresh output.
+
+    The row is built once, from its parts as far as the case got: the case, what its masks realized,
+    the checks, the timing; a case stopped on the way is a failed or error row of the parts it reached."""
+    parts = {**case.to_dict(), "cache": cache_state(case.device, case.cache, cuda_graph),
+             "regime_used": pick_regime(case.regime, case.batch), "cuda_graph": cuda_graph}
     peers = tuple(dict.fromkeys((*(n for n in DENSE_CANDIDATES if n != "dense"), *peers)))
     needed, available = case_memory_bytes(case, 2 + len(peers)), available_memory_bytes(case.device)
     if needed > MEMORY_HEADROOM * available:
         # Refused before allocating anything: running out of memory would kill the whole run.
-        row.status, row.error = "failed", (f"not run: needs about {needed / 2**30:.1f} GiB of {case.device} "
-                                           f"memory, {available / 2**30:.1f} GiB is available")
-        return row
+        return KernelRow(**parts, status="failed", error=f"not run: needs about {needed / 2**30:.1f} GiB of "
+                         f"{case.device} memory, {available / 2**30:.1f} GiB is available")
     try:
         p = build_problem(case, checkpoints, seed)
-        wd = work_density(p.in_mask, p.out_mask)
-        td = weight_tile_density(p.in_mask, p.out_mask, -(-p.x.shape[1] // p.block_size), p.weight.shape[0] // p.block_size)
-        row.in_features, row.work_density, row.tile_density = p.x.shape[1], wd, td
-        row.ideal_density = ideal_density(row.regime_used, "", wd, td)
+        parts |= realized(p, parts["regime_used"])
 
         def build(name: str):
             # Poisoned: an element the provider does not write fails its check.
@@ -117,58 +117,82 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
 
         # The weights stay fixed from the check through the timing, as in inference.
         with frozen_weights():
-            dense, sparse = build("dense"), build("ours")
-            # Each reference once per case, however many providers are checked against it.
-            spec = p.reference()
-            with kernels_used() as ran:
-                computed = sparse()
-            row.kernel = spelled(ran)
-            row.ideal_density = ideal_density(row.regime_used, row.kernel, wd, td)
-            row.max_relative_error, error = check_output(p, computed, want=spec)
-            if error:
-                row.status, row.error = "failed", f"wrong result: {error}"
-                return row
-            wants = {False: spec, True: p.dense_reference()}  # keyed by Provider.dense
-            dense_error, error = check_output(p, dense(), want=wants[True])
-            if error:
-                row.status, row.error = "failed", f"the dense baseline computed a wrong result: {error}"
-                return row
-            row.checks = [ProviderCheck(provider="dense", role="baseline", status="ok", max_relative_error=dense_error),
-                          ProviderCheck(provider="ours", role="ours", status="ok", max_relative_error=row.max_relative_error,
-                                        kernel=row.kernel)]
-            calls = {"dense": dense, "ours": sparse}  # keyed by provider name
-            for name in peers:
-                check, call = _checked_peer(name, p, build, wants)
-                row.checks.append(check)
-                if call is not None:
-                    calls[name] = call
+            checked, calls, failure = _checked_providers(p, build, peers, parts)
+            parts |= checked
+            if failure:
+                return KernelRow(**parts, status="failed", error=failure)
             before = snapshot()
-            flush = cache_flush() if row.cache == "cold" and case.device == "cpu" else None
+            flush = cache_flush() if parts["cache"] == "cold" and case.device == "cpu" else None
             samples = time_interleaved(calls, case.device, rounds, cuda_graph, flush)
             load = load_since(before)
         if on_timed is not None:
             on_timed(build, samples)
     except Exception as exc:  # OOM, an unsupported shape, a kernel bug: a failed row, the sweep goes on
-        row.status, row.error = "error", error_line(exc)
-        row.checks = []
-        return row
+        return KernelRow(**(parts | {"checks": []}), status="error", error=error_line(exc))
     dense_spread = iqr(samples["dense"]) / median(samples["dense"]) if case.device == "cpu" else None
-    for name, value in load.row_fields(torch.get_num_threads(), dense_spread).items():
-        setattr(row, name, value)
-    work = CaseWork(p.x.shape[0], p.x.shape[1], p.weight.shape[0], p.x.element_size(), wd, row.ideal_density,
-                    weight_share(row.regime_used, row.kernel, td))
-    row.rounds = len(samples["ours"])
-    row.baseline = fastest_dense({name: median(times) for name, times in samples.items()})
-    row.metrics = case_metrics(samples, work, case.device, bandwidth, peak_flops, baseline=row.baseline)
-    if above := above_roofline(row.metrics):
+    parts |= load.row_fields(torch.get_num_threads(), dense_spread)
+    parts |= _timed(samples, p, parts, case.device, bandwidth, peak_flops)
+    return KernelRow(**parts, status="ok")
+
+
+def realized(p: LinearProblem, regime_used: str) -> dict:
+    """What the case's masks realized: its input width, work and tile densities, and the ideal density
+    of its regime (made exact by _checked_providers, once the kernel that runs is known)."""
+    wd = work_density(p.in_mask, p.out_mask)
+    td = weight_tile_density(p.in_mask, p.out_mask, -(-p.x.shape[1] // p.block_size), p.weight.shape[0] // p.block_size)
+    return {"in_features": p.x.shape[1], "work_density": wd, "tile_density": td,
+            "ideal_density": ideal_density(regime_used, "", wd, td)}
+
+
+def _checked_providers(p: LinearProblem, build: Callable, peers: tuple[str, ...],
+                       parts: dict) -> tuple[dict, dict[str, Callable], str]:
+    """(the row's check fields, the calls to time by provider name, why the case fails or ""): ours and
+    the dense baseline checked first (either wrong fails the case), then each peer (one wrong or unable
+    to run is a note in its check, and is not timed)."""
+    dense, sparse = build("dense"), build("ours")
+    # Each reference once per case, however many providers are checked against it.
+    spec = p.reference()
+    with kernels_used() as ran:
+        computed = sparse()
+    kernel = spelled(ran)
+    fields = {"kernel": kernel,
+              "ideal_density": ideal_density(parts["regime_used"], kernel, parts["work_density"], parts["tile_density"])}
+    fields["max_relative_error"], error = check_output(p, computed, want=spec)
+    if error:
+        return fields, {}, f"wrong result: {error}"
+    wants = {False: spec, True: p.dense_reference()}  # keyed by Provider.dense
+    dense_error, error = check_output(p, dense(), want=wants[True])
+    if error:
+        return fields, {}, f"the dense baseline computed a wrong result: {error}"
+    fields["checks"] = [ProviderCheck(provider="dense", role="baseline", status="ok", max_relative_error=dense_error),
+                        ProviderCheck(provider="ours", role="ours", status="ok",
+                                      max_relative_error=fields["max_relative_error"], kernel=kernel)]
+    calls = {"dense": dense, "ours": sparse}  # keyed by provider name
+    for name in peers:
+        check, call = _checked_peer(name, p, build, wants)
+        fields["checks"].append(check)
+        if call is not None:
+            calls[name] = call
+    return fields, calls, ""
+
+
+def _timed(samples: dict[str, list[float]], p: LinearProblem, parts: dict, device: str, bandwidth: float,
+           peak_flops: float | None) -> dict:
+    """The row's timing fields: rounds, the baseline of record, the metrics, roofline flags, ours' rank."""
+    work = CaseWork(p.x.shape[0], p.x.shape[1], p.weight.shape[0], p.x.element_size(), parts["work_density"],
+                    parts["ideal_density"], weight_share(parts["regime_used"], parts["kernel"], parts["tile_density"]))
+    baseline = fastest_dense({name: median(times) for name, times in samples.items()})
+    metrics = case_metrics(samples, work, device, bandwidth, peak_flops, baseline=baseline)
+    fields = {"rounds": len(samples["ours"]), "baseline": baseline, "metrics": metrics}
+    if above := above_roofline(metrics):
         # Faster than the machine allows: the case's model (its bytes, its roof) is wrong for this row.
-        row.load_flags = ",".join(f for f in (row.load_flags, "above_roofline") if f)
-        row.above_roofline = above
-    times = {m.provider: m.median for m in row.metrics if m.metric == "time"}
+        fields["load_flags"] = ",".join(f for f in (parts.get("load_flags", ""), "above_roofline") if f)
+        fields["above_roofline"] = above
+    times = {m.provider: m.median for m in metrics if m.metric == "time"}
     # 1 + the providers (baseline and peers) whose median beat ours: where ours ranks among all it was timed with
-    row.ours_rank = 1 + sum(t < times["ours"] for name, t in times.items() if name != "ours")
-    row.providers_timed = len(times)
-    return row
+    fields["ours_rank"] = 1 + sum(t < times["ours"] for name, t in times.items() if name != "ours")
+    fields["providers_timed"] = len(times)
+    return fields
 
 
 # A fraction of the roofline past this is not noise but a wrong model of the case.
