@@ -28,6 +28,7 @@ from bench.measure.model import TimedModel, accuracy_row, test_batches, time_mod
 from bench.measure.train import Datasets, check_fits, train_missing, train_or_reuse
 from bench.measure.phase_clock import PhaseClock
 from bench.measure.profile import profile_kernel_case, profile_model
+from bench.report.data import report_data
 from bench.report.terminal import print_report, write_report
 from bench.store.results import append_row, drop_partial_tail, load_run, read_histories, read_typed_rows, write_tables
 from bench.store.run_folder import create_run_folder, measured, owned, refuse_if_written, resumable, write_json_atomic
@@ -376,8 +377,9 @@ def _finish(options: RunOptions, folder: Path) -> int:
     result = load_run(folder)
     write_tables(result)
     if not options.quiet:
-        print_report(result)
-        console.print(f"report: {write_report(result, folder / 'report')}")
+        data = report_data(result)
+        print_report(data)
+        console.print(f"report: {write_report(data, folder / 'report')}")
     failed = int((result.kernels["status"] != "ok").sum()) if not result.kernels.empty else 0
     console.print(f"results: {folder}" + (f" ([red]{failed} failed case(s)[/red])" if failed else ""))
     return 0

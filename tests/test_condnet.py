@@ -138,10 +138,14 @@ def test_a_model_whose_timed_forward_disagrees_with_the_reference_is_a_failed_ro
     assert fields["error"].startswith("batch 1: logits differ from the reference by up to 0.01")
     assert "metrics" not in fields
     row = ModelRow(name="m", seed=0, **fields)
-    import pandas as pd
+    from pathlib import Path
+
+    from bench.report.data import report_data
+    from bench.store.results import Run
 
     console = Console(file=io.StringIO(), width=200)
-    print_models(pd.DataFrame([row.model_dump(exclude={"metrics"})]), pd.DataFrame(), console)
+    (part,) = report_data(Run(Path("run"), {}, model_rows=[row])).parts
+    print_models(part, console)
     assert "reinforce tau = 0.25 not timed: batch 1: logits differ" in console.file.getvalue()
 
 

@@ -21,7 +21,8 @@ import pytest
 from rich.console import Console
 
 from bench.report import terminal as report
-from bench.analysis import summary
+from bench.report.data import report_data
+from bench.report.markdown import markdown_summary
 from bench.store.results import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,11 +33,11 @@ IMAGE_DATA = re.compile(r"base64,[A-Za-z0-9+/=]+")
 
 def render(run_dir: Path, scratch: Path) -> dict[str, str]:
     """The run's three renderings as text: report.txt (160 columns, no colour), summary.md, index.html."""
-    run = load_run(run_dir)
+    data = report_data(load_run(run_dir))  # built once: the three are renderings of it
     terminal = io.StringIO()
-    report.print_report(run, Console(file=terminal, width=160, color_system=None, force_terminal=False))
-    markdown = summary.markdown_summary(run, run_dir.relative_to(ROOT).as_posix())
-    page = report.write_report(run, scratch).read_text()
+    report.print_report(data, Console(file=terminal, width=160, color_system=None, force_terminal=False))
+    markdown = markdown_summary(data, run_dir.relative_to(ROOT).as_posix())
+    page = report.write_report(data, scratch).read_text()
     return {"report.txt": terminal.getvalue(), "summary.md": markdown + "\n",
             "index.html": IMAGE_DATA.sub("base64,...", page).replace(str(run_dir.resolve()), "RUN")}
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.report.data import report_data
 from bench.report.terminal import write_report
 from bench.store.results import load_run
 
@@ -20,7 +21,7 @@ RUNS = ["cpu-20261202-083023", "cpu-20261202-090239", "cpu-20261203-094905"]
 
 @pytest.fixture(scope="module", params=RUNS)
 def page(request, tmp_path_factory) -> Path:
-    return write_report(load_run(RESULTS / request.param), tmp_path_factory.mktemp("report"))
+    return write_report(report_data(load_run(RESULTS / request.param)), tmp_path_factory.mktemp("report"))
 
 
 class Outline(HTMLParser):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from bench.report.data import report_data
 from bench.report.terminal import print_report
 from bench.analysis.frontier import ERROR_BUDGETS, fastest_within_budget, figures_of_record
 from bench.analysis.summary import budget_label
@@ -24,7 +25,7 @@ OTHER_RUNS = ["cpu-20261202-090239", "cpu-20261202-065824", "ci-20261202-023655"
 
 def render(width: int, run: Path = RUN) -> str:
     console = Console(width=width, record=True, file=io.StringIO())
-    print_report(load_run(run), console)
+    print_report(report_data(load_run(run)), console)
     return console.export_text()
 
 
@@ -107,7 +108,8 @@ def test_a_flagged_row_is_marked_in_every_summary_of_it():
     from bench.report.terminal import print_summary
     from bench.report.html import summary_html
     from bench.store.results import load_run
-    from bench.analysis.summary import best_configurations, markdown_summary
+    from bench.analysis.summary import best_configurations
+    from bench.report.markdown import markdown_summary
 
     root = Path(__file__).resolve().parents[1]
     source = "results/runs/cpu-20261203-171044"
@@ -133,10 +135,11 @@ def test_a_flagged_row_is_marked_in_every_summary_of_it():
         if expect[1]:  # the winner flagged alone: the cell is the fastest clean rival, not the winner
             chosen = best_configurations(case.kernels).loc[lambda b: (b[cell] == winner[cell]).all(axis=1)]
             assert chosen["block_size"].iloc[0] != winner["block_size"] and chosen["passed_over"].iloc[0]
-        markdown = markdown_summary(case, source)
+        data = report_data(case)
+        markdown = markdown_summary(data, source)
         console = Console(file=io.StringIO(), width=200)
-        print_summary(case, console)
-        page = "".join(summary_html(case))
+        print_summary(data, console)
+        page = "".join(summary_html(data))
         for text in (markdown, " ".join(console.file.getvalue().split()), page):  # rich wraps captions
             flagged, passed = flagged_note in text and " !" in text, passed_note in text and " ?" in text
             assert passed is expect[1] and flagged is (flagged if expect[0] is None else expect[0]), text[:3000]

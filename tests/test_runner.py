@@ -315,7 +315,7 @@ def test_time_every_seed_times_every_seed(tmp_path):
 
 
 def test_the_error_change_against_dense_is_paired_per_seed():
-    from bench.report.terminal import model_summary
+    from bench.analysis.models_summary import model_summary
 
     def row(policy, tau, seed, error):
         return {"policy": policy, "tau": tau, "seed": seed, "test_error": error, "inference_mode": "threshold",
@@ -337,7 +337,7 @@ def test_the_error_change_against_dense_is_paired_per_seed():
 
 def test_an_error_interval_never_leaves_zero_to_one():
     """Seen in a real run: REINFORCE at 1.12 / 2.97 / 2.60% gave a t-interval of [-0.21, 4.67]%."""
-    from bench.report.terminal import model_summary
+    from bench.analysis.models_summary import model_summary
 
     models = pd.DataFrame([{"policy": "reinforce", "tau": 0.5, "seed": s, "test_error": e, "test_examples": 269,
                             "inference_mode": "threshold", "realized_density": [0.5]}
@@ -353,7 +353,7 @@ def test_seeds_that_agree_by_chance_keep_the_test_sets_uncertainty():
     """Three splits with 7 of 269 wrong each: the t-interval has width 0, the pooled binomial one does not."""
     from scipy import stats
 
-    from bench.report.terminal import model_summary
+    from bench.analysis.models_summary import model_summary
 
     models = pd.DataFrame([{"policy": "dense", "tau": 1.0, "seed": s, "test_error": 7 / 269, "test_examples": 269,
                             "inference_mode": "threshold", "realized_density": [1.0]} for s in range(3)])
@@ -375,7 +375,7 @@ def test_models_over_seeds_report_mean_and_interval(tmp_path):
     assert list(run.models.loc[run.models["policy"] == "dense", "seed"]) == [0]
     # speed is timed on the first seed's models only
     assert set(run.model_speeds["seed"]) == {0} and set(run.model_speeds["name"]) == set(run.models["name"][run.models["seed"] == 0])
-    from bench.report.terminal import model_summary
+    from bench.analysis.models_summary import model_summary
 
     dense, summary = model_summary(run.models).to_dict("records")
     # one seed: the exact binomial interval of its test images
@@ -393,7 +393,7 @@ def test_kernel_rows_read_in_numeric_order(tiny_run):
     """Sorted as case-id strings, B = 16 came before 4 and k = 128 before 64; the report sorts numbers."""
     import pandas as pd
 
-    from bench.report.terminal import in_reading_order, peer_summary
+    from bench.analysis.rows import in_reading_order, peer_summary
 
     rows = pd.DataFrame({"batch": [16, 4, 1024, 256, 4], "block_size": [128, 64, 128, 64, 128],
                          "mask_source": ["iid"] * 5, "requested_density": [0.5, 0.1, 0.25, 0.5, 0.25],

@@ -11,7 +11,8 @@ import pytest
 
 from bench.report.terminal import write_report
 from bench.store.results import load_run
-from bench.analysis.summary import markdown_summary
+from bench.report.data import report_data
+from bench.report.markdown import markdown_summary
 
 RUN = Path(__file__).resolve().parents[1] / "results/runs/cpu-20261203-094905"
 PAYLOAD = "<script>alert(1)</script>"
@@ -63,15 +64,14 @@ def poisoned(tmp_path_factory) -> Path:
 
 
 def test_the_page_shows_every_poisoned_field_as_text(poisoned):
-    run = load_run(poisoned)
-    text = write_report(run, poisoned / "report").read_text()
+    text = write_report(report_data(load_run(poisoned)), poisoned / "report").read_text()
     assert "<script" not in text.lower()
     # the fields are there, as text
     assert text.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= len(KERNEL_FIELDS)
 
 
 def test_the_markdown_summary_shows_them_as_text(poisoned):
-    text = markdown_summary(load_run(poisoned), "results/runs/x")
+    text = markdown_summary(report_data(load_run(poisoned)), "results/runs/x")
     assert "<script" not in text.lower()
     assert "&lt;script&gt;" in text
 
@@ -87,6 +87,6 @@ def test_a_case_whose_masks_turn_every_block_off_reports(tmp_path):
         (tmp_path / name).write_text(content)
     (tmp_path / RUN / "kernels.jsonl").write_text(json.dumps({**json.loads(GOOD_ROW), "ideal_density": 0.0,
                                                               "work_density": 0.0}) + "\n")
-    run = load_run(tmp_path / RUN)
-    print_report(run)
-    assert "Every kernel case" in write_report(run, tmp_path / "report").read_text()
+    data = report_data(load_run(tmp_path / RUN))
+    print_report(data)
+    assert "Every kernel case" in write_report(data, tmp_path / "report").read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bench.cli.common import path_arg
+from bench.report.data import report_data
 from bench.report.terminal import print_report, write_report
 from bench.store.results import merge_runs
 
@@ -24,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
     for gap in merged.env.get("partial", []):
         print(f"partial: {gap}")
     # The merged run gets the report a single run gets (merge_runs has written its tables).
-    print_report(merged)
-    print(f"report: {write_report(merged, args.out / 'report')}")
+    data = report_data(merged)
+    print_report(data)
+    print(f"report: {write_report(data, args.out / 'report')}")
     return 0

@@ -15,7 +15,8 @@ from bench.plan.models import model_grid
 from bench.measure.train import Datasets, check_fits, train_missing, train_or_reuse
 from bench.analysis.frontier import label, reference_hidden
 from bench.core.schema import ModelRow, model_speed_records, model_time_records
-from bench.analysis.summary import markdown_table, ms_text
+from bench.analysis.summary import ms_text
+from bench.report.markdown import markdown_table
 from bench.plan.suite import MAX_BATCH, MAX_EPOCHS, MAX_FEATURES, MAX_LR, MAX_REPEATS, MIN_LR, MAX_SEED, MAX_THREADS
 from condcore.data import DATASETS, DatasetNotFound
 from condcore.data.formats import DataFormatError

@@ -1,4 +1,5 @@
-"""`python -m bench report RUN`: a run's terminal report, its tables, plots and HTML page."""
+"""`python -m bench report RUN`: a run's terminal report, its plots and HTML page. A reading command: the
+run's CSV tables are written by the run (and by merge), not here."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import sys
 
 from bench.cli.common import path_arg
 from bench.core.errors import writable_folder
+from bench.report.data import report_data
 from bench.report.terminal import print_report, write_report
-from bench.store.results import load_run, write_tables
+from bench.store.results import load_run
 from bench.store.run_folder import refuse_links, writer_of
 
 
@@ -26,9 +28,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     out = writable_folder(args.out or args.run_dir / "report", "--out")
     refuse_links(out, "--out")
-    # Beside the page when it goes elsewhere: the run folder may be read-only, or someone else's.
-    write_tables(result, None if args.out is None else out)
-    print_report(result)
-    page = write_report(result, out)
+    data = report_data(result)
+    print_report(data)
+    page = write_report(data, out)
     print(f"report: {page}")
     return 0

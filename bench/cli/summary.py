@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from bench.analysis.summary import markdown_summary
+from bench.report.data import report_data
+from bench.report.markdown import markdown_summary
 from bench.cli.common import path_arg
 from bench.store.results import load_run
 
@@ -17,5 +18,5 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(markdown_summary(load_run(args.run_dir), args.run_dir.as_posix().rstrip("/")))
+    print(markdown_summary(report_data(load_run(args.run_dir)), args.run_dir.as_posix().rstrip("/")))
     return 0

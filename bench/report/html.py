@@ -17,17 +17,15 @@ from pathlib import Path
 import pandas as pd
 from markupsafe import Markup, escape
 
-from bench.analysis.break_even import break_even, describe
-from bench.analysis.goals import check_goals
-from bench.analysis.models_summary import model_summary, speed_summary
-from bench.report.profiles import profiles_html
-from bench.analysis.rows import (asked_density, baseline_cell, baseline_note, cache_cell, cache_note, fastest_peer, in_reading_order, kernel_cells, kernel_legend,
-                               peer_summary)
-from bench.store.results import Run, per_dataset
-from bench.analysis.frontier import label, reference_hidden
+from bench.analysis.break_even import describe
+from bench.analysis.frontier import label
+from bench.analysis.rows import (asked_density, baseline_cell, baseline_note, cache_cell, cache_note, fastest_peer,
+                                 in_reading_order, kernel_cells, kernel_legend)
+from bench.analysis.summary import (best_grid, budget_label, grid_notes, iso_text, ms_text, number_text, speed_band,
+                                    speedup_text)
 from bench.core.flags import FLAGGED, FLAGGED_NOTE, flag_mark
-from bench.analysis.summary import (best_configurations, best_grid, budget_label, grid_notes,
-                           goal_lines, iso_text, model_answers, ms_text, number_text, speed_band, speedup_text)
+from bench.report.data import DatasetPart, ReportData
+from bench.report.profiles import profiles_html
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1300px;padding:0 1em;line-height:1.4}
@@ -76,13 +74,13 @@ def _speed(speedup: float, low: float = math.nan, high: float = math.nan, ideal:
     return Markup("<span class='{}'>{}</span>").format(band, text) if band else escape(text)
 
 
-def summary_html(run: Run) -> list[str]:
+def summary_html(data: ReportData) -> list[str]:
     parts = []
-    for dataset, part in (datasets := per_dataset(run)):  # the question first: is it worth it against the dense frontier
-        if len(datasets) > 1:
-            parts.append(f"<h3>{html.escape(dataset)}: against its own dense frontier</h3>")
+    for part in data.parts:  # the question first: is it worth it against the dense frontier
+        if data.several_datasets:
+            parts.append(f"<h3>{html.escape(part.dataset)}: against its own dense frontier</h3>")
         parts += model_answers_html(part)
-    best = best_configurations(run.kernels)
+    best = data.best
     if not best.empty:
         densities, grid = best_grid(best)
         rows = [{"B": batch, "masks": masks, "source": source,
@@ -99,11 +97,10 @@ def summary_html(run: Run) -> list[str]:
     return parts
 
 
-def model_answers_html(run: Run) -> list[str]:
+def model_answers_html(part: DatasetPart) -> list[str]:
     """Is it worth it: the fastest model of all per error budget, each CondNet against the fastest dense
     net as accurate, and the goal."""
-    fastest, iso, twin = model_answers(run)
-    ref = reference_hidden(run.models) if not run.models.empty else None
+    fastest, iso, twin, ref = part.fastest, part.iso, part.twin, part.reference
     parts = []
     if not fastest.empty:
         frame = _cells({
@@ -139,12 +136,11 @@ def model_answers_html(run: Run) -> list[str]:
                   "dense net of the CondNet's own shape under condbench's forward.</p>",
                   _table(_cells(rows), left=("CondNet", "fastest dense as accurate"), table_id="iso-accuracy"),
                   "<p><b>The goal</b> (a CondNet faster than every dense width under every provider at equal "
-                  "accuracy): " + html.escape("; ".join(goal_lines(iso))) + ".</p>"]
+                  "accuracy): " + html.escape("; ".join(part.goal)) + ".</p>"]
     return parts
 
 
-def break_even_html(kernels: pd.DataFrame) -> list[str]:
-    be = break_even(kernels)
+def break_even_html(be: pd.DataFrame) -> list[str]:
     if be.empty:
         return []
     frame = _cells({"device": be["device"], "dtype": be["dtype"],
@@ -160,8 +156,7 @@ def break_even_html(kernels: pd.DataFrame) -> list[str]:
             _table(frame, left=("device", "dtype", "masks", "source"), table_id="break-even")]
 
 
-def goals_html(kernels: pd.DataFrame) -> list[str]:
-    goals = check_goals(kernels)
+def goals_html(goals: pd.DataFrame) -> list[str]:
     if goals.empty:
         return []
     frame = _cells({"goal": goals["goal"], "metric": goals["metric"], "target": goals["target"].map("{:.2f}".format),
@@ -218,12 +213,12 @@ def _status(row: dict) -> str:
     return f"ok ! {flags}" if isinstance(flags, str) and flags else "ok"
 
 
-def peers_html(run: Run) -> list[str]:
+def peers_html(data: ReportData) -> list[str]:
     """The terminal's peer table: per case with peers, ours, the fastest peer and ours' rank."""
-    peers = peer_summary(run)
+    peers = data.peers
     if peers.empty:
         return []
-    names = [c for c in peers.columns if c in set(run.providers["provider"])]
+    names = [c for c in peers.columns if c in set(data.run.providers["provider"])]
     rows = []
     for r in peers.to_dict("records"):
         best, ours_wins = fastest_peer(r, names)
@@ -240,15 +235,13 @@ def peers_html(run: Run) -> list[str]:
     return [_table(_cells(rows), left=("sweep", "masks", "source", "fastest peer x"), table_id="peers")]
 
 
-def models_html(run: Run, dataset: str = "") -> list[str]:
+def models_html(part: DatasetPart, dataset: str = "") -> list[str]:
     """The trained models' table (of `dataset`, named in its heading where a run has several)."""
-    m = model_summary(run.models)
+    m, speeds, ref, run = part.models, part.speeds, part.reference, part.run
     if m.empty:
         return []
-    speeds = speed_summary(run.models, run.model_speeds)
     cell = {(r["policy"], r["tau"], r["hidden"], r["batch"]): r for r in speeds.to_dict("records")}
     batches = sorted(speeds["batch"].unique()) if not speeds.empty else []
-    ref = reference_hidden(run.models)
     rows = []
     for r in m.to_dict("records"):
         error = f"{100 * r['test_error']:.2f}"
@@ -315,18 +308,19 @@ def _plain(value) -> str:
     return str(value)
 
 
-def page(run: Run, images: dict[str, bytes], out: Path, lead: list[str]) -> str:
+def page(data: ReportData, images: dict[str, bytes], out: Path, lead: list[str]) -> str:
     """The whole page; `images` are the report's PNGs by name, `lead` its opening paragraphs."""
+    run = data.run
     def img(name: str, alt: str) -> list[str]:
         if name not in images:
             return []
         return [f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{base64.b64encode(images[name]).decode()}'>"]
 
     parts = [f"<h1>condbench run {html.escape(run.run_id)}</h1>", *lead,
-             "<h2>The answer</h2>", *summary_html(run),
+             "<h2>The answer</h2>", *summary_html(data),
              *[tag for name in images if name.split("-")[0] == "pareto"  # one per dataset (bench.report.terminal.pareto_parts)
                for tag in img(name, f"test error against time per batch, every trained {name[7:]} model".replace("  ", " "))],
-             *break_even_html(run.kernels), *goals_html(run.kernels)]
+             *break_even_html(data.break_even), *goals_html(data.goals)]
     if not run.kernels.empty:
         parts += kernels_html(run.kernels)
     for name, alt in (("speedup_vs_density", "speedup against density"), ("speedup_vs_batch", "speedup against batch"),
@@ -338,10 +332,10 @@ def page(run: Run, images: dict[str, bytes], out: Path, lead: list[str]) -> str:
                   "baseline (median of the per-round ratios, 95% interval), each checked in float64 first; one "
                   "that could not run a case, or computed it wrong, says why in the full table. Bold: the "
                   "fastest of the row; rank: ours among every provider timed.</p>",
-                  *peers_html(run), _every_column(run.providers, "every provider of every case")]
+                  *peers_html(data), _every_column(run.providers, "every provider of every case")]
     parts += profiles_html(run, out)
-    for dataset, part in (datasets := per_dataset(run)):
-        parts += models_html(part, dataset if len(datasets) > 1 else "")
+    for part in data.parts:
+        parts += models_html(part, part.dataset if data.several_datasets else "")
     parts += environment_html(run.env)
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "
             "content='width=device-width, initial-scale=1'><title>condbench " + html.escape(run.run_id) +

@@ -219,19 +219,6 @@ def plot_roofline(run: Run):
     return fig
 
 
-def roofline_line(run: Run) -> str:
-    """This machine's measured roofline in one line, or "" for runs before peaks were measured."""
-    parts = []
-    for device, roof in (run.env.get("peaks") or {}).items():
-        gemms = ", ".join(f"{d} GEMM {f / 1e9:.0f} GFLOP/s (n = {roof['gemm_size'][d]})" for d, f in roof["gemm_flops"].items())
-        cached = (f"; in the last-level cache ({roof['llc_bytes'] / 2**20:.0f} MiB) copy "
-                  f"{roof['cached_copy_Bps'] / 1e9:.0f} GB/s, triad {roof['cached_triad_Bps'] / 1e9:.0f} GB/s"
-                  if "cached_copy_Bps" in roof else "")
-        parts.append(f"{device}: {gemms}; STREAM copy {roof['copy_Bps'] / 1e9:.1f} GB/s, triad "
-                     f"{roof['triad_Bps'] / 1e9:.1f} GB/s{cached}")
-    return ("measured roofline: " + "; ".join(parts)) if parts else ""
-
-
 def pareto_front(points: pd.DataFrame, x: str = "speedup", faster: str = "higher") -> pd.DataFrame:
     """The models no other beats on both counts (faster and no less accurate, or as fast and more
     accurate), ordered from slowest to fastest. `x` is a speedup (higher is faster) or, with

@@ -14,21 +14,18 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from bench.analysis.break_even import break_even, describe
-from bench.machine.contention import BUSY_CORES
-from bench.analysis.goals import check_goals
-from bench.report import html as report_html
-from bench.report.plots import (plot_pareto, plot_providers, plot_roofline, plot_speedup_vs_batch,
-                         plot_speedup_vs_density, roofline_line, figure_png)
-from bench.report.profiles import print_profiles
-from bench.analysis.rows import (asked_density, baseline_cell, baseline_note, cache_cell, cache_note, fastest_peer, in_reading_order, kernel_cells, kernel_legend, machine_line,
-                               peer_summary)
-from bench.store.results import Run, per_dataset
-from bench.analysis.models_summary import model_summary, speed_summary
+from bench.analysis.break_even import describe
 from bench.analysis.frontier import label, reference_hidden
+from bench.analysis.rows import (asked_density, baseline_cell, baseline_note, cache_cell, cache_note, fastest_peer,
+                                 in_reading_order, kernel_cells, kernel_legend, machine_line)
+from bench.analysis.summary import best_grid, budget_label, grid_notes, ms_text, no_interval, number_text, speed_band
 from bench.core.flags import FLAGGED, FLAGGED_NOTE, flag_mark
-from bench.analysis.summary import (best_configurations, best_grid, budget_label, grid_notes,
-                           goal_lines, model_answers, ms_text, no_interval, number_text, speed_band)
+from bench.report import html as report_html
+from bench.report.data import DatasetPart, ReportData
+from bench.report.plots import (figure_png, plot_pareto, plot_providers, plot_roofline, plot_speedup_vs_batch,
+                                plot_speedup_vs_density)
+from bench.report.profiles import print_profiles
+from bench.store.results import Run
 from bench.report.tables import KEEP, Cell, Column, fitted_table
 
 
@@ -48,49 +45,6 @@ def _peer_cell(value, short: bool = False) -> str:
     return "" if not isinstance(value, str) else f"[yellow]{value}[/yellow]"
 
 
-def load_warning(run: Run) -> str:
-    """One sentence when the run shared its CPUs (at the start or during cases), else ""."""
-    flagged = sum(int(t["contended"].fillna(False).astype(bool).sum()) for t in (run.kernels, run.models)
-                  if not t.empty and "contended" in t)
-    total = len(run.kernels) + len(run.models)
-    start = run.env.get("load_at_start") or {}
-    parts = []
-    if start.get("others_cores", 0.0) >= BUSY_CORES:
-        parts.append(f"other processes used {start['others_cores']:.2f} CPU(s) when it started")
-    if flagged:
-        parts.append(f"{flagged} of {total} cases ran while other processes or the hypervisor took CPU time "
-                     "(flagged busy / oversubscribed / steal)")
-    if not parts:
-        return ""
-    return ("This run shared its machine: " + "; ".join(parts) +
-            ". Those timings are slow and noisy; do not trust their speedups. Rerun on a quiet machine "
-            "(`--wait-quiet SECONDS`) or with `--free-cores-only`.")
-
-
-PHASE_NAMES = {"training": "training", "model_timing": "model timing", "kernels": "kernels",
-               "environment": "environment", "waiting_for_quiet": "waiting for quiet", "load_check": "load check"}
-
-
-def wall_time_line(run: Run) -> str:
-    """Where the run's wall time went (every invocation of it added up; the report is not in it), or ""."""
-    sessions = run.env.get("wall_seconds") or []
-    if not sessions:
-        return ""
-    totals: dict[str, float] = {}
-    for session in sessions:
-        for name, seconds in session.items():
-            totals[name] = totals.get(name, 0.0) + seconds
-    phases = ", ".join(f"{PHASE_NAMES.get(name, name)} {_duration(s)}" for name, s in
-                       sorted(totals.items(), key=lambda item: -item[1]) if name != "total" and s >= 0.5)
-    over = f" over {len(sessions)} invocations" if len(sessions) > 1 else ""
-    return f"measured in {_duration(totals.get('total', 0.0))}{over}" + (f": {phases}" if phases else "")
-
-
-def _duration(seconds: float) -> str:
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest} s" if minutes else f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
-
-
 def _status_cell(row: dict) -> str:
     flags = row.get("load_flags", "")
     if isinstance(flags, str) and flags:
@@ -106,32 +60,32 @@ def report_console() -> Console:
     return Console(width=int(columns) if columns.isdigit() and int(columns) > 0 else 160)
 
 
-def print_report(run: Run, console: Console | None = None) -> None:
+def print_report(data: ReportData, console: Console | None = None) -> None:
     """The run's report for the terminal, the answer first: the summary at a glance, then each sweep,
     the goals, the break-even densities, the peers, the profiles and the models, every table fitted to
     the console's width (bench.report.tables)."""
     console = console or report_console()
     width = console.width
+    run = data.run
     env = run.env
     console.print(f"[bold]{escape(run.run_id)}[/bold] on {escape(machine_line(env))}", highlight=False)
-    if wall := wall_time_line(run):
-        console.print(wall, highlight=False)
-    if roof := roofline_line(run):
-        console.print(roof, highlight=False)
+    if data.wall_time:
+        console.print(data.wall_time, highlight=False)
+    if data.roofline:
+        console.print(data.roofline, highlight=False)
     if isinstance(gaps := env.get("partial"), list) and gaps:
         console.print(f"[bold red]partial run[/bold red] (merged with --partial): {escape('; '.join(map(str, gaps)))}",
                       highlight=False)
-    warning = load_warning(run)
-    if warning:
-        console.print(Panel(warning, title="busy machine", style="bold red"))
-    print_summary(run, console)
+    if data.load_warning:
+        console.print(Panel(data.load_warning, title="busy machine", style="bold red"))
+    print_summary(data, console)
     k = run.kernels
     if not k.empty:
         for sweep, group in k.groupby("sweep", sort=False):
             console.print(kernel_table(sweep, in_reading_order(group), width))
             for r in group[group["status"] != "ok"].to_dict("records"):
                 console.print(f"[red]{r['case_id']}: {r['status']}: {r['error']}[/red]", highlight=False)
-        goals = check_goals(k)
+        goals = data.goals
         if not goals.empty:
             rows = [[r["goal"], r["metric"], f"{r['target']:.2f}", f"{r['measured']:.2f}{FLAGGED if r['flagged'] else ''}",
                      "[green]met[/green]" if r["met"] else f"[red]missed by {r['short_by']:.2f}[/red]"]
@@ -140,7 +94,7 @@ def print_report(run: Run, console: Console | None = None) -> None:
                                        [Column("goal", KEEP, "left"), Column("metric", 20, label="metric"),
                                         Column("target", KEEP), Column("measured", KEEP), Column("verdict", KEEP)],
                                        rows, width, caption=FLAGGED_NOTE if goals["flagged"].any() else ""))
-        be = break_even(k)
+        be = data.break_even
         if not be.empty:
             rows = [[r["device"], r["dtype"], f"{r['in_features']}x{r['out_features']}", str(r["block_size"]),
                      str(r["batch"]), r["masks"], r["mask_source"], describe(r),
@@ -151,15 +105,15 @@ def print_report(run: Run, console: Console | None = None) -> None:
                  Column("B", KEEP, label="B"), Column("masks", 90, label="masks"), Column("source", 85, label="source"),
                  Column("break-even\ndensity", KEEP), Column("best x (at d)", 60)],
                 rows, width, caption="; ".join([BREAK_EVEN_NOTE, *([FLAGGED_NOTE] if be["flagged"].any() else [])])))
-    peers = peer_summary(run)
+    peers = data.peers
     if not peers.empty:
         console.print(peer_table(peers, [c for c in peers.columns if c in set(run.providers["provider"])], width))
     print_profiles(run, console)
-    for dataset, part in (parts := per_dataset(run)):
-        if len(parts) > 1:
-            console.print(f"\n[bold]the {dataset} models[/bold]", highlight=False)
-        print_models(part.models, part.model_speeds, console)
-        print_model_providers(part, console)
+    for part in data.parts:
+        if data.several_datasets:
+            console.print(f"\n[bold]the {part.dataset} models[/bold]", highlight=False)
+        print_models(part, console)
+        print_model_providers(part.run, console)
 
 
 BREAK_EVEN_NOTE = ("density: the share of each masked side's blocks active, as the suite asked, interpolated "
@@ -246,15 +200,15 @@ def peer_table(peers: pd.DataFrame, names: list[str], width: int) -> Table:
                         caption="bold: the fastest of the row; rank: ours among every provider timed")
 
 
-def print_summary(run: Run, console: Console) -> None:
+def print_summary(data: ReportData, console: Console) -> None:
     """The answer first: the best block size per batch and density, and the fastest model within each
     error budget (bench.analysis.summary)."""
-    for dataset, part in (parts := per_dataset(run)):  # the question first: is it worth it against the dense frontier
-        if len(parts) > 1:
-            console.print(f"\n[bold]{dataset}[/bold]: is it worth it against its own dense frontier", highlight=False)
+    for part in data.parts:  # the question first: is it worth it against the dense frontier
+        if data.several_datasets:
+            console.print(f"\n[bold]{part.dataset}[/bold]: is it worth it against its own dense frontier", highlight=False)
         print_model_answers(part, console)
     width = console.width
-    best = best_configurations(run.kernels)
+    best = data.best
     if not best.empty:
         densities, grid = best_grid(best)
         # Short cells name the block size only where it is not the one that wins most often.
@@ -277,12 +231,11 @@ def print_summary(run: Run, console: Console) -> None:
             caption="; ".join([caption, *map(escape, grid_notes(grid))])))
 
 
-def print_model_answers(run: Run, console: Console) -> None:
+def print_model_answers(part: DatasetPart, console: Console) -> None:
     """Is it worth it: the fastest model of all within each error budget, then each CondNet against the
     fastest dense net as accurate, then the goal (bench.analysis.frontier, bench.analysis.summary)."""
     width = console.width
-    fastest, iso, twin = model_answers(run)
-    ref = reference_hidden(run.models) if not run.models.empty else None
+    fastest, iso, twin, ref = part.fastest, part.iso, part.twin, part.reference
     if not fastest.empty:
         rows = [[budget_label(r["budget"]).removesuffix(" points").removeprefix("<= "), str(r["batch"]),
                  short_label(r["policy"], r["tau"], r["hidden"], ref), r["provider"],
@@ -314,7 +267,7 @@ def print_model_answers(run: Run, console: Console) -> None:
              Column("x [95%]", KEEP), Column("twin x", 40)], rows, width,
             caption="as accurate: test error paired per seed, on average not worse; x: per-round ratio of the same "
                     "interleaved rounds (u: unpaired); twin x: over the dense net of its own shape, condbench's forward"))
-        for line in goal_lines(iso):
+        for line in part.goal:
             console.print(f"goal, {line}", highlight=False)
 
 
@@ -323,17 +276,15 @@ def short_label(policy: str, tau: float, hidden: str, ref: str | None) -> str:
     return label(policy, tau, hidden, ref).replace(" τ = ", " ").replace(" w = ", " w")
 
 
-def print_models(models: pd.DataFrame, speeds: pd.DataFrame, console: Console) -> None:
+def print_models(part: DatasetPart, console: Console) -> None:
     """The trained models' table: test error, its change against dense, densities, speedups per batch,
     the FLOP ideal and the fraction of it reached; then each failed check in one line."""
-    m = model_summary(models)
+    m, speeds, ref = part.models, part.speeds, part.reference
     if m.empty:
         return
-    speeds = speed_summary(models, speeds)
     batches = sorted(speeds["batch"].unique()) if not speeds.empty else []
     cell = {(r["policy"], r["tau"], r["hidden"], r["batch"]): r for r in speeds.to_dict("records")}
     seeded = (m["seeds"] > 1).any()
-    ref = reference_hidden(models)
     title = "trained models: test error against end-to-end inference speedup over the same-shape dense twin"
     if seeded:
         title += " (test error: mean [95% interval] over the seeds, each its own split)"
@@ -449,12 +400,14 @@ def _model_speed_cell(speed: dict | None) -> Cell:
             _speed_cell(speed["speedup"], 1.0))
 
 
-def write_report(run: Run, out: Path) -> Path:
+def write_report(data: ReportData, out: Path) -> Path:
+    """The HTML page (bench.report.html) and its figures as PNGs beside it, under `out`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    run = data.run
     out.mkdir(parents=True, exist_ok=True)
     figures = {}
     if not run.kernels.empty and (run.kernels["status"] == "ok").any():
@@ -464,30 +417,29 @@ def write_report(run: Run, out: Path) -> Path:
             figures["providers"] = providers
         if (roofline := plot_roofline(run)) is not None:
             figures["roofline"] = roofline
-    for name, part in pareto_parts(run):
+    for name, part in pareto_parts(data):
         figures[name] = plot_pareto(part.models, part.model_times)
     images = {}
     for name, fig in figures.items():
         images[name] = figure_png(fig)
         (out / f"{name}.png").write_bytes(images[name])
         plt.close(fig)
-    warning = load_warning(run)
     lead = ["<p class='lead'>condbench measured, on this machine, when conditional computation (per-example "
             "block-sparse layers, Bengio et al. 2015) beats the dense layer: each kernel case against dense at "
             "its batch, block size and density, and trained CondNets against their dense twins, end to end. "
             "The answer comes first; every number's details follow.</p>",
             f"<p class='note'>{html.escape(machine_line(run.env))}.</p>",
-            *([f"<div class='busy'><b>Busy machine.</b> {html.escape(warning)}</div>"] if warning else []),
+            *([f"<div class='busy'><b>Busy machine.</b> {html.escape(data.load_warning)}</div>"] if data.load_warning else []),
             *([f"<div class='busy'><b>Partial run.</b> {html.escape('; '.join(map(str, gaps)))}.</div>"]
               if isinstance(gaps := run.env.get("partial"), list) and gaps else []),
-            *([f"<p class='note'>{html.escape(wall[0].upper() + wall[1:])}.</p>"] if (wall := wall_time_line(run)) else []),
-            *([f"<p class='note'>{html.escape(roof[0].upper() + roof[1:])}.</p>"] if (roof := roofline_line(run)) else [])]
-    page = report_html.page(run, images, out, lead)
+            *([f"<p class='note'>{html.escape(wall[0].upper() + wall[1:])}.</p>"] if (wall := data.wall_time) else []),
+            *([f"<p class='note'>{html.escape(roof[0].upper() + roof[1:])}.</p>"] if (roof := data.roofline) else [])]
+    page = report_html.page(data, images, out, lead)
     (out / "index.html").write_text(page)
     return out / "index.html"
 
 
-def pareto_parts(run: Run) -> list[tuple[str, Run]]:
+def pareto_parts(data: ReportData) -> list[tuple[str, Run]]:
     """The Pareto figures' names ("pareto", or "pareto-<dataset>" for a run of several) and their parts."""
-    parts = [(dataset, part) for dataset, part in per_dataset(run) if not part.model_speeds.empty]
+    parts = [(part.dataset, part.run) for part in data.parts if not part.run.model_speeds.empty]
     return [("pareto" if len(parts) == 1 else f"pareto-{dataset}", part) for dataset, part in parts]

@@ -214,9 +214,9 @@ def load_run(folder: Path) -> Run:
                read_profiles(folder / "model_profiles.jsonl", ModelProfile, "name"))
 
 
-def write_tables(run: Run, folder: Path | None = None) -> None:
-    """The run's tables as CSV (and the kernels as parquet), in `folder` (default: the run's own)."""
-    folder = run.folder if folder is None else folder
+def write_tables(run: Run) -> None:
+    """The run's tables as CSV (and the kernels as parquet), in its folder."""
+    folder = run.folder
     if not run.kernels.empty:
         run.kernels.to_csv(folder / "kernels.csv", index=False)
         try:
