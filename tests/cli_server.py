@@ -2,8 +2,8 @@
 the CLI (and torch) once: a fresh interpreter pays ~2 s of imports per command, which over the
 bad-input corpus was minutes of every CI run.
 
-Protocol: one JSON job per line on stdin ({"argv", "cwd", "env", "stdout", "stderr"}), one JSON result
-per line on stdout ({"returncode"}). Each child changes to the job's folder, writes its stdout and
+Protocol: one JSON job per line on stdin ({"argv", "cwd", "env": the whole environment, "stdout",
+"stderr"}), one JSON result per line on stdout ({"returncode"}). Each child changes to the job's folder, writes its stdout and
 stderr (file descriptors 1 and 2) to the job's files and exits as `python -m bench` would: the code
 main returns, argparse's exit code, or 1 with the traceback on stderr. This process runs no torch
 work itself, so its children may fork safely (OpenMP's threads do not survive a fork).
@@ -34,6 +34,7 @@ def _exit_code(exc: SystemExit) -> int:
 def _child(job: dict) -> None:
     signal.alarm(CHILD_TIMEOUT_S)  # a hung command dies instead of hanging the test session
     os.chdir(job["cwd"])
+    os.environ.clear()  # the test's environment, as a process it started would have it
     os.environ.update(job["env"])
     for fd, path in ((1, job["stdout"]), (2, job["stderr"])):
         target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)

@@ -1,7 +1,4 @@
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -32,14 +29,3 @@ def pytest_collection_modifyitems(config, items):
 def rng() -> torch.Generator:
     """A fresh, seeded generator per test: inputs are random but each failure reproduces."""
     return torch.Generator().manual_seed(1234)
-
-
-@pytest.fixture(scope="module")
-def cli_server():
-    """One process that has imported the CLI runs each command in a forked child (tests/cli_server.py)."""
-    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("cli_server.py"))],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    yield server
-    server.stdin.close()
-    server.wait(timeout=60)

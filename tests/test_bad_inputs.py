@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 from bad_inputs import CORPUS, Bad
-from bench_cli import bench, run_forked, snapshot
+from bench_cli import bench, snapshot
 
 
 def run_alone(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return bench(*argv, cwd=cwd)
+    return bench(*argv, cwd=cwd, fresh=True)
 
 
 def check_refusal(entry: Bad, root: Path, run) -> None:
@@ -36,9 +36,8 @@ def check_refusal(entry: Bad, root: Path, run) -> None:
 
 
 @pytest.mark.parametrize("entry", CORPUS, ids=[e.id for e in CORPUS])
-def test_bad_input_is_one_line_exit_2_and_leaves_nothing(entry: Bad, tmp_path, tmp_path_factory, cli_server):
-    logs = tmp_path_factory.mktemp("logs")  # outside tmp_path, whose files must not change
-    check_refusal(entry, tmp_path, lambda argv, cwd: run_forked(cli_server, argv, cwd, logs))
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(entry: Bad, tmp_path):
+    check_refusal(entry, tmp_path, lambda argv, cwd: bench(*argv, cwd=cwd))
 
 
 # A few in a fresh interpreter of their own, as a user meets them: nothing at import time (a warning,

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from bench_cli import run_forked, snapshot
+from bench_cli import bench, snapshot
 from damaged_artefacts import CORPUS, Damaged
 
 SUITE = """name: t
@@ -23,11 +23,11 @@ models: {hidden: [32], block_size: 16, epochs: 1, policies: [reinforce], taus: [
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, cli_server) -> Path:
+def finished_run(tmp_path_factory) -> Path:
     """One real run (two kernel cases, one trained CondNet) with its checkpoint, under res/."""
     root = tmp_path_factory.mktemp("made")
     (root / "s.yaml").write_text(SUITE)
-    done = run_forked(cli_server, ["run", "s.yaml", "--results", "res", "--quiet"], root, tmp_path_factory.mktemp("logs"))
+    done = bench("run", "s.yaml", "--results", "res", "--quiet", cwd=root)
     assert done.returncode == 0, done.stderr[-3000:]
     (root / "s.yaml").unlink()
     return root
@@ -60,15 +60,13 @@ def command(text: str, names: dict[str, str]) -> list[str]:
 
 
 @pytest.mark.parametrize("entry", CORPUS, ids=[e.id for e in CORPUS])
-def test_damage_is_refused_in_one_line_or_recovered_with_a_note(entry: Damaged, finished_run, tmp_path, tmp_path_factory,
-                                                                cli_server):
+def test_damage_is_refused_in_one_line_or_recovered_with_a_note(entry: Damaged, finished_run, tmp_path):
     root = tmp_path / "w"
     shutil.copytree(finished_run, root, symlinks=True)
     names = placed(root)
     apply(entry, root, names)
-    logs = tmp_path_factory.mktemp("logs")
     before = snapshot(root)
-    proc = run_forked(cli_server, command(entry.command, names), root, logs)
+    proc = bench(*command(entry.command, names), cwd=root)
     said = proc.stdout + proc.stderr
     assert "Traceback" not in said, said[-3000:]
     if not entry.recovers:
@@ -79,7 +77,7 @@ def test_damage_is_refused_in_one_line_or_recovered_with_a_note(entry: Damaged, 
         return
     assert proc.returncode == 0, (proc.returncode, said[-2000:])
     assert entry.message in said, said[-3000:]
-    again = run_forked(cli_server, command(entry.then, names), root, logs)
+    again = bench(*command(entry.then, names), cwd=root)
     assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr[-2000:]
     if entry.mended:
         assert entry.message not in again.stdout + again.stderr, "the damage came back"
@@ -98,25 +96,25 @@ def copy_of(finished_run: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return root, placed(root)
 
 
-def test_a_resume_from_another_folder_trains_into_its_own_results_root(finished_run, tmp_path, cli_server):
+def test_a_resume_from_another_folder_trains_into_its_own_results_root(finished_run, tmp_path):
     """Found probing: `run --resume` started elsewhere trained its checkpoints into ./results/."""
     root, names = copy_of(finished_run, tmp_path)
     shutil.rmtree(root / names["CKPT"])
     (root / names["RUN"] / "models.jsonl").unlink()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    proc = run_forked(cli_server, ["run", "--resume", str(root / names["RUN"]), "--quiet"], elsewhere, tmp_path)
+    proc = bench("run", "--resume", str(root / names["RUN"]), "--quiet", cwd=elsewhere)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not any(elsewhere.iterdir()), "the resume wrote into the folder it was started from"
     assert (root / names["CKPT"] / "model.pt").is_file()
 
 
-def test_report_out_writes_only_into_out(finished_run, tmp_path, cli_server):
+def test_report_out_writes_only_into_out(finished_run, tmp_path):
     """Found probing: `report RUN --out rep` wrote its CSV tables into RUN (and failed on a read-only run).
     A report is a reading command: it writes its page and figures, and no tables anywhere."""
     root, names = copy_of(finished_run, tmp_path)
     before = snapshot(root / names["RUN"])
-    proc = run_forked(cli_server, ["report", names["RUN"], "--out", "rep"], root, tmp_path)
+    proc = bench("report", names["RUN"], "--out", "rep", cwd=root)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert snapshot(root / names["RUN"]) == before
     written = {p.name for p in (root / "rep").iterdir()}
@@ -127,8 +125,6 @@ def test_report_out_writes_only_into_out(finished_run, tmp_path, cli_server):
 def test_two_runs_training_one_model_at_once_leave_one_whole_checkpoint(finished_run, tmp_path):
     """Found probing: two runs training the same model into one checkpoints folder (torch.save writing
     in place, no lock) left a model.pt that no later run could load."""
-    from bench_cli import bench
-
     root, names = copy_of(finished_run, tmp_path)
     shutil.rmtree(root / names["CKPT"])
     command = [sys.executable, "-m", "bench", "run", f"{names['RUN']}/suite.yaml", "--results", "res", "--quiet"]
