@@ -21,7 +21,7 @@ os.environ["COLUMNS"] = "200"  # before any rich console reads the width
 
 import bench.cli.main as cli  # noqa: E402  (after COLUMNS)
 
-CHILD_TIMEOUT_S = 300
+CHILD_TIMEOUT_S = 900  # as a command in a process of its own (bench_cli.bench(fresh=True)) may take
 
 
 def _exit_code(exc: SystemExit) -> int:
