@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from condcore.models import CondNet, CondNetConfig
-from condcore.models import fused_inference
 from condcore.ops import frozen_weights
 from condcore.ops.cpu import native as cpu_native, pairs as condnet_native
 from condcore.ops.cpu.pairs import PackedNetwork, pack_map
