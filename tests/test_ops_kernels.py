@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from condcore.ops import block_sparse_linear, frozen_weights
+from condcore.ops import block_sparse_linear, frozen_weights, skipping
 from condcore.ops.kernel_log import kernels_used
 from condcore.ops.registry import KERNELS as REGISTERED
 from condcore.problems import LinearProblem, make_problem
@@ -24,20 +24,29 @@ KERNELS = [pytest.param(k.backend, k.regime, id=k.name, marks=[pytest.mark.trito
            for k in REGISTERED if k.backend != "reference"]
 KERNELS.insert(1, pytest.param("torch", "grouped", id="torch-grouped-ops"))
 # Inside frozen_weights(), fp32 CPU calls with blocks a multiple of 16 wide run the C++ pair kernel
-# (condnet_native.pairs_linear) in both regimes.
+# (cpu/pairs.py) in both regimes; with it passed over, the grouped paths run on packed blocks
+# (grouped-cpp-packed, or grouped-torch-packed with the C++ kernels off) where oneDNN takes the dtype.
 if DEVICE == "cpu":
     KERNELS[2:2] = [pytest.param("torch", regime, id=f"torch-{regime}-pairs") for regime in ("grouped", "union")]
+    KERNELS[4:4] = [pytest.param("torch", "grouped", id="torch-grouped-packed"),
+                    pytest.param("torch", "grouped", id="torch-grouped-ops-packed")]
 
 
 @pytest.fixture(autouse=True)
 def kernel_variant(request, monkeypatch):
     """Cases whose id names torch-grouped-ops run with the C++ CPU kernels turned off; those naming
-    pairs run inside frozen_weights(), where the pair kernel may pack the weight."""
+    pairs run inside frozen_weights(), where the pair kernel may pack the weight; those naming packed
+    run there too, passing over the pair kernel."""
     callspec = getattr(request.node, "callspec", None)
-    if callspec is not None and "torch-grouped-ops" in callspec.id:
+    variant = "" if callspec is None else callspec.id
+    if "torch-grouped-ops" in variant:
         monkeypatch.setenv("CONDBENCH_NATIVE", "0")
-    if callspec is not None and "-pairs" in callspec.id:
+    if "-pairs" in variant:
         with frozen_weights():
+            yield
+        return
+    if "-packed" in variant:
+        with frozen_weights(), skipping("pairs-cpp-packed"):
             yield
         return
     yield
@@ -308,3 +317,19 @@ def test_the_pair_kernel_zeroes_a_large_output(offset, rng, monkeypatch):
     assert names == ["pairs-cpp-packed"] and y.data_ptr() == out.data_ptr()
     assert out.numel() * 4 >= 4 << 20
     torch.testing.assert_close(y.double(), p.reference(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(DEVICE != "cpu", reason="oneDNN's packed blocks are the CPU's")
+@pytest.mark.parametrize(("native", "expected"), [("1", "grouped-cpp-packed"), ("0", "grouped-torch-packed")],
+                         ids=["cpp", "torch-ops"])
+def test_the_packed_variants_reach_the_packed_paths(native, expected, rng, monkeypatch):
+    """What the torch-grouped-packed and torch-grouped-ops-packed cases above run, fp32."""
+    from condcore.ops.cpu import native as cpu_native
+
+    monkeypatch.setenv("CONDBENCH_NATIVE", native)
+    if native == "1" and not cpu_native.applies(torch.empty(1)):
+        pytest.skip(f"the C++ kernel is not here: {cpu_native.status()}")
+    p = make_problem(40, 64, 96, 32, generator=rng)
+    with frozen_weights(), skipping("pairs-cpp-packed"), kernels_used() as names:
+        block_sparse_linear(p.x, p.weight, p.bias, **p.kwargs(), backend="torch", regime="grouped")
+    assert names == [expected]
