@@ -110,8 +110,7 @@ def packs_blocks(weight: torch.Tensor, dtype: torch.dtype) -> bool:
 def packed_blocks(weight: torch.Tensor, block_size: int) -> list[torch.Tensor] | None:
     """weight's row blocks [j*k, (j+1)*k) in oneDNN's layout, or None outside `frozen_weights()` or
     where packing does not apply (then the caller uses the plain weight)."""
-    if not (onednn_takes(weight.dtype) and weight.device.type == "cpu"
-            and weight.is_contiguous() and weight.shape[0] % block_size == 0):
+    if not packs_blocks(weight, weight.dtype) or weight.shape[0] % block_size:
         return None
     return frozen_copy(weight, [weight], ("onednn", block_size),
                        lambda: [torch.ops.mkldnn._reorder_linear_weight(weight[j : j + block_size])

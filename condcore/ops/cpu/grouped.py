@@ -11,7 +11,6 @@ the weight holds inf or NaN there; the rows that then turn non-finite are recomp
 grouped_linear_backward: the gradients of these paths over the same row groups (training).
 """
 
-
 from __future__ import annotations
 
 import threading
