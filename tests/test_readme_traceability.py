@@ -7,11 +7,9 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from support.paths import REPO
 
 
 def quoted_results_paths(text: str) -> set[str]:
@@ -25,18 +23,18 @@ def test_the_pattern_finds_paths_in_prose():
                                           "results/checkpoints"}
 
 
-DOCUMENTS = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
+DOCUMENTS = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]
 
 
 @pytest.mark.parametrize("document", DOCUMENTS)
 def test_every_results_path_a_document_quotes_is_committed(document):
-    if shutil.which("git") is None or not (ROOT / ".git").exists():
+    if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("not a git checkout")
-    tracked = subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True,
+    tracked = subprocess.run(["git", "ls-files", "results"], cwd=REPO, capture_output=True, text=True,
                              check=True).stdout.splitlines()
     # Folders the README names as places things go (not as evidence): checkpoints and a run id pattern.
     generic = {"results/checkpoints", "results/runs", "results/runs/<run id>", "results/baselines"}
-    missing = [path for path in sorted(quoted_results_paths((ROOT / document).read_text()))
+    missing = [path for path in sorted(quoted_results_paths((REPO / document).read_text()))
                if path not in generic and "<" not in path
                and not any(t == path or t.startswith(path + "/") for t in tracked)]
     assert not missing, f"quoted by {document} but not committed: {missing}"
@@ -51,8 +49,8 @@ def test_the_readmes_results_section_is_the_summary_of_its_run():
     from bench.report.markdown import markdown_summary
     from bench.store.results import load_run
 
-    match = SECTION.search((ROOT / "README.md").read_text())
+    match = SECTION.search((REPO / "README.md").read_text())
     assert match, "the README has no generated results section"
     run = match.group(1)
-    assert match.group(2).strip() == markdown_summary(report_data(load_run(ROOT / run)), run).strip(), (
+    assert match.group(2).strip() == markdown_summary(report_data(load_run(REPO / run)), run).strip(), (
         f"the README's results section is stale: regenerate it with python -m bench summary {run} --markdown")
