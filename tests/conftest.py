@@ -13,9 +13,12 @@ if os.environ.get("TRITON_INTERPRET") == "1":
     import condcore.ops.triton.grouped  # noqa: F401
     import condcore.ops.triton.union  # noqa: F401
 
-# A row's load window is topped up to half a second by sleeping (bench/machine/contention.py): in the tiny
-# runs of the tests, a minute of sleep per worker. The tests about the load ask for the real window.
+# The machine measurements of every run, at a tiny run's scale: each row's load window is not topped up to
+# half a second by sleeping (bench/machine/contention.py), and STREAM streams 16 MiB arrays, not 256
+# (bench/machine/peaks.py); at full scale they cost ~4 s of each of the tests' ~40 runs and are read by
+# no test but those about them, which ask for the real ones (test_contention, test_machine_peaks).
 os.environ.setdefault("CONDBENCH_LOAD_WINDOW_S", "0")
+os.environ.setdefault("CONDBENCH_STREAM_MBYTES", "16")
 
 HAS_CUDA = torch.cuda.is_available()
 

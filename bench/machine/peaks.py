@@ -10,6 +10,9 @@ allow for its FLOPs and bytes by its measured time.
 
 from __future__ import annotations
 
+import math
+import os
+
 import torch
 
 from condcore.timing import CacheState, last_level_cache_bytes, median, time_interleaved
@@ -19,7 +22,9 @@ from condcore.timing import CacheState, last_level_cache_bytes, median, time_int
 # 2048 by a quarter), and the whole costs a fraction of a second per dtype, emulated dtypes included.
 GEMM_MAX = {"cpu": 2048, "cuda": 8192}
 GEMM_SECONDS = 0.01
-STREAM_MBYTES = 256  # per array: far past a CPU's last-level cache (even a stacked one) and a GPU's L2
+# Per array: far past a CPU's last-level cache (even a stacked one) and a GPU's L2. The environment's
+# CONDBENCH_STREAM_MBYTES, read at each measurement, lowers it (the tests' tiny runs: 16).
+STREAM_MBYTES = 256
 ROUNDS = 5
 
 
@@ -39,9 +44,10 @@ def gemm_peak(device: str, dtype: torch.dtype) -> tuple[float, int]:
         n *= 2
 
 
-def stream_bandwidth(device: str, mbytes: float = STREAM_MBYTES) -> dict[str, float]:
-    """Bytes/s of STREAM's copy (2 arrays moved) and triad (3 arrays), fp32, medians of interleaved rounds."""
-    n = int(mbytes * 2**20) // 4
+def stream_bandwidth(device: str, mbytes: float | None = None) -> dict[str, float]:
+    """Bytes/s of STREAM's copy (2 arrays moved) and triad (3 arrays), fp32, medians of interleaved rounds;
+    arrays of `mbytes` each, at most (and by default) the largest size allowed."""
+    n = int(min(mbytes or math.inf, largest_stream_mbytes()) * 2**20) // 4
     b = torch.ones(n, dtype=torch.float32, device=device)
     c = torch.ones(n, dtype=torch.float32, device=device)
     a = torch.empty_like(b)
@@ -49,6 +55,10 @@ def stream_bandwidth(device: str, mbytes: float = STREAM_MBYTES) -> dict[str, fl
                                device, rounds=ROUNDS)
     size = n * 4
     return {"copy": 2 * size / median(samples["copy"]), "triad": 3 * size / median(samples["triad"])}
+
+
+def largest_stream_mbytes() -> float:
+    return float(os.environ.get("CONDBENCH_STREAM_MBYTES", STREAM_MBYTES))
 
 
 # In-cache STREAM: each array this share of the last-level cache, so that triad's three stay within it.

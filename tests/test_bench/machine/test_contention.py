@@ -24,7 +24,7 @@ SUITE = tiny_suite(name="busy", repeats=5, threads=2, kernels=BUSY)
 @pytest.fixture(autouse=True)
 def real_load_window(monkeypatch):
     """The load window rows are measured over in a real run (tests/conftest.py shortens it to none)."""
-    monkeypatch.setenv("CONDBENCH_LOAD_WINDOW_S", "0.5")
+    monkeypatch.delenv("CONDBENCH_LOAD_WINDOW_S")
 
 
 def test_flags_follow_the_measured_load():
