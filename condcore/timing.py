@@ -71,9 +71,11 @@ class CacheFlush:
 
 def time_cpu_interleaved(fns: dict[str, Timed], rounds: int, warmup: int = 2, *,
                          settle_after: dict[str, float] | None = None, sample_s: float | None = None,
-                         shuffle_seed: int | None = None, flush: Callable[[], None] | None = None) -> dict[str, list[float]]:
+                         shuffle_seed: int | None = None, flush: Callable[[], None] | None = None,
+                         calls: dict[str, int] | None = None) -> dict[str, list[float]]:
     """Seconds per call of each function, one sample per round, functions interleaved within a round.
     With `flush` (a CacheFlush), each sample is COLD_CALLS calls, each timed alone after a flush.
+    `calls`, when given, receives each function's calls per sample (what a sample's seconds average).
 
     By default every sample makes the same number of calls, sized on the slowest candidate. For
     candidates whose costs differ a hundredfold (whole models under different runtimes), `sample_s`
@@ -96,6 +98,8 @@ def time_cpu_interleaved(fns: dict[str, Timed], rounds: int, warmup: int = 2, *,
         number = {name: same for name in fns}
     else:
         number = {name: max(1, min(1000, int(sample_s / max(t, 1e-9)))) for name, t in per_call.items()}
+    if calls is not None:
+        calls.update({name: COLD_CALLS if flush is not None else number[name] for name in fns})
     samples: dict[str, list[float]] = {name: [] for name in fns}
     order = list(fns)
     shuffle = random.Random(shuffle_seed).shuffle if shuffle_seed is not None else None
@@ -169,10 +173,13 @@ def time_gpu(fns: dict[str, Timed], cuda_graph: bool = False) -> dict[str, list[
 
 
 def time_interleaved(fns: dict[str, Timed], device: str, rounds: int = 15, cuda_graph: bool = False,
-                     flush: Callable[[], None] | None = None) -> dict[str, list[float]]:
+                     flush: Callable[[], None] | None = None, calls: dict[str, int] | None = None) -> dict[str, list[float]]:
     """On CUDA do_bench (cold: it flushes the L2 before every call; warm under CUDA graphs, which replay
-    the calls back to back); on the CPU warm, or cold with `flush`."""
-    return time_gpu(fns, cuda_graph) if device == "cuda" else time_cpu_interleaved(fns, rounds, flush=flush)
+    the calls back to back); on the CPU warm, or cold with `flush`, each function's calls per sample
+    into `calls` when given (do_bench's quantiles are no rounds: it stays empty on CUDA)."""
+    if device == "cuda":
+        return time_gpu(fns, cuda_graph)
+    return time_cpu_interleaved(fns, rounds, flush=flush, calls=calls)
 
 
 def cache_state(device: str, cache: CacheState, cuda_graph: bool) -> CacheState:

@@ -18,14 +18,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Version 1: flat dicts, no schema_version; a kernel case's `density` (requested, or a trained case's
 # tau), ours and the baseline as `sparse_*` / `dense_*` columns, peers in a `providers` list; a model's
 # `density` a JSON text of per-layer densities and its timings as `speedup_b{batch}` columns.
 # Version 2: as 3 less a model row's provider checks, per-round times and timing group (version 3 adds
 # only fields with defaults, so a version-2 row reads as it is; so do fields added to 3 since, such as
 # the kernel that ran).
-READABLE_VERSIONS = (1, 2, 3)
+# Version 3: as 4 less a kernel row's per-round times (`samples`) and each sample's call count (`calls`):
+# such a row's statistics past its median, IQR and interval cannot be recomputed.
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 
 class SchemaError(ValueError):
@@ -77,11 +79,22 @@ class LoadFields(BaseModel):
     contended: bool | None = None
 
 
+class RoundTimes(BaseModel):
+    """One provider's seconds per batch in each interleaved round at one batch size: what a speedup of one
+    model over another timed in the same group (`ModelRow.timing_group`) is the per-round ratio of."""
+
+    model_config = ConfigDict(extra="forbid")
+    provider: str
+    batch: int
+    seconds: list[float]
+    calls: int | None = None  # the calls each round's seconds average (None: not recorded, before version 4)
+
+
 class KernelRow(LoadFields):
     # The case's fields repeat bench.plan.cases.KernelCase's on purpose: what is stored is versioned here and
     # must not change with the class the runner builds cases from.
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
-    schema_version: Literal[3] = SCHEMA_VERSION
+    schema_version: Literal[4] = SCHEMA_VERSION
     case_id: str
     sweep: str
     device: str
@@ -125,6 +138,9 @@ class KernelRow(LoadFields):
     above_roofline: str = ""
     ours_rank: int | None = None  # 1 + the timed providers faster than ours
     providers_timed: int | None = None
+    # per timed provider, its seconds per call in each interleaved round (CPU; do_bench on CUDA keeps no
+    # rounds, and rows before version 4 none): what exports recompute every statistic from
+    samples: list[RoundTimes] = []
 
     def metric(self, provider: str, name: str) -> Metric | None:
         return next((m for m in self.metrics if m.provider == provider and m.metric == name), None)
@@ -135,19 +151,9 @@ class KernelRow(LoadFields):
         return self.baseline or "dense"
 
 
-class RoundTimes(BaseModel):
-    """One provider's seconds per batch in each interleaved round at one batch size: what a speedup of one
-    model over another timed in the same group (`ModelRow.timing_group`) is the per-round ratio of."""
-
-    model_config = ConfigDict(extra="forbid")
-    provider: str
-    batch: int
-    seconds: list[float]
-
-
 class ModelRow(LoadFields):
     model_config = ConfigDict(extra="forbid")
-    schema_version: Literal[3] = SCHEMA_VERSION
+    schema_version: Literal[4] = SCHEMA_VERSION
     name: str
     seed: int
     dataset: str
@@ -201,7 +207,7 @@ class KernelProfile(BaseModel):
     """A profiled kernel case: ours and the dense baseline (and on CUDA the Triton build that ran)."""
 
     model_config = ConfigDict(extra="forbid")
-    schema_version: Literal[2, 3] = SCHEMA_VERSION  # unchanged in version 3
+    schema_version: Literal[2, 3, 4] = SCHEMA_VERSION  # unchanged in versions 3 and 4
     case_id: str
     device: str
     providers: list[ProviderProfile] = []
@@ -214,7 +220,7 @@ class ModelProfile(BaseModel):
     ("layer0/gate", "layer1/linear/threads/gemm", "output", ...)."""
 
     model_config = ConfigDict(extra="forbid")
-    schema_version: Literal[2, 3] = SCHEMA_VERSION  # unchanged in version 3
+    schema_version: Literal[2, 3, 4] = SCHEMA_VERSION  # unchanged in versions 3 and 4
     name: str
     batch: int
     providers: list[ProviderProfile] = []  # "dense" (the twin) and "ours" (the CondNet)
@@ -249,7 +255,7 @@ UNITS = {"time": "s", "speedup": "x", "plain_speedup": "x", "throughput": "TFLOP
 
 def kernel_summary(row: KernelRow) -> dict:
     """The row as one flat record: its fields less the nested lists, plus the SUMMARY columns."""
-    flat = row.model_dump(exclude={"checks", "metrics"})
+    flat = row.model_dump(exclude={"checks", "metrics", "samples"})
     for column, (provider, name, stat) in SUMMARY.items():
         m = row.metric(row.baseline_of_record if provider == BASELINE else provider, name)
         if m is None and name == "plain_speedup" and row.baseline_of_record == "dense":  # rows from before it
@@ -338,11 +344,12 @@ def implausible(row: BaseModel) -> str:
     """What makes a well-typed row one no run could have written (a batch of 0, a density of 1.5, a test
     error of 2.0, an ok case without its speedup or with a NaN or negative time), or "": a report must
     not print nonsense as data, nor crash on it."""
-    def bad_metrics(metrics: list[Metric]) -> str:
+    def bad_metrics(metrics: list[Metric], samples: list[RoundTimes]) -> str:
         for m in metrics:
             if not math.isfinite(m.median) or m.median < 0 or (m.metric == "speedup" and m.median == 0):
                 return f"the {m.metric} of {m.provider} is {m.median}"
-        return ""
+        return next((f"the round times of {s.provider} at batch {s.batch}" for s in samples
+                     if any(not math.isfinite(v) or v < 0 for v in s.seconds) or (s.calls is not None and s.calls < 1)), "")
 
     if isinstance(row, KernelRow):
         for name in ("batch", "in_features", "out_features", "block_size"):
@@ -359,7 +366,7 @@ def implausible(row: BaseModel) -> str:
                     return f"an ok case without the {need[1]} of {need[0]}"
             if row.ideal_density is None:
                 return "an ok case without its work density"
-        return bad_metrics(row.metrics)
+        return bad_metrics(row.metrics, row.samples)
     if isinstance(row, ModelRow):
         if not 0 <= row.test_error <= 1 or (row.valid_error is not None and not 0 <= row.valid_error <= 1):
             return f"test error {row.test_error}, validation error {row.valid_error}"
@@ -367,8 +374,7 @@ def implausible(row: BaseModel) -> str:
             return f"tau {row.tau}, block size {row.block_size}, seed {row.seed}"
         if any(not 0 <= d <= 1 for d in row.realized_density):
             return f"realized density {row.realized_density}"
-        return bad_metrics(row.metrics) or next((f"the round times of {s.provider} at batch {s.batch}" for s in row.samples
-                                                 if any(not math.isfinite(v) or v < 0 for v in s.seconds)), "")
+        return bad_metrics(row.metrics, row.samples)
     if isinstance(row, (KernelProfile, ModelProfile)):
         for p in row.providers:
             times = (p.total_s, p.plain_s, *p.phases.values())

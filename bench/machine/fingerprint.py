@@ -25,7 +25,8 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
+    """The checkout's revision (with -dirty when tracked files changed), or "unknown" outside a git checkout."""
     try:
         root = Path(__file__).resolve().parents[2]
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
@@ -52,7 +53,7 @@ def fingerprint(threads: int) -> dict:
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "torch_threads": threads,
         "torch": torch.__version__,
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "triton_interpret": os.environ.get("TRITON_INTERPRET", ""),
         # The C++ kernel, or why the torch-ops one runs (not built just to say so on GPU machines).
         "cpu_grouped_kernel": cpu_native.status(build=not torch.cuda.is_available()),

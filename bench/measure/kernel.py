@@ -14,7 +14,7 @@ from bench.plan.cases import KernelCase
 from bench.machine.contention import load_since, snapshot
 from bench.measure.metrics import CaseWork, case_metrics, ideal_density, weight_share
 from bench.core.providers import DENSE_CANDIDATES, PROVIDERS, fastest_dense
-from bench.core.schema import KernelRow, ProviderCheck
+from bench.core.schema import KernelRow, ProviderCheck, RoundTimes
 from condcore.mask_export import load_masks
 from condcore.masks import weight_tile_density, work_density
 from condcore.ops import frozen_weights, pick_regime
@@ -123,7 +123,8 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
                 return KernelRow(**parts, status="failed", error=failure)
             before = snapshot()
             flush = cache_flush() if parts["cache"] == "cold" and case.device == "cpu" else None
-            samples = time_interleaved(calls, case.device, rounds, cuda_graph, flush)
+            per_sample: dict[str, int] = {}
+            samples = time_interleaved(calls, case.device, rounds, cuda_graph, flush, per_sample)
             load = load_since(before)
         if on_timed is not None:
             on_timed(build, samples)
@@ -132,6 +133,9 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
     dense_spread = iqr(samples["dense"]) / median(samples["dense"]) if case.device == "cpu" else None
     parts |= load.row_fields(torch.get_num_threads(), dense_spread)
     parts |= _timed(samples, p, parts, case.device, bandwidth, peak_flops)
+    # per_sample is empty where the samples are no rounds (do_bench's quantiles on CUDA): none are kept
+    parts["samples"] = [RoundTimes(provider=name, batch=case.batch, seconds=times, calls=per_sample[name])
+                        for name, times in samples.items() if name in per_sample]
     return KernelRow(**parts, status="ok")
 
 

@@ -157,15 +157,18 @@ def time_models(models: list[TimedModel], batches: tuple[int, ...], rounds: int,
             else:
                 twins[timed.name] = (twin, "ours")
         samples: dict[int, dict[tuple[str, str], list[float]]] = {}
+        calls: dict[int, dict[str, int]] = {}  # per batch size, each candidate's forwards per sample
         for b in batches:
             fns = {key: candidate.over(b) for key, candidate in candidates.items()}
             n = {key: len(candidate.inputs[b]) for key, candidate in candidates.items()}
             with torch.no_grad():
                 settle = {f"{k[0]}|{k[1]}": max(SETTLE_S, MODEL_PROVIDERS[k[1]].settle_s if k[1] in MODEL_PROVIDERS else 0)
                           for k in fns}
+                calls[b] = {}
                 raw = time_cpu_interleaved({f"{k[0]}|{k[1]}": fn for k, fn in fns.items()}, rounds,
-                                           settle_after=settle, sample_s=SAMPLE_S, shuffle_seed=b) if fns else {}
+                                           settle_after=settle, sample_s=SAMPLE_S, shuffle_seed=b, calls=calls[b]) if fns else {}
             samples[b] = {key: [s / n[key] for s in raw[f"{key[0]}|{key[1]}"]] for key in fns}
+            calls[b] = {key: calls[b][f"{key[0]}|{key[1]}"] * n[key] for key in fns}
     load = load_since(before).row_fields(threads)
     for timed in models:
         row = rows[timed.name]
@@ -178,10 +181,11 @@ def time_models(models: list[TimedModel], batches: tuple[int, ...], rounds: int,
                     continue
                 metrics.append(Metric.of(provider, "time", median(seconds), iqr(seconds), *bootstrap_interval(seconds),
                                          batch=b))
-                kept.append(RoundTimes(provider=provider, batch=b, seconds=seconds))
+                kept.append(RoundTimes(provider=provider, batch=b, seconds=seconds, calls=calls[b][(name, provider)]))
             if timed.name in twins:
                 dense, ours = samples[b][twins[timed.name]], samples[b][(timed.name, "ours")]
                 ratios = ratio_samples(dense, ours)
+                kept.append(RoundTimes(provider="dense", batch=b, seconds=dense, calls=calls[b][twins[timed.name]]))
                 metrics += [Metric.of("dense", "time", median(dense), iqr(dense), batch=b),
                             Metric.of("ours", "speedup", median(ratios), iqr(ratios), *bootstrap_interval(ratios),
                                       batch=b)]

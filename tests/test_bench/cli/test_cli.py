@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from support.bench_cli import bench
@@ -63,3 +64,22 @@ def test_help_shows_every_options_default(tmp_path):
     # Options without help text show their default too; the defaults are the default suite's model.
     assert "--block-size BLOCK_SIZE (default: 128)" in text and "(default: [2048, 2048])" in text
     assert "--epochs EPOCHS (default: 20)" in text
+
+
+def test_the_condbench_command_is_the_same_cli_and_says_its_version(tmp_path):
+    import subprocess
+    import sys
+    from importlib.metadata import version
+
+    from bench.machine.fingerprint import git_commit
+
+    condbench = Path(sys.executable).with_name("condbench")  # the console script the install put beside python
+    shown = subprocess.run([str(condbench), "--help"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: condbench")
+    assert all(command in shown.stdout for command in ("run", "export", "compare", "merge"))
+    said = subprocess.run([str(condbench), "--version"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert said.returncode == 0, said.stderr
+    revision = git_commit()
+    assert said.stdout.strip() == f"condbench {version('condbench')}" + (f" (git {revision})" if revision != "unknown" else "")
+    wrong = subprocess.run([str(condbench), "nonsense"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert wrong.returncode == 2 and len(wrong.stderr.strip().splitlines()) == 1

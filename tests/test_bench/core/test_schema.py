@@ -80,7 +80,7 @@ def test_a_row_written_now_reads_back_unchanged():
         assert again == row
 
 
-@pytest.mark.parametrize("version", [4, 0, "2", True])
+@pytest.mark.parametrize("version", [5, 0, "2", True])
 def test_an_unknown_version_is_refused_naming_it(version):
     with pytest.raises(SchemaError, match=f"schema version {version!r}"):
         parse_kernel_row({"case_id": "x", "schema_version": version})
