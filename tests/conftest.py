@@ -14,11 +14,14 @@ if os.environ.get("TRITON_INTERPRET") == "1":
     import condcore.ops.triton.union  # noqa: F401
 
 # The machine measurements of every run, at a tiny run's scale: each row's load window is not topped up to
-# half a second by sleeping (bench/machine/contention.py), and STREAM streams 16 MiB arrays, not 256
-# (bench/machine/peaks.py); at full scale they cost ~4 s of each of the tests' ~40 runs and are read by
-# no test but those about them, which ask for the real ones (test_contention, test_machine_peaks).
+# half a second by sleeping (bench/machine/contention.py), STREAM streams 16 MiB arrays, not 256
+# (bench/machine/peaks.py), and a cold sample's flush streams at most 16 MiB, not twice the last-level
+# cache (condcore/timing.py). At full scale they cost seconds of each of the tests' ~60 runs (a flush
+# alone 0.1 s per timed call where sysfs reports a 480 MiB L3) and are read by no test but those about
+# them, which ask for the real ones (test_contention, test_machine_peaks, test_cache_state).
 os.environ.setdefault("CONDBENCH_LOAD_WINDOW_S", "0")
 os.environ.setdefault("CONDBENCH_STREAM_MBYTES", "16")
+os.environ.setdefault("CONDBENCH_FLUSH_MBYTES", "16")
 
 HAS_CUDA = torch.cuda.is_available()
 

@@ -13,4 +13,4 @@ def add_parser(subparsers) -> None:
                     "after timing it: its phases, a Chrome trace per provider, peak memory, perf counters; "
                     "each model at batch 1 and 256 layer by layer beside its dense twin.")
     run.add_run_options(p)
-    p.set_defaults(run=run.run, profile=True)
+    p.set_defaults(run=lambda args: run.run_suite(run.options_of(args)), profile=True)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
-from bench.cli.common import bounded_float, path_arg
+from bench.cli.common import bounded_float, bounded_int, path_arg
+from bench.core.errors import UserError
+from bench.launch import LAUNCH_FILE, LaunchOptions, launch
 from bench.runner import RunOptions
 from bench.runner import run as run_suite
 
@@ -14,6 +17,19 @@ def add_parser(subparsers) -> None:
     add_run_options(p)
     p.add_argument("--profile", action="store_true",
                    help="also profile each case: phases, a trace, peak memory, counters (see `bench profile`)")
+    launch = p.add_argument_group("shards as scheduler jobs, through submitit (bench.launch)")
+    launch.add_argument("--launcher", choices=["slurm", "local"],
+                        help="run the suite as --shards jobs on Slurm (a job array), or locally one at a time, then "
+                             "merge them; --resume LAUNCH_DIR finishes such a launch")
+    launch.add_argument("--shards", type=bounded_int(1, 10_000), default=None, help="how many jobs (default: 1)")
+    launch.add_argument("--partition", help="Slurm partition")
+    launch.add_argument("--gpus-per-shard", type=bounded_int(0, 64), default=0, help="GPUs per job")
+    launch.add_argument("--time-limit", type=bounded_int(1, 60 * 24 * 14), default=60, metavar="MINUTES",
+                        help="each job's time limit")
+    launch.add_argument("--sbatch", action="append", metavar="KEY=VALUE", default=[],
+                        help="another sbatch option, e.g. account=ml (repeat it for more)")
+    launch.add_argument("--max-resubmits", type=bounded_int(0, 100), default=2,
+                        help="times a shard whose job died is submitted again")
     p.set_defaults(run=run)
 
 
@@ -41,4 +57,21 @@ def options_of(args: argparse.Namespace) -> RunOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_suite(options_of(args))
+    launched = args.resume is not None and (args.resume / LAUNCH_FILE).is_file()
+    if args.launcher is None and not launched:
+        if args.shards is not None or args.sbatch or args.partition:
+            raise UserError("--shards, --partition and --sbatch go with --launcher slurm or local")
+        return run_suite(options_of(args))
+    sbatch = {}
+    for item in args.sbatch:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--sbatch {item!r}: write KEY=VALUE, e.g. account=ml")
+        sbatch[key.strip()] = value
+    run_options = options_of(args)
+    if launched:
+        run_options = replace(run_options, resume=None)
+    return launch(LaunchOptions(run=run_options, launcher=args.launcher or "local", shards=args.shards or 1,
+                                partition=args.partition, gpus_per_shard=args.gpus_per_shard,
+                                time_limit_min=args.time_limit, sbatch=sbatch, max_resubmits=args.max_resubmits,
+                                resume=args.resume if launched else None))

@@ -41,6 +41,9 @@ def fingerprint(threads: int) -> dict:
     env = {
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "hostname": platform.node(),
+        # the scheduler's job this run ran as (Slurm, or submitit's local executor), "" outside one
+        "job_id": os.environ.get("SLURM_ARRAY_JOB_ID", "") and f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+        or os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID", ""),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu_model": _cpu_model(),

@@ -90,6 +90,10 @@ PHASE_NAMES = {"training": "training", "model_timing": "model timing", "kernels"
 
 def wall_time_line(run: Run) -> str:
     """Where the run's wall time went (every invocation of it added up; the report is not in it), or ""."""
+    if shards := run.env.get("shard_envs"):  # a merged run: its shards' times are their own
+        hosts = sorted({str(env.get("hostname", "?")) for env in shards if isinstance(env, dict)})
+        return (f"merged from {len(shards)} shard run(s), measured on {len(hosts)} machine(s) "
+                f"({', '.join(hosts)})")
     sessions = run.env.get("wall_seconds") or []
     if not sessions:
         return ""

@@ -61,6 +61,14 @@ class Bad:
     files: dict[str, str | bytes] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)  # symbolic links made after the files: path -> target
     without_cuda: bool = False  # only a mistake where CUDA is missing
+    # more environment for the command, "{root}" standing for its folder; a file that starts with #! is
+    # made executable (a stand-in sbatch on PATH)
+    env: dict[str, str] = field(default_factory=dict)
+    fresh: bool = False  # only in an interpreter of its own (what it changes is read at the start: PYTHONPATH)
+
+
+# sbatch refusing a job as Slurm does (submitit runs the real command line; this stands in for it)
+SBATCH_REFUSES = "#!/bin/sh\necho 'sbatch: error: invalid partition specified: nope' >&2\nexit 1\n"
 
 
 def without(files: dict, name: str) -> dict:
@@ -152,6 +160,22 @@ CORPUS = [
     bad_suite("cuda-on-cpu", suite(device=["cuda"], cache="cold"), "CUDA is not available", without_cuda=True),
     Bad("report-out-is-a-file", ["report", RUN, "--out", "f"], "is a file", {**run_folder(), "f": ""}),
     Bad("report-not-a-run", ["report", "res"], "not a condbench run", {"res/x": ""}),
+    Bad("launcher-shards-0", ["run", "s.yaml", "--launcher", "local", "--shards", "0"], "--shards: must be between 1 and 10000, got 0",
+        {"s.yaml": suite()}),
+    Bad("launcher-shards-without-launcher", ["run", "s.yaml", "--shards", "2"], "go with --launcher",
+        {"s.yaml": suite()}),
+    Bad("launcher-sbatch-not-key-value", ["run", "s.yaml", "--launcher", "slurm", "--sbatch", "account"],
+        "write KEY=VALUE", {"s.yaml": suite()}),
+    Bad("launcher-slurm-without-sbatch", ["run", "s.yaml", "--launcher", "slurm", "--shards", "2"], "no sbatch on this",
+        {"s.yaml": suite()}, env={"PATH": "{root}/empty"}),
+    Bad("launcher-partition-refused", ["run", "s.yaml", "--launcher", "slurm", "--shards", "2", "--partition", "nope",
+                                       "--results", "res"],
+        "sbatch: error: invalid partition specified: nope",
+        {"s.yaml": suite(), "bin/sbatch": SBATCH_REFUSES, "bin/srun": SBATCH_REFUSES}, env={"PATH": "{root}/bin:{PATH}"}),
+    Bad("launcher-without-submitit", ["run", "s.yaml", "--launcher", "local", "--shards", "2"], "needs submitit",
+        {"s.yaml": suite(), "nosubmitit/submitit.py": "raise ImportError('not installed here')"},
+        env={"PYTHONPATH": "{root}/nosubmitit"}, fresh=True),
+    Bad("launch-resume-damaged", ["run", "--resume", "l"], "l/launch.json: damaged", {"l/launch.json": "{oops"}),
     Bad("export-unknown-format", ["export", RUN, "--format", "csv", "--out", "x.json"], "invalid choice: 'csv'",
         run_folder()),
     Bad("export-not-a-run", ["export", "nowhere", "--format", "pytest-benchmark", "--out", "x.json"], "no such run folder"),

@@ -16,6 +16,15 @@ from condcore.timing import CacheFlush, cache_state, last_level_cache_bytes, med
 pytestmark = pytest.mark.alone  # timings or the machine's load: never beside other tests (pyproject)
 
 
+@pytest.fixture(autouse=True)
+def real_flush(monkeypatch):
+    """Flushes sized on the caches, as in a real run (tests/conftest.py caps them), made afresh."""
+    from bench.measure import kernel
+
+    monkeypatch.delenv("CONDBENCH_FLUSH_MBYTES", raising=False)
+    monkeypatch.setattr(kernel, "_flush", None)
+
+
 def case(**fields) -> KernelCase:
     base = dict(sweep="k", device="cpu", dtype="float32", backend="auto", regime="auto", batch=4, in_features=256,
                 out_features=256, block_size=32, density=0.5, masks="out", mask_source="iid")
@@ -45,6 +54,11 @@ def test_the_flush_is_sized_on_the_machine_s_last_level_cache():
         pytest.skip("this machine does not report its caches (no Linux sysfs)")
     assert llc >= 1 << 20 and CacheFlush().bytes == min(2 * llc, 1 << 30)
     assert CacheFlush(llc_bytes=4 << 20).bytes == 8 << 20
+
+
+def test_a_capped_flush_says_how_far(monkeypatch):
+    monkeypatch.setenv("CONDBENCH_FLUSH_MBYTES", "16")
+    assert CacheFlush(llc_bytes=64 << 20).bytes == 16 << 20 and CacheFlush(llc_bytes=4 << 20).bytes == 8 << 20
 
 
 def test_the_suite_s_cache_key_reaches_every_case_and_row(tmp_path):

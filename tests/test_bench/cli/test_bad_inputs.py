@@ -3,6 +3,7 @@ traceback, and nothing left behind (no run folder, no file created or changed)."
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -12,8 +13,8 @@ from support.bad_inputs import CORPUS, Bad
 from support.bench_cli import bench, snapshot
 
 
-def run_alone(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return bench(*argv, cwd=cwd, fresh=True)
+def run_alone(argv: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    return bench(*argv, cwd=cwd, env_extra=env, fresh=True)
 
 
 def check_refusal(entry: Bad, root: Path, run) -> None:
@@ -23,11 +24,15 @@ def check_refusal(entry: Bad, root: Path, run) -> None:
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        if path.read_bytes().startswith(b"#!"):
+            path.chmod(0o755)
     for name, target in entry.links.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).symlink_to(target)
     before = snapshot(root)
-    proc = run(entry.argv, root)
+    env = {name: value.replace("{root}", str(root)).replace("{PATH}", os.environ.get("PATH", ""))
+           for name, value in entry.env.items()}
+    proc = (run_alone if entry.fresh else run)(entry.argv, root, env)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
     assert "Traceback" not in proc.stderr and 1 <= len(lines) <= 3, proc.stderr[-2000:]
@@ -37,7 +42,7 @@ def check_refusal(entry: Bad, root: Path, run) -> None:
 
 @pytest.mark.parametrize("entry", CORPUS, ids=[e.id for e in CORPUS])
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(entry: Bad, tmp_path):
-    check_refusal(entry, tmp_path, lambda argv, cwd: bench(*argv, cwd=cwd))
+    check_refusal(entry, tmp_path, lambda argv, cwd, env: bench(*argv, cwd=cwd, env_extra=env))
 
 
 # A few in a fresh interpreter of their own, as a user meets them: nothing at import time (a warning,
