@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from bench.runner import RunOptions, results_root
 from bench.runner import run as run_suite
 from bench.store.coverage import coverage
 from bench.store.results import load_run, merge_runs
-from bench.store.run_folder import create_run_folder, writer_of
+from bench.store.run_folder import create_run_folder, write_json_atomic, writer_of
 
 LAUNCH_FILE = "launch.json"
 POLL_S = 1.0
@@ -263,9 +262,7 @@ def _why(job) -> str:
 
 
 def _save(folder: Path, record: dict) -> None:
-    tmp = folder / (LAUNCH_FILE + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, folder / LAUNCH_FILE)
+    write_json_atomic(folder / LAUNCH_FILE, record)
 
 
 def _merge(folder: Path, record: dict, quiet: bool) -> int:
