@@ -9,15 +9,15 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from bench.cli import (compare, compile_check, continuous, data, export, kernels, merge, models, power, profile, report,
-                       run, summary, train)
+from bench.cli import (compare, compile_check, continuous, data, export, gpu_check, gpu_wheels, kernels, merge, models,
+                       power, profile, report, run, summary, train)
 from bench.cli.common import Parser, fail
 from bench.core.errors import UserError
 from bench.machine.fingerprint import git_commit
 
 # In the order --help lists them.
 COMMANDS = (run, profile, report, summary, export, compare, continuous, power, merge, train, data, models, kernels,
-            compile_check)
+            compile_check, gpu_check, gpu_wheels)
 
 # The disk is full or read-only: a condition of the machine, not a bug to show a traceback for.
 FULL_OR_READ_ONLY = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}

@@ -186,6 +186,13 @@ CORPUS = [
     Bad("export-without-out", ["export", RUN, "--format", "pytest-benchmark"], "the following arguments are required: --out",
         run_folder()),
     Bad("merge-out-is-a-file", ["merge", RUN, "--out", "f"], "is a file", {**run_folder(), "f": ""}),
+    Bad("gpu-check-out-not-empty", ["gpu-check", "--out", "d", "--dry-run"], "not empty; a GPU check writes into a new",
+        {"d/x": ""}),
+    Bad("gpu-check-interpreted", ["gpu-check", "--out", "d"], "TRITON_INTERPRET=1 is set", env={"TRITON_INTERPRET": "1"}),
+    Bad("gpu-check-without-out", ["gpu-check", "--dry-run"], "the following arguments are required: --out"),
+    Bad("gpu-wheels-check-nothing", ["gpu-wheels", "--out", "w", "--check-only"], "no such folder (fetch the wheels"),
+    Bad("gpu-wheels-two-versions", ["gpu-wheels", "--out", "w", "--check-only"], "two wheels of submitit",
+        {"w/submitit-1.5.1-py3-none-any.whl": b"", "w/submitit-1.5.2-py3-none-any.whl": b""}),
     Bad("merge-same-run-twice", ["merge", RUN, RUN, "--out", "m"], "named twice", run_folder()),
     # a damaged run folder is in tests/support/damaged_artefacts.py; these need two runs, or a profile
     Bad("merge-damaged-histories", ["merge", RUN, "res/runs/t-2", "--out", "m"], "histories.json: damaged",

@@ -231,3 +231,9 @@ def add_thread_phases(recorder: phases.PhaseRecorder, timings: torch.Tensor,
     rows = timings.tolist()  # plain Python, not tensor ops: this runs inside every profiled call
     for column, name in enumerate(names):
         recorder.add(recorder.path(f"threads/{name}"), sum(row[column] for row in rows) / (1e9 * len(rows)))
+
+
+if __name__ == "__main__":
+    # `python -m condcore.ops.cpu.native`: build (or find) the kernel now, as an install step, and say which
+    # kernel CPU runs will use; a machine that cannot build it runs the torch-ops kernel instead.
+    print(f"C++ CPU kernels: {status()}")
