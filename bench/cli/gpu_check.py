@@ -16,7 +16,7 @@ def add_parser(subparsers) -> None:
         "gpu-check", help="on a GPU machine: its tests, suites/gpu.yaml, profiles and compile metadata, within "
                           f"{check.STEPS_LIMIT_S / 60:.0f} minutes",
         description="Runs, one after another and each stopped at its own time limit so that what finished is "
-                    "kept: the device's description, the GPU tests (pytest -m 'gpu or triton'), suites/gpu.yaml "
+                    "kept: the device's description, the GPU tests (pytest -m 'gpu or (triton and not slow)'), suites/gpu.yaml "
                     "(run folder and report), profiles of two of its cases, and the Triton compile metadata. "
                     "Everything goes under --out, with summary.json saying what each step did and which goals "
                     "the run met. --dry-run runs the same steps on this CPU under TRITON_INTERPRET=1 on the "
