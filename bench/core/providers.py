@@ -128,6 +128,44 @@ def _naive(p: LinearProblem, backend: str, regime: str, out: torch.Tensor) -> Cl
     return lambda: naive_gather_loop(p, out)
 
 
+def _weight_groups(p: LinearProblem) -> torch.Tensor:
+    """W's output blocks as torch._grouped_mm's right-hand groups: (blocks, in_features, k), a view of W."""
+    k = p.block_size
+    return p.weight.view(p.weight.shape[0] // k, k, p.weight.shape[1]).transpose(1, 2)
+
+
+def grouped_mm_routed(p: LinearProblem, groups: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Grouped GEMM with routing, as a mixture-of-experts layer runs its experts: each row copied once per
+    active output block into that block's group (rows sorted by block), one torch._grouped_mm over the
+    groups, the products scattered back into their rows' blocks."""
+    x = zero_inactive_blocks(p.x, p.in_mask, p.block_size)
+    blocks, rows = p.out_mask.t().nonzero(as_tuple=True)  # by block, then row
+    ends = p.out_mask.sum(dim=0, dtype=torch.int32).cumsum(0, dtype=torch.int32)
+    parts = torch._grouped_mm(x[rows], groups, offs=ends)
+    if p.bias is not None:
+        parts += p.bias.view(-1, p.block_size)[blocks]
+    y.zero_()
+    y.view(y.shape[0], -1, p.block_size)[rows, blocks] = parts
+    return y
+
+
+def _grouped_mm(p: LinearProblem, backend: str, regime: str, out: torch.Tensor) -> Closure:
+    groups = _weight_groups(p)
+    return lambda: grouped_mm_routed(p, groups, out)
+
+
+def _grouped_mm_unsupported(p: LinearProblem) -> str:
+    if p.out_mask is None:
+        return "needs an output mask"
+    if not hasattr(torch, "_grouped_mm"):
+        return f"torch {torch.__version__} has no torch._grouped_mm"
+    try:  # its layouts, dtypes and devices differ by torch version and GPU: asked of one row
+        torch._grouped_mm(p.x[:1], _weight_groups(p)[:1], offs=torch.ones(1, dtype=torch.int32, device=p.x.device))
+    except (RuntimeError, NotImplementedError) as exc:
+        return f"torch._grouped_mm refuses {p.x.dtype} on {p.x.device.type}: {str(exc).splitlines()[0][:120]}"
+    return ""
+
+
 def _onednn_packed(p: LinearProblem, backend: str, regime: str, out: torch.Tensor) -> Closure:
     # Ours packs weights once they are seen unchanged (condcore.ops.packed_weights): the same here, so a
     # sparse win over this peer is never the packing's.
@@ -177,5 +215,8 @@ register(Provider("dense_wxt", "peer", "W @ x.T + b transposed back: the other G
                   dense=True))
 register(Provider("naive_gather", "peer", "per output block: gather the active rows, GEMM, scatter back", _naive,
                   lambda p: "" if p.out_mask is not None else "needs an output mask"))
+register(Provider("grouped_mm", "peer", "grouped GEMM with routing (torch._grouped_mm): each row copied into each "
+                  "active output block's group, one grouped GEMM, scattered back, as MoE layers run",
+                  _grouped_mm, _grouped_mm_unsupported))
 register(Provider("torch_sparse", "peer", "torch.sparse.sampled_addmm on the output mask as CSR", _sampled_addmm,
                   _sampled_addmm_unsupported))

@@ -93,3 +93,46 @@ def test_a_peer_that_cannot_run_a_case_says_why(tmp_path):
                                  bandwidth=1e10, peers=("naive_gather",))
     assert {c.provider: c.status for c in both_masks.checks} == {
         "dense": "ok", "ours": "ok", "dense_onednn": "ok", "dense_gemv": "skipped", "naive_gather": "ok"}
+
+
+@pytest.mark.parametrize("dtype,tolerance", [("float32", 1e-5), ("bfloat16", 3e-2), ("float16", 3e-3)])
+@pytest.mark.parametrize("batch", [1, 17])
+@pytest.mark.parametrize("masks", ["out", "both"])
+@pytest.mark.parametrize("pattern", ["iid", "all-off", "all-on", "one-block"])
+def test_grouped_gemm_with_routing_computes_the_spec(dtype, tolerance, batch, masks, pattern):
+    """The grouped-GEMM anchor (torch._grouped_mm, rows routed to their active output blocks) against the
+    reference, into a poisoned output: every element written, dropped blocks exactly zero."""
+    import torch
+
+    from condcore.problems import make_problem
+
+    if not hasattr(torch, "_grouped_mm"):
+        pytest.skip(f"torch {torch.__version__} has no torch._grouped_mm")
+    gen = torch.Generator().manual_seed(batch)
+    p = make_problem(batch, 32, 64, 16, in_density=0.5 if masks == "both" else None, out_density=0.5,
+                     dtype=getattr(torch, dtype), generator=gen, bias=batch > 1)
+    if pattern != "iid":
+        p.out_mask.fill_(pattern == "all-on")
+        if pattern == "one-block":
+            p.out_mask[:, 2] = True
+    provider = PROVIDERS["grouped_mm"]
+    assert provider.unsupported(p) == ""
+    out = torch.full((batch, 64), float("nan"), dtype=p.x.dtype)
+    y = provider.build(p, "auto", "auto", out)()
+    expected = p.reference()
+    assert not y.isnan().any()
+    assert ((y.double() - expected).abs() <= tolerance * (1 + expected.abs())).all()
+    dropped = ~p.out_mask.repeat_interleave(16, dim=1)
+    assert (y[dropped] == 0).all()
+
+
+def test_grouped_gemm_says_why_it_cannot_run():
+    import torch
+
+    from condcore.problems import make_problem
+
+    p = make_problem(4, 32, 64, 16, out_density=None, generator=torch.Generator().manual_seed(0))
+    assert PROVIDERS["grouped_mm"].unsupported(p) == "needs an output mask"
+    wide = make_problem(4, 32, 64, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    if hasattr(torch, "_grouped_mm"):
+        assert "torch._grouped_mm refuses torch.float64 on cpu" in PROVIDERS["grouped_mm"].unsupported(wide)
