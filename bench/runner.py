@@ -20,6 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench.plan.cases import check_runnable, kernel_cases, model_cases, model_sections, parse_shard, section_seeds, shard_cases
 from bench.core.errors import UserError
+from bench.machine.gpu_neighbours import describe as describe_gpu
+from bench.machine.gpu_neighbours import gpu_neighbours
 from bench.machine.contention import Load, describe, free_cores, measure_load, wait_quiet
 from bench.machine.fingerprint import fingerprint
 from bench.machine.peaks import measure_peaks, memory_roof
@@ -169,6 +171,10 @@ def make_plan(options: RunOptions, clock: PhaseClock) -> Plan:
     data = _load_data(suite)
     with clock.phase("waiting_for_quiet" if options.wait_quiet > 0 else "load_check"):
         load = _machine_load(options, suite.threads)
+        if any(c.device == "cuda" for c in kernels) and (neighbours := gpu_neighbours(holds_context=False)):
+            Console(stderr=True).print(f"[bold red]warning[/bold red]: {describe_gpu(neighbours)}. CUDA timings "
+                                       "will be slow and noisy; each case timed beside one is flagged gpu_shared.",
+                                       highlight=False)
     requested = suite.threads
     if options.free_cores_only and free_cores(load) < suite.threads:
         suite = suite.model_copy(update={"threads": free_cores(load)})

@@ -1,7 +1,7 @@
 """A kernel row's measurement flags as the derived tables and plots carry them: the load flags
-(bench.machine.contention: busy, oversubscribed, steal, noisy) and above_roofline (bench.measure.kernel). A figure
-from a flagged row is marked wherever a summary shows it, and a summary that prefers a clean row over a
-faster flagged one says so."""
+(bench.machine.contention: busy, oversubscribed, steal, noisy; bench.machine.gpu_neighbours: gpu_shared)
+and above_roofline (bench.measure.kernel). A figure from a flagged row is marked wherever a summary shows
+it, and a summary that prefers a clean row over a faster flagged one says so."""
 
 from __future__ import annotations
 

@@ -67,8 +67,13 @@ def report_data(run: Run) -> ReportData:
 
 def load_warning(run: Run) -> str:
     """One sentence when the run shared its CPUs (at the start or during cases), else ""."""
-    flagged = sum(int(t["contended"].fillna(False).astype(bool).sum()) for t in (run.kernels, run.models)
-                  if not t.empty and "contended" in t)
+    tables = [t for t in (run.kernels, run.models) if not t.empty and "contended" in t]
+    flags = [set(str(f).split(",")) if isinstance(f, str) else set() for t in tables
+             for f in (t["load_flags"] if "load_flags" in t else [None] * len(t))]
+    contended = [bool(c) for t in tables for c in t["contended"].fillna(False)]
+    # a row flagged only for sharing the GPU is counted there, not as CPU time taken
+    flagged = sum(c and bool(f - {"gpu_shared", "noisy"} or not f) for c, f in zip(contended, flags))
+    shared_gpu = sum("gpu_shared" in f for f in flags)
     total = len(run.kernels) + len(run.models)
     start = run.env.get("load_at_start") or {}
     parts = []
@@ -77,6 +82,9 @@ def load_warning(run: Run) -> str:
     if flagged:
         parts.append(f"{flagged} of {total} cases ran while other processes or the hypervisor took CPU time "
                      "(flagged busy / oversubscribed / steal)")
+    if shared_gpu:
+        parts.append(f"{shared_gpu} of {total} cases were timed while other processes ran on the GPU "
+                     "(flagged gpu_shared)")
     if not parts:
         return ""
     return ("This run shared its machine: " + "; ".join(parts) +
