@@ -145,28 +145,42 @@ def test_continuous_against_head_runs_both_sides_and_writes_its_verdicts(tmp_pat
     assert progress == ["base", "head", "head", "base"]
 
 
-@pytest.mark.slow
-def test_power_study_writes_rows_per_comparison_and_continues_where_it_stopped(tmp_path):
+def test_power_study_writes_rows_per_comparison_and_continues_where_it_stopped(tmp_path, monkeypatch, capsys):
+    """The study's bookkeeping, its three sides' processes stood in for: each side's processes are
+    `measure_sides`, the same code `continuous` runs in real processes (the test above)."""
+    import bench.regression.power as power
+    from bench.cli.main import main
+
+    case = "k/cpu/float32/auto/auto/B32/256x256/k64/d0.25/out/iid"
+    measured = []
+
+    def sides_measured(sides, suite_file, work, rounds):
+        measured.append(({side.name: dict(side.env) for side in sides}, rounds))
+        speedups = {"base": [1.50, 1.51], "unchanged": [1.51, 1.50], "slowed": [1.00, 1.01]}
+        return {side.name: tables({case: speedups[side.name]}) for side in sides}
+
+    monkeypatch.setattr(power, "measure_sides", sides_measured)
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "s.yaml").write_text(TINY_SUITE)
-    args = ("power", "s.yaml", "--slowdown-env", "CONDBENCH_NATIVE=0", "--rounds", "2", "--out", "study")
-    first = bench(*args, "--comparisons", "1", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
+    args = ["power", "s.yaml", "--slowdown-env", "CONDBENCH_NATIVE=0", "--rounds", "2", "--out", "study"]
+    assert main([*args, "--comparisons", "1"]) == 0
+    assert measured == [({"base": {}, "unchanged": {}, "slowed": {"CONDBENCH_NATIVE": "0"}}, 2)]
     rows = [json.loads(line) for line in (tmp_path / "study" / "comparisons.jsonl").read_text().splitlines()]
     assert sorted(r["variant"] for r in rows) == ["slowed", "unchanged"]
-    assert {r["comparison"] for r in rows} == {0}
+    assert {r["comparison"] for r in rows} == {0} and {r["case_id"] for r in rows} == {case}
     summary = json.loads((tmp_path / "study" / "summary.json").read_text())
     assert [r["threshold"] for r in summary["rates"]] == [0.05, 0.10, 0.15, 0.20]
-    assert all(r["comparisons"] == 1 for r in summary["rates"])
+    assert all(r["comparisons"] == 1 and r["unchanged_flagged"] == 0 for r in summary["rates"])
     # A finished comparison is never run again (each costs six processes): with comparison 1 on file as
     # an earlier invocation would have left it, asking for two runs none and summarizes both.
     with open(tmp_path / "study" / "comparisons.jsonl", "a") as f:
         f.writelines(json.dumps({**r, "comparison": 1}) + "\n" for r in rows)
-    second = bench(*args, "--comparisons", "2", cwd=tmp_path)
-    assert second.returncode == 0, second.stderr
-    assert "comparison " not in second.stderr
+    capsys.readouterr()
+    assert main([*args, "--comparisons", "2"]) == 0
+    assert len(measured) == 1 and "comparison " not in capsys.readouterr().err
     summary = json.loads((tmp_path / "study" / "summary.json").read_text())
     assert all(r["comparisons"] == 2 for r in summary["rates"])
     # Other settings in the same folder are refused.
-    other = bench("power", "s.yaml", "--slowdown-env", "CONDBENCH_NATIVE=0", "--rounds", "3", "--out", "study",
-                  cwd=tmp_path)
-    assert other.returncode == 2 and "other settings" in other.stderr
+    with pytest.raises(SystemExit) as refused:
+        main(["power", "s.yaml", "--slowdown-env", "CONDBENCH_NATIVE=0", "--rounds", "3", "--out", "study"])
+    assert refused.value.code == 2 and "other settings" in capsys.readouterr().err
