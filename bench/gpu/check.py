@@ -25,10 +25,14 @@ from pathlib import Path
 
 import yaml
 
+from bench.analysis.goals import check_goals
 from bench.core.errors import UserError
+from bench.measure.compile_check import GPU_SUITE
+from bench.regression.revision import PROJECT_ROOT
+from bench.store.results import load_run
+from bench.store.run_folder import write_json_atomic
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-GPU_SUITE = PROJECT_ROOT / "suites" / "gpu.yaml"
+STEPS_LIMIT_S = 540.0  # the steps' limits together: nine minutes of a fifteen-minute lease
 # What a step that overran gets between SIGINT (a run writes what it finished) and SIGKILL.
 GRACE_S = 10.0
 # The cases profiled: the goals' anchors, a large batch and a decode case at d = 0.25.
@@ -113,8 +117,6 @@ def plan_steps(out: Path, dry_run: bool, suite_file: Path = GPU_SUITE) -> list[S
     ]
 
 
-STEPS_LIMIT_S = 540.0  # the steps' limits together: nine minutes of a fifteen-minute lease
-
 
 def _shrunk_ids(ids: tuple[str, ...]) -> list[str]:
     """The profiled cases' ids in the dry-run suite: the same sweep, dtype, kernel, masks and density."""
@@ -196,9 +198,6 @@ def check(out: Path, dry_run: bool, on_step=None) -> dict:
 
 
 def _goals(out: Path) -> list[dict]:
-    from bench.analysis.goals import check_goals
-    from bench.store.results import load_run
-
     runs = sorted((out / "results" / "runs").glob("*")) if (out / "results" / "runs").is_dir() else []
     if not runs:
         return []
@@ -217,6 +216,4 @@ def _read_json(path: Path):
 
 
 def _write(out: Path, summary: dict) -> None:
-    from bench.store.run_folder import write_json_atomic
-
     write_json_atomic(out / "summary.json", summary)

@@ -27,8 +27,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from bench.core.errors import UserError
+from bench.regression.revision import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WHEELS = Path(".gpu-wheels")
 # The GPU image's interpreter and machine, as pip names them.
 PYTHON = "3.12"
