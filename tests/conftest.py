@@ -27,6 +27,12 @@ os.environ.setdefault("CONDBENCH_FLUSH_MBYTES", "16")
 
 HAS_CUDA = torch.cuda.is_available()
 
+# Three xdist workers share two cores: at torch's default of one thread per core, each worker's OpenMP
+# team spins at its barriers while the others hold the cores, and a 3-second training took 70 in the
+# suite. One thread per worker process; a test about threads sets its own, and a run sets each case's.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
 
 def pytest_collection_modifyitems(config, items):
     # The longest files first (tests/file_seconds.json; files it does not know last, in their order):

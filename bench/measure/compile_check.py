@@ -37,7 +37,7 @@ import triton
 from bench.plan.cases import kernel_cases
 from bench.plan.suite import load_suite
 from condcore.ops import pick_regime
-from condcore.problems import make_problem
+from condcore.masks import iid_block_mask
 from condcore.ops.triton.common import KernelLaunch, fitting_configs
 
 # SASS opcodes worth counting: tensor-core MMAs, async copies into shared memory, spill traffic.
@@ -101,18 +101,23 @@ def plan(case: LaunchCase) -> KernelLaunch:
 def _plan(case: LaunchCase) -> KernelLaunch:
     from condcore.ops.triton import grouped as triton_grouped, union as triton_union
 
-    p = make_problem(
-        case.batch, case.in_features, case.out_features, case.block_size,
-        in_density=0.5 if case.masks == "both" else None, out_density=0.5, bias=case.bias,
-        dtype=getattr(torch, case.dtype), generator=torch.Generator().manual_seed(0),
-    )
+    # Planning reads shapes, dtypes, strides, alignment and the masks, never the values: empty tensors
+    # (filling 8192 x 4096 and 14336 x 4096 with random numbers took a second per case).
+    dtype = getattr(torch, case.dtype)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.empty(case.batch, case.in_features, dtype=dtype)
+    weight = torch.empty(case.out_features, case.in_features, dtype=dtype)
+    bias = torch.empty(case.out_features, dtype=dtype) if case.bias else None
+    in_mask = (iid_block_mask(case.batch, case.in_features // case.block_size, 0.5, generator=generator)
+               if case.masks == "both" else None)
+    out_mask = iid_block_mask(case.batch, case.out_features // case.block_size, 0.5, generator=generator)
     if case.regime == "union":
         rows = slice(0, min(case.batch, triton_union.MAX_BATCH))
-        in_mask = None if p.in_mask is None else p.in_mask[rows]
-        y = torch.empty(rows.stop, case.out_features, dtype=p.x.dtype)
-        return triton_union.plan_launch(p.x[rows], p.weight, p.bias, in_mask, p.out_mask[rows], case.block_size, y)
-    y = torch.empty(case.batch, case.out_features, dtype=p.x.dtype)
-    launch = triton_grouped.plan_launch(p.x, p.weight, p.bias, p.in_mask, p.out_mask, case.block_size, y)
+        y = torch.empty(rows.stop, case.out_features, dtype=dtype)
+        return triton_union.plan_launch(x[rows], weight, bias, None if in_mask is None else in_mask[rows],
+                                        out_mask[rows], case.block_size, y)
+    y = torch.empty(case.batch, case.out_features, dtype=dtype)
+    launch = triton_grouped.plan_launch(x, weight, bias, in_mask, out_mask, case.block_size, y)
     assert launch is not None  # half the blocks are on
     return launch
 
@@ -141,22 +146,20 @@ def compile_launch(launch: KernelLaunch, config: triton.Config, target) -> objec
     return triton.compile(ASTSource(jit, signature, constexprs, attrs), target=target, options=options.__dict__)
 
 
-def _cuobjdump(flag: str, cubin: bytes) -> str:
+def inspect_cubin(cubin: bytes) -> tuple[int, int, int, dict[str, int]]:
+    """(registers, stack bytes, static shared bytes, opcode counts) of the kernel in a cubin, from one
+    cuobjdump call that prints both the resource line and the SASS."""
     from triton import knobs
 
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(cubin)
         f.flush()
-        return subprocess.run([knobs.nvidia.cuobjdump.path, flag, f.name], capture_output=True, text=True,
-                              check=True).stdout
-
-
-def inspect_cubin(cubin: bytes) -> tuple[int, int, int, dict[str, int]]:
-    """(registers, stack bytes, static shared bytes, opcode counts) of the kernel in a cubin."""
-    usage = re.search(r"REG:(\d+) STACK:(\d+) SHARED:(\d+)", _cuobjdump("-res-usage", cubin))
+        listing = subprocess.run([knobs.nvidia.cuobjdump.path, "-res-usage", "-sass", f.name], capture_output=True,
+                                 text=True, check=True).stdout
+    usage = re.search(r"REG:(\d+) STACK:(\d+) SHARED:(\d+)", listing)
     if usage is None:
         raise RuntimeError("cuobjdump -res-usage printed no resource line")
-    counts = Counter(re.findall(r"\b(" + "|".join(OPCODES) + r")\b", _cuobjdump("-sass", cubin)))
+    counts = Counter(re.findall(r"\b(" + "|".join(OPCODES) + r")\b", listing))
     registers, stack, static_shared = (int(g) for g in usage.groups())
     return registers, stack, static_shared, {op: counts.get(op, 0) for op in OPCODES}
 

@@ -1,6 +1,6 @@
-"""Sweeps as scheduler jobs through submitit's local executor, in real processes: shards merged into the
-run a plain run would be, a job killed midway resubmitted onto what it had finished, a killed launch
-resumed with only its unfinished shard run again."""
+"""Sweeps as scheduler jobs through submitit's local executor, in real processes: one launch that is killed
+twice and still ends as the plain run's cases merged from its shards (a job killed midway resubmitted onto
+what it had finished, a killed launch resumed with only its unfinished shard run again)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from pathlib import Path
 import psutil
 import pytest
 from support.bench_cli import bench
-from support.paths import REPO
 from support.suites import tiny_suite
 
 from bench.plan.cases import kernel_cases
@@ -52,24 +51,6 @@ def wait_for(condition, timeout: float = 300.0) -> None:
         time.sleep(0.05)
 
 
-def test_the_ci_suite_in_two_local_shards_is_the_plain_runs_cases_merged(tmp_path):
-    proc = bench("run", REPO / "suites" / "ci.yaml", "--launcher", "local", "--shards", "2", "--results", "res",
-                 "--quiet", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    folder, record = launch_record(tmp_path / "res")
-    merged = load_run(Path(record["merged"]))
-    planned = [c.case_id for c in kernel_cases(load_suite(REPO / "suites" / "ci.yaml"))]
-    assert sorted(r.case_id for r in merged.kernel_rows) == sorted(planned)  # each case once, none lost
-    assert all(r.status == "ok" for r in merged.kernel_rows)
-    shard_envs = merged.env["shard_envs"]
-    assert sorted(e["shard"][0] for e in shard_envs) == [0, 1]
-    for shard, env in zip(record["shards"], sorted(shard_envs, key=lambda e: e["shard"][0])):
-        assert env["hostname"] and env["job_id"] == shard["jobs"][-1]  # the job that ran it
-    assert "2 shard(s) on 1 machine(s) merged" in proc.stdout
-    page = (Path(record["merged"]) / "report" / "index.html").read_text()
-    assert "measured on 1 machine(s)" in page
-
-
 def test_a_killed_job_is_resubmitted_and_a_killed_launch_resumes_only_its_unfinished_shard(tmp_path):
     """One launch of two shards, killed twice: shard 0's job midway (the launcher resubmits it onto the
     folder it had started), then the launcher with shard 1's job (as when a login node goes away), and
@@ -101,7 +82,18 @@ def test_a_killed_job_is_resubmitted_and_a_killed_launch_resumes_only_its_unfini
     _, record = launch_record(tmp_path / "res")
     assert [len(shard["jobs"]) for shard in record["shards"]] == [2, 2]  # shard 0 was not run again
     assert (first / "kernels.jsonl").read_bytes() == first_rows
+
+    # the shards merged are the plain run's cases, each once; each shard's environment is the one its first
+    # job measured (the job resubmitted onto the folder keeps it)
     merged = load_run(Path(record["merged"]))
-    assert len({r.case_id for r in merged.kernel_rows}) == len(merged.kernel_rows) == 24
+    planned = [c.case_id for c in kernel_cases(load_suite(tmp_path / "s.yaml"))]
+    assert sorted(r.case_id for r in merged.kernel_rows) == sorted(planned) and len(planned) == 24
+    assert all(r.status == "ok" for r in merged.kernel_rows)
+    shard_envs = sorted(merged.env["shard_envs"], key=lambda e: e["shard"][0])
+    assert [e["shard"][0] for e in shard_envs] == [0, 1]
+    for shard, env in zip(record["shards"], shard_envs):
+        assert env["hostname"] and env["job_id"] == shard["jobs"][0]
+    assert "2 shard(s) on 1 machine(s) merged" in resumed.stdout
+    assert "measured on 1 machine(s)" in (Path(record["merged"]) / "report" / "index.html").read_text()
     again = bench("run", "--resume", folder, cwd=tmp_path)
     assert again.returncode == 2 and "this launch finished" in again.stderr
