@@ -166,8 +166,11 @@ def make_plan(options: RunOptions, clock: PhaseClock) -> Plan:
         raise UserError(f"{source}: shard {index}/{count} gets no case: the suite has "
                         f"{len(all_kernels) + len(all_models)}; use at most that many shards")
     check_runnable(kernels, source, suite.threads)
-    for dataset, hidden, batch in dict.fromkeys((m.dataset, m.hidden, m.batch_size) for m in models):
-        check_fits(dataset, hidden, batch, f"{source}: models")  # before anything trains, not an allocation traceback
+    if any(m.device == "cuda" for m in models) and not torch.cuda.is_available():
+        raise UserError(f"{source}: a models section asks for device cuda, but CUDA is not available on this machine")
+    for dataset, hidden, batch, device in dict.fromkeys((m.dataset, m.hidden, m.batch_size, m.device) for m in models):
+        # before anything trains, not an allocation traceback
+        check_fits(dataset, hidden, batch, f"{source}: models", device)
     data = _load_data(suite)
     with clock.phase("waiting_for_quiet" if options.wait_quiet > 0 else "load_check"):
         load = _machine_load(options, suite.threads)
@@ -328,11 +331,14 @@ def _time_models(suite: Suite, folder: Path, models: list, done_models: set, his
         progress.update(task, description=f"timing {len(together)} {dataset} models x {len(section.providers)} "
                                           "providers together")
         fields.update(time_models(together, tuple(section.batches), suite.repeats, tuple(section.providers),
-                                  suite.threads))
+                                  suite.threads, section.device, section.inference_dtype))
     for case in todo:
         model, metrics, split = loaded[case.name]
-        row = ModelRow(name=case.name, seed=case.seed, **(fields.get(case.name) or accuracy_row(model, metrics)))
-        if profile and case.name in fields and row.error is None:
+        section = section_of[case.name]
+        untimed = {**accuracy_row(model, metrics), "device": section.device, "inference_dtype": section.inference_dtype}
+        row = ModelRow(name=case.name, seed=case.seed, **(fields.get(case.name) or untimed))
+        # Model profiles run the CPU float32 model (bench.measure.profile): a section timed elsewhere has none.
+        if profile and case.name in fields and row.error is None and (row.device, row.inference_dtype) == ("cpu", "float32"):
             progress.update(task, description=f"profiling model {case.name}")
             times = {(m.provider, m.batch): m.median for m in row.metrics if m.metric == "time"}
             for model_profile in profile_model(case.name, model, metrics["inference_mode"],

@@ -76,8 +76,12 @@ class CacheFlush:
 def time_cpu_interleaved(fns: dict[str, Timed], rounds: int, warmup: int = 2, *,
                          settle_after: dict[str, float] | None = None, sample_s: float | None = None,
                          shuffle_seed: int | None = None, flush: Callable[[], None] | None = None,
-                         calls: dict[str, int] | None = None) -> dict[str, list[float]]:
+                         calls: dict[str, int] | None = None,
+                         sync: Callable[[], None] | None = None) -> dict[str, list[float]]:
     """Seconds per call of each function, one sample per round, functions interleaved within a round.
+    `sync` (torch.cuda.synchronize for work on a GPU) waits for the device before a sample's clock starts
+    and before it stops, so a sample times its calls' device work and not only their launches: whole
+    models on CUDA, where a call's launches, Python included, are part of what a user waits for.
     With `flush` (a CacheFlush), each sample is COLD_CALLS calls, each timed alone after a flush.
     `calls`, when given, receives each function's calls per sample (what a sample's seconds average).
 
@@ -89,11 +93,16 @@ def time_cpu_interleaved(fns: dict[str, Timed], rounds: int, warmup: int = 2, *,
     (results/ab/model-crosstalk-20261203). `shuffle_seed` orders each round afresh (seeded), so that
     what one candidate leaves behind (evicted caches, threads still winding down) is not always paid
     by the same next one: a bias becomes spread, which the intervals then show."""
+    if flush is not None and sync is not None:
+        raise ValueError("flush and sync: a cold sample flushes the CPU's caches, it does not wait for a device")
+    sync = sync or _no_sync
     per_call = {}
     for name, fn in fns.items():
         for _ in range(warmup):
+            sync()
             start = time.perf_counter()
             fn()
+            sync()
             per_call[name] = time.perf_counter() - start
     if sample_s is None:
         # The same number of calls per sample for every candidate, so each round compares like with
@@ -116,13 +125,18 @@ def time_cpu_interleaved(fns: dict[str, Timed], rounds: int, warmup: int = 2, *,
                 continue
             # Sized samples warm up for a quarter of their calls: after a neighbour or an idle pause,
             # a 0.1 ms call's first few repeats ran up to 2x slow (threads and caches coming back).
-            samples[name].append(_sample(fns[name], number[name], warm=1 if sample_s is None else max(1, number[name] // 4)))
+            samples[name].append(_sample(fns[name], number[name], warm=1 if sample_s is None else max(1, number[name] // 4),
+                                         sync=sync))
             if settle_after and settle_after.get(name, 0.0) > 0:
                 time.sleep(settle_after[name])
     return samples
 
 
-def _sample(fn: Timed, number: int, warm: int = 1) -> float:
+def _no_sync() -> None:
+    pass
+
+
+def _sample(fn: Timed, number: int, warm: int = 1, sync: Callable[[], None] = _no_sync) -> float:
     """Seconds per call over `number` calls, after one call that brings this candidate's data back
     into the caches (the previous candidate of the round evicted it). torch's Timer.timeit made two
     such calls per sample: with calls of a millisecond or more, two thirds of every round."""
@@ -131,9 +145,11 @@ def _sample(fn: Timed, number: int, warm: int = 1) -> float:
     collecting = gc.isenabled()
     gc.disable()
     try:
+        sync()
         start = time.perf_counter()
         for _ in range(number):
             fn()
+        sync()
         return (time.perf_counter() - start) / number
     finally:
         if collecting:

@@ -44,12 +44,24 @@ def model_summary(models: pd.DataFrame) -> pd.DataFrame:
         row["realized_density"] = ", ".join(f"{sum(col) / n:.3f}" for col in zip(*g["realized_density"]))
         if "flop_ideal" in g and g["flop_ideal"].notna().any():
             row["flop_ideal"] = float(g["flop_ideal"].dropna().iloc[0])  # the first seed's: the model timed
+        if "inference_test_error" in g and g["inference_test_error"].notna().any():
+            # the timed inference's own accuracy (16-bit), where the section times it in another dtype
+            row["inference_test_error"] = float(g["inference_test_error"].dropna().mean())
         if "error" in g and g["error"].notna().any():
             row["error"] = str(g["error"].dropna().iloc[0])
         if "load_flags" in g:
             row["load_flags"] = ",".join(sorted({f for v in g["load_flags"].dropna() for f in str(v).split(",") if f}))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def inference_where(models: pd.DataFrame) -> str:
+    """Where the models' inference was timed, for a title ("inference on cuda in bfloat16"); "" for the
+    CPU in float32 (rows from before devices say nothing, and mean that)."""
+    device = models["device"].dropna().iloc[0] if "device" in models and models["device"].notna().any() else "cpu"
+    dtype = (models["inference_dtype"].dropna().iloc[0]
+             if "inference_dtype" in models and models["inference_dtype"].notna().any() else "float32")
+    return "" if (device, dtype) == ("cpu", "float32") else f"inference on {device} in {dtype}"
 
 
 def speed_summary(models: pd.DataFrame, speeds: pd.DataFrame) -> pd.DataFrame:

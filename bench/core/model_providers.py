@@ -176,6 +176,10 @@ def onnx_session(onnx_model: bytes, threads: int):
 
 def _onnxruntime(model: CondNet, mode: str, threads: int) -> tuple[Prepare, RunBatch]:
     as_sequential(model)  # a CondNet is refused before anything is exported
+    weight = next(model.parameters())
+    if weight.device.type != "cpu" or weight.dtype != torch.float32:
+        raise ProviderUnavailable(f"ONNX Runtime runs here on its CPU execution provider in float32; this model "
+                                  f"runs on {weight.device.type} in {str(weight.dtype).removeprefix('torch.')}")
     session = onnx_session(export_onnx(model), threads)
     name = session.get_inputs()[0].name
     return (lambda x: {name: x.detach().contiguous().numpy()}), (lambda feed: session.run(None, feed)[0])

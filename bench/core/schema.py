@@ -179,6 +179,11 @@ class ModelRow(LoadFields):
     flop_ideal: float | None = None
     # why the model was not timed: its timed forward disagreed with the reference kernel's (None: it agreed)
     error: str | None = None
+    # where its inference ran and in which dtype (bench.plan.suite.ModelSweep); test_error is its float32
+    # checkpoint's, inference_test_error the test error of the inference timed, where its dtype is not float32
+    device: str = "cpu"
+    inference_dtype: str = "float32"
+    inference_test_error: float | None = None
 
 
 class ProviderProfile(BaseModel):

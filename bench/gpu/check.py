@@ -93,23 +93,45 @@ def dry_run_suite(suite: dict) -> dict:
                        # rules about the batches and block sizes shrunk away would match nothing (refused)
                        "exclude": [e for e in sweep.get("exclude", []) if not {"batch", "block_size"} & set(e)]})
     shrunk["kernels"] = sweeps
+    sections = suite.get("models") or []
+    shrunk["models"] = [{**section, "device": "cpu", "hidden": [64] * len(section.get("hidden", [1024, 1024])),
+                         "block_size": 16, "taus": [0.25], "epochs": 1, "dense_widths": [16][: len(section.get("dense_widths", []))],
+                         "batches": [1, 17]}
+                        for section in ([sections] if isinstance(sections, dict) else sections)]
+    if not shrunk["models"]:
+        del shrunk["models"]
     return shrunk
+
+
+def step_cases(suite: dict) -> tuple[list[str], list[str]]:
+    """`--case` globs that select a suite's kernel sweeps, and its models (by dataset): the two steps that
+    run one suite in two parts."""
+    sections = suite.get("models") or []
+    sections = [sections] if isinstance(sections, dict) else sections
+    return ([f"{sweep['name']}/*" for sweep in suite.get("kernels", [])],
+            list(dict.fromkeys(f"{section.get('dataset', 'digits')}-*" for section in sections)))
 
 
 def plan_steps(out: Path, dry_run: bool, suite_file: Path = GPU_SUITE) -> list[Step]:
     python = sys.executable
+    spec = yaml.safe_load(suite_file.read_text())
     if dry_run:
         suite = out / "gpu-dry.yaml"
-        suite.write_text(yaml.safe_dump(dry_run_suite(yaml.safe_load(suite_file.read_text())), sort_keys=False))
+        spec = dry_run_suite(spec)
+        suite.write_text(yaml.safe_dump(spec, sort_keys=False))
         profiled = [p.replace("/cuda/", "/cpu/") for p in _shrunk_ids(PROFILED)]
     else:
         suite, profiled = suite_file, list(PROFILED)
     bench = (python, "-m", "bench")
+    kernels, models = step_cases(spec)
     return [
         Step("device", (python, "-c", DEVICE_SCRIPT, str(out / "device.json")), 30.0, ("device.json",)),
         Step("tests", (python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--junitxml", str(out / "tests.xml"),
                        *(DRY_TESTS if dry_run else [*TESTS, "tests"])), 120.0, ("tests.xml",)),
-        Step("suite", (*bench, "run", str(suite), "--results", str(out / "results")), 300.0, ("results",)),
+        Step("suite", (*bench, "run", str(suite), "--results", str(out / "results"),
+                       *(a for case in kernels for a in ("--case", case))), 240.0, ("results",)),
+        Step("models", (*bench, "run", str(suite), "--results", str(out / "models"),
+                        *(a for case in models for a in ("--case", case))), 60.0, ("models",)),
         Step("profile", (*bench, "profile", str(suite), "--results", str(out / "profiles"),
                          *(a for case in profiled for a in ("--case", case))), 45.0, ("profiles",)),
         Step("compile", (*bench, "compile-check", "--suite", str(suite_file), "--json", str(out / "compile.json"),
@@ -190,7 +212,7 @@ def check(out: Path, dry_run: bool, on_step=None) -> dict:
         _write(out, summary)
     summary["device"] = _read_json(out / "device.json")
     summary["runs"] = {name: [str(p.relative_to(out)) for p in sorted((out / name / "runs").glob("*"))]
-                       for name in ("results", "profiles") if (out / name / "runs").is_dir()}
+                       for name in ("results", "models", "profiles") if (out / name / "runs").is_dir()}
     summary["goals"] = _goals(out)
     summary["seconds"] = round(sum(s["seconds"] for s in summary["steps"]), 1)
     _write(out, summary)

@@ -12,6 +12,7 @@ it times them again on resume; their training is kept.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import dataclass
 
@@ -20,10 +21,12 @@ import torch
 from bench.machine.contention import load_since, snapshot
 from bench.core.model_providers import MODEL_PROVIDERS, ProviderUnavailable, is_dense
 from bench.core.schema import Metric, ProviderCheck, RoundTimes
-from condcore.data import Dataset
+from condcore.data import Dataset, Split
 from condcore.models import CondNet
 from condcore.ops import frozen_weights
-from condcore.speed import check_inference, dense_twin, flop_ideal
+from condcore.problems import RELATIVE_TOLERANCE
+from condcore.speed import check_inference, dense_twin, flop_ideal, logits_error, low_precision_spec
+from condcore.train import evaluate
 from condcore.timing import bootstrap_interval, iqr, median, ratio_samples, time_cpu_interleaved
 
 RTOL = ATOL = 1e-4  # a provider's logits against the spec's, as condcore.speed.check_inference
@@ -62,12 +65,29 @@ def accuracy_row(model: CondNet, metrics: dict) -> dict:
 
 
 @torch.no_grad()
-def spec_logits(model: CondNet, x: torch.Tensor, mode: str) -> torch.Tensor:
+def spec_logits(model: CondNet, x: torch.Tensor, mode: str, wide: CondNet | None = None) -> torch.Tensor:
     """What every provider must compute: the model on the reference kernel (condcore.ops.reference),
-    with the draws `check_inference` uses where the mode samples."""
+    with the draws `check_inference` uses where the mode samples. For a 16-bit model, `wide` (its float64
+    copy, condcore.speed.low_precision_spec) on the masks the model's own forward chooses."""
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        return model(x, mode=mode, backend="reference").logits
+        if wide is None:
+            return model(x, mode=mode, backend="reference").logits
+        masks = model(x, mode=mode).masks
+        return wide(x.double(), mode=mode, backend="reference", masks=masks).logits
+
+
+def as_timed(model: CondNet, device: str, dtype: torch.dtype) -> CondNet:
+    """The model as its inference is timed: a copy on `device` in `dtype` (itself where it already is)."""
+    weight = next(model.parameters())
+    if weight.device.type == device and weight.dtype == dtype:
+        return model
+    return copy.deepcopy(model).to(device=device, dtype=dtype).eval()
+
+
+def sync_for(device: str):
+    """What a timing sample waits on before its clock starts and stops (condcore.timing)."""
+    return torch.cuda.synchronize if device == "cuda" else None
 
 
 class _Candidate:
@@ -82,15 +102,27 @@ class _Candidate:
 
 
 @torch.no_grad()
-def _check_provider(timed: TimedModel, provider: str, batches: dict[int, list[torch.Tensor]],
+def _test_error(net: CondNet, test: Split, mode: str, device: str, dtype: torch.dtype) -> float:
+    """The test error of the model's inference as it is timed (on `device`, in `dtype`), with the draws
+    of every check where the mode samples."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return 1.0 - evaluate(net, Split(test.x.to(device=device, dtype=dtype), test.y.to(device)), mode).accuracy
+
+
+@torch.no_grad()
+def _check_provider(timed: TimedModel, net: CondNet, provider: str, batches: dict[int, list[torch.Tensor]],
                     specs: dict[int, list[torch.Tensor]], threads: int) -> tuple[ProviderCheck, _Candidate | None]:
-    """The provider built for the model and checked on every test batch against the spec's logits
-    (`specs`, per batch size as `batches`); a check that fails or a provider that cannot run is a
-    ProviderCheck saying why, and no candidate."""
+    """The provider built for the model as it is timed (`net`: on its device, in its dtype) and checked
+    on every test batch against the spec's logits (`specs`, per batch size as `batches`): within RTOL and
+    ATOL in float32, within the dtype's tolerance of the largest logit in 16 bits (as a kernel case). A
+    check that fails or a provider that cannot run is a ProviderCheck saying why, and no candidate."""
     role = "ours" if provider == "ours" else "peer"
     mode = timed.metrics["inference_mode"]
+    dtype = next(net.parameters()).dtype
+    tolerance = RELATIVE_TOLERANCE[dtype] if dtype in (torch.float16, torch.bfloat16) else None
     try:
-        prepare, run = MODEL_PROVIDERS[provider].build(timed.model, mode, threads)
+        prepare, run = MODEL_PROVIDERS[provider].build(net, mode, threads)
         inputs, worst = {}, 0.0
         for batch, xs in batches.items():
             inputs[batch] = [prepare(x) for x in xs]
@@ -98,6 +130,14 @@ def _check_provider(timed: TimedModel, provider: str, batches: dict[int, list[to
                 with torch.random.fork_rng():
                     torch.manual_seed(0)
                     got = torch.as_tensor(run(prepared)).double()
+                if tolerance is not None and got.shape == want.shape:
+                    error = logits_error(got, want)
+                    if not error <= tolerance:  # written so that NaN fails
+                        return ProviderCheck(provider=provider, role=role, status="failed",
+                                             error=f"logits differ from the reference by {error:.3g} of their largest "
+                                                   f"at batch {batch} (tolerance {tolerance})"), None
+                    worst = max(worst, error)
+                    continue
                 if got.shape != want.shape or not torch.allclose(got, want, rtol=RTOL, atol=ATOL):
                     diff = float((got - want).abs().max()) if got.shape == want.shape else float("nan")
                     return ProviderCheck(provider=provider, role=role, status="failed",
@@ -112,12 +152,17 @@ def _check_provider(timed: TimedModel, provider: str, batches: dict[int, list[to
 
 
 def time_models(models: list[TimedModel], batches: tuple[int, ...], rounds: int, providers: tuple[str, ...],
-                threads: int) -> dict[str, dict]:
+                threads: int, device: str = "cpu", dtype: str = "float32") -> dict[str, dict]:
     """Each model's row fields (bench.core.schema.ModelRow less name and seed): its accuracy, each provider's
     check, and per batch size each correct provider's time, all models and providers interleaved in one
     group per batch; the speedup over its same-shape dense twin (the dense model of its hidden shape
     timed here, else one built from its weights), as before. A model whose own forward (`ours`) disagrees
-    with the reference is a failed row: its accuracy and the error, no timings."""
+    with the reference is a failed row: its accuracy and the error, no timings. Inference runs on
+    `device` in `dtype` (a copy of each model, its test batches cast); on CUDA each sample waits for the
+    device before its clock starts and stops. Outside float32, each row also has the test error of that
+    inference (`inference_test_error`)."""
+    torch_dtype = getattr(torch, dtype)
+    nets = {timed.name: as_timed(timed.model, device, torch_dtype) for timed in models}
     group = uuid.uuid4().hex[:12]
     rows: dict[str, dict] = {}
     candidates: dict[tuple[str, str], _Candidate] = {}
@@ -126,19 +171,24 @@ def time_models(models: list[TimedModel], batches: tuple[int, ...], rounds: int,
     before = snapshot()
     with frozen_weights():
         for timed in models:
-            row = rows[timed.name] = accuracy_row(timed.model, timed.metrics)
-            mode = timed.metrics["inference_mode"]
-            xs = test_xs[timed.name] = {b: test_batches(timed.data.test.x, b) for b in batches}
+            row = rows[timed.name] = {**accuracy_row(timed.model, timed.metrics), "device": device,
+                                      "inference_dtype": dtype}
+            mode, net = timed.metrics["inference_mode"], nets[timed.name]
+            xs = test_xs[timed.name] = {b: [x.to(device=device, dtype=torch_dtype) for x in test_batches(timed.data.test.x, b)]
+                                        for b in batches}
+            if dtype != "float32":
+                row["inference_test_error"] = _test_error(net, timed.data.test, mode, device, torch_dtype)
             try:
                 for b, batch_xs in xs.items():
-                    check_inference(timed.model, batch_xs, mode)
+                    check_inference(net, batch_xs, mode)
             except ValueError as exc:  # its timed forward disagrees with the spec: a failed row
                 row["error"] = f"batch {b}: {exc}"
                 continue
             checks = []
-            specs = {b: [spec_logits(timed.model, x, mode).double() for x in batch_xs] for b, batch_xs in xs.items()}
+            wide = low_precision_spec(net)
+            specs = {b: [spec_logits(net, x, mode, wide).double() for x in batch_xs] for b, batch_xs in xs.items()}
             for provider in providers:
-                check, candidate = _check_provider(timed, provider, xs, specs, threads)
+                check, candidate = _check_provider(timed, net, provider, xs, specs, threads)
                 checks.append(check)
                 if candidate is not None:
                     candidates[(timed.name, provider)] = candidate
@@ -150,8 +200,8 @@ def time_models(models: list[TimedModel], batches: tuple[int, ...], rounds: int,
                 continue
             twin = dense_by_shape.get(rows[timed.name]["hidden"])
             if twin is None:  # no dense model of its shape in this group: its own weights, dense
-                net = dense_twin(timed.model)
-                candidates[(timed.name, "twin")] = _Candidate(lambda x, net=net: net(x, mode="threshold").logits,
+                twin_net = dense_twin(nets[timed.name])
+                candidates[(timed.name, "twin")] = _Candidate(lambda x, net=twin_net: net(x, mode="threshold").logits,
                                                               test_xs[timed.name])
                 twins[timed.name] = (timed.name, "twin")
             else:
@@ -166,7 +216,8 @@ def time_models(models: list[TimedModel], batches: tuple[int, ...], rounds: int,
                           for k in fns}
                 calls[b] = {}
                 raw = time_cpu_interleaved({f"{k[0]}|{k[1]}": fn for k, fn in fns.items()}, rounds,
-                                           settle_after=settle, sample_s=SAMPLE_S, shuffle_seed=b, calls=calls[b]) if fns else {}
+                                           settle_after=settle, sample_s=SAMPLE_S, shuffle_seed=b, calls=calls[b],
+                                           sync=sync_for(device)) if fns else {}
             samples[b] = {key: [s / n[key] for s in raw[f"{key[0]}|{key[1]}"]] for key in fns}
             calls[b] = {key: calls[b][f"{key[0]}|{key[1]}"] * n[key] for key in fns}
     load = load_since(before).row_fields(threads)

@@ -15,7 +15,7 @@ import torch
 
 from bench.core.errors import UserError
 from bench.plan.models import ModelCase
-from condcore.data import FEATURES, Dataset, load_dataset
+from condcore.data import FEATURES, Dataset, Split, load_dataset
 from condcore.mask_export import export_masks, load_masks
 from condcore.models import CondNet
 from condcore.policies import POLICIES
@@ -30,14 +30,16 @@ def training_memory_bytes(dataset: str, hidden: tuple[int, ...] | list[int], bat
     return 16 * weights + 16 * batch_size * sum(widths)
 
 
-def check_fits(dataset: str, hidden, batch_size: int, where: str) -> None:
-    """One line, before any training starts, where a model cannot fit in this machine's free memory."""
+def check_fits(dataset: str, hidden, batch_size: int, where: str, device: str = "cpu") -> None:
+    """One line, before any training starts, where a model cannot fit in the free memory of the machine
+    (or of its GPU, for a model that trains on cuda)."""
     from bench.measure.kernel import MEMORY_HEADROOM, available_memory_bytes  # measure imports this module
 
-    need, free = training_memory_bytes(dataset, hidden, batch_size), available_memory_bytes("cpu")
+    need, free = training_memory_bytes(dataset, hidden, batch_size), available_memory_bytes(device)
     if need > MEMORY_HEADROOM * free:
+        on = "this machine" if device == "cpu" else f"its {device} device"
         raise UserError(f"{where}: training a {dataset} model with hidden widths {list(hidden)} needs about "
-                        f"{need / 2**30:.3g} GiB; this machine has {free / 2**30:.3g} GiB free")
+                        f"{need / 2**30:.3g} GiB; {on} has {free / 2**30:.3g} GiB free")
 
 
 def train_or_reuse(case: ModelCase, data: Dataset, root: Path, *, progress: bool = True) -> tuple[CondNet, dict]:
@@ -82,11 +84,22 @@ def _train(case: ModelCase, data: Dataset, folder: Path, progress: bool) -> tupl
                             inference_mode=POLICIES[case.policy].inference_mode, precision=case.precision, valid_every=5,
                             **case.recipe.train_options())
     torch.manual_seed(case.seed)
-    result = train(CondNet(model_cfg), data, train_cfg, progress=progress)
+    result = train(CondNet(model_cfg).to(case.device), dataset_on(data, case.device), train_cfg, progress=progress)
+    # The checkpoint, its test metrics and its masks from the CPU copy: one file whatever trained it, and
+    # the same masks a CPU kernel case of this model reads.
+    result.model.cpu()
     folder.mkdir(parents=True, exist_ok=True)
     export_masks(result.model, data.test, train_cfg.inference_mode, folder / "masks.npz", dataset=data.name)
     metrics = save_checkpoint(result, data, train_cfg, folder)
     return result.model, {**metrics, "history": result.history}  # as load_checkpoint gives them
+
+
+def dataset_on(data: Dataset, device: str) -> Dataset:
+    """The dataset with its splits' tensors on `device` (itself on the CPU)."""
+    if device == "cpu":
+        return data
+    move = lambda split: Split(split.x.to(device), split.y.to(device))  # noqa: E731
+    return Dataset(data.name, move(data.train), move(data.valid), move(data.test), data.n_classes)
 
 
 def is_trained(case: ModelCase, root: Path) -> bool:
@@ -146,10 +159,15 @@ def train_missing(cases: list[ModelCase], datasets: Datasets, root: Path, jobs: 
     # layers that train dense (dense, straight-through) cost the most, then the denser policies.
     todo = sorted((case for case in cases if not is_trained(case, root)),
                   key=lambda case: (POLICIES[case.policy].sparse_in_training, -case.tau))
+    # Models that train on a GPU train here, one after another: each would otherwise start a CUDA
+    # context of its own in a worker, and they would share the device anyway.
+    on_gpu = [case for case in todo if case.device != "cpu"]
+    todo = [case for case in todo if case.device == "cpu"]
     jobs = min(jobs, len(todo))
     # The models that do not fill a last round of `jobs` train first, here, on every thread: trained
     # last, each would run on one core while the other cores sat idle.
-    in_process = todo if jobs <= 1 else todo[: len(todo) % jobs]
+    first = todo if jobs <= 1 else todo[: len(todo) % jobs]
+    in_process = on_gpu + first
     pool = None
     if jobs > 1:
         # spawn, not fork: a forked child of a process that has run OpenMP work can hang in it.
@@ -161,7 +179,7 @@ def train_missing(cases: list[ModelCase], datasets: Datasets, root: Path, jobs: 
             on_done(case)
         if pool is None:
             return
-        for case in pool.imap_unordered(_train_in_worker, [(case, root) for case in todo[len(in_process):]]):
+        for case in pool.imap_unordered(_train_in_worker, [(case, root) for case in todo[len(first):]]):
             on_done(case)
         pool.close()
     except BaseException:

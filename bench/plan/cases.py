@@ -80,7 +80,7 @@ def model_sections(suite: Suite) -> list[tuple[ModelSweep, list[ModelCase]]]:
                         as_weights(m.policy_lr_mult), m.policy_l2, m.l2, m.loss_reduction)
         grid = model_grid(m.dataset, m.policies, m.taus, tuple(m.hidden), m.block_size, m.epochs,
                           section_seeds(suite, m), m.precision, m.seeded_policies, batch_size=m.batch_size, lr=m.lr,
-                          dense_widths=m.dense_widths, recipe=recipe)
+                          dense_widths=m.dense_widths, recipe=recipe, device=m.device)
         sections.append((m, [case for case in grid if case.name not in seen]))
         seen.update(case.name for case in grid)
     return sections

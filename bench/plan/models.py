@@ -74,13 +74,15 @@ class ModelCase:
     lr: float = TrainConfig.lr
     layer_taus: tuple[float, ...] | None = None  # one target per hidden layer (the paper's 1/4, 1/32, 1/32)
     recipe: Recipe = Recipe()
+    device: str = "cpu"  # where it trains; a model trained on the CPU names no device, as before devices
 
     @property
     def name(self) -> str:
         hidden = "x".join(map(str, self.hidden))
         tau = _spelled(self.layer_taus) if self.layer_taus is not None else number_key(self.tau)
+        device = "" if self.device == "cpu" else f"-{self.device}"
         return (f"{self.dataset}-{self.policy}-tau{tau}-h{hidden}-k{self.block_size}-e{self.epochs}"
-                f"-b{self.batch_size}-lr{number_key(self.lr)}-{self.precision}{self.recipe.key}-s{self.seed}")
+                f"-b{self.batch_size}-lr{number_key(self.lr)}-{self.precision}{self.recipe.key}{device}-s{self.seed}")
 
     def model_config(self, n_features: int, n_classes: int) -> CondNetConfig:
         tau = 1.0 if self.policy == "dense" else self.layer_taus if self.layer_taus is not None else self.tau
@@ -99,7 +101,7 @@ def model_grid(dataset: str, policies: list[str], taus: list[float | list[float]
                block_size: int, epochs: int, seeds: list[int], precision: str,
                seeded_policies: list[str] | None = None, *, batch_size: int = TrainConfig.batch_size,
                lr: float = TrainConfig.lr, dense_widths: list[int] | tuple[int, ...] = (),
-               recipe: Recipe = Recipe()) -> list[ModelCase]:
+               recipe: Recipe = Recipe(), device: str = "cpu") -> list[ModelCase]:
     """Every policy x tau (the dense net once, at tau 1), once per seed; the policies outside
     `seeded_policies` (None: none outside) with the first seed only. Then the dense frontier: a dense net
     of each of `dense_widths` (every hidden layer that wide), with every seed the dense net has, the
@@ -109,7 +111,7 @@ def model_grid(dataset: str, policies: list[str], taus: list[float | list[float]
     def case(policy: str, tau: float | list[float], seed: int) -> ModelCase:
         headline, layer_taus = as_tau(tau, hidden, block_size)
         return ModelCase(dataset, policy, headline, hidden, block_size, epochs, seed, precision, batch_size, lr,
-                         layer_taus, recipe)
+                         layer_taus, recipe, device)
 
     grid = [case(policy, tau, seed) for i, seed in enumerate(seeds) for policy in policies if i == 0 or policy in seeded
             for tau in ([1.0] if policy == "dense" else taus)]
@@ -117,7 +119,7 @@ def model_grid(dataset: str, policies: list[str], taus: list[float | list[float]
     names = {case.name for case in grid}
     # A dense net's block size only names it (no gate reads it); it must divide the width.
     frontier = [ModelCase(dataset, "dense", 1.0, (width,) * len(hidden), math.gcd(block_size, width), epochs, seed,
-                          precision, batch_size, lr, recipe=recipe)
+                          precision, batch_size, lr, recipe=recipe, device=device)
                 for seed in dense_seeds for width in dense_widths]
     first = [c for c in frontier if c.seed == seeds[0] and c.name not in names]
     later = [c for c in frontier if c.seed != seeds[0] and c.name not in names]

@@ -39,6 +39,7 @@ Peer = Literal[peer_names()]  # from the provider registry
 Regime = Literal[REGIMES]  # from dispatch
 MaskSide = Literal["out", "both"]
 MaskSource = Literal[(*MASK_KINDS, "trained")]  # condcore.masks' kinds, or a trained model's masks
+InferenceDType = Literal["float32", "bfloat16", "float16"]
 Policy = Literal[tuple(POLICIES)]  # from the policy registry
 ModelProviderName = Literal[model_provider_names()]  # from the model provider registry
 Dataset = Literal[DATASETS]  # from condcore.data
@@ -184,6 +185,11 @@ class ModelSweep(Strict):
     loss_reduction: Literal[LOSS_REDUCTIONS] = TrainConfig.loss_reduction
     train_jobs: int = Field(default=0, ge=0, le=MAX_THREADS)  # models trained side by side, one thread each; 0: `threads`
     batches: list[Batch] = Field(default=[1, 256], min_length=1)
+    # Where the section's models train and are timed, and the dtype their inference runs in (weights and
+    # inputs cast; a 16-bit inference is checked against the float64 network on the masks it chose,
+    # condcore.speed.check_inference). Training keeps `precision`.
+    device: Device = "cpu"
+    inference_dtype: InferenceDType = "float32"
     # The dense frontier: a dense net of each width (every hidden layer that wide), trained with the same
     # recipe and seeds as the dense net, timed with the rest; each CondNet is compared with the fastest
     # of them that is as accurate (bench.analysis.frontier).
@@ -259,7 +265,7 @@ class Suite(Strict):
         first: dict[str, int] = {}
         for i, section in enumerate(self.models):
             j = first.setdefault(section.dataset, i)
-            for key in ("data_dir", "batches", "providers"):
+            for key in ("data_dir", "batches", "providers", "device", "inference_dtype"):
                 if getattr(section, key) != getattr(self.models[j], key):
                     raise ValueError(f"models[{i}] and models[{j}] are both on {section.dataset} but their {key} "
                                      f"differ ({getattr(section, key)} and {getattr(self.models[j], key)}): "

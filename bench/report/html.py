@@ -19,6 +19,7 @@ from markupsafe import Markup, escape
 
 from bench.analysis.break_even import describe
 from bench.analysis.frontier import label
+from bench.analysis.models_summary import inference_where
 from bench.analysis.rows import (asked_density, baseline_cell, baseline_note, cache_cell, cache_note, fastest_peer,
                                  in_reading_order, kernel_cells, kernel_legend)
 from bench.analysis.summary import (best_grid, budget_label, grid_notes, iso_text, ms_text, number_text, speed_band,
@@ -252,6 +253,9 @@ def models_html(part: DatasetPart, dataset: str = "") -> list[str]:
         row = {"model": Markup("{} <span class='slow'>check failed</span>").format(name)
                         if isinstance(r.get("error"), str) else name,
                "seeds": r["seeds"], "test error %": error,
+               **({"its inference error %": f"{100 * r['inference_test_error']:.2f}"
+                   if r.get("inference_test_error", math.nan) == r.get("inference_test_error", math.nan) else ""}
+                  if "inference_test_error" in m else {}),
                "vs dense, points": "" if change != change else f"{100 * change:+.2f}",
                "density per layer": r["realized_density"]}
         for b in batches:
@@ -262,7 +266,9 @@ def models_html(part: DatasetPart, dataset: str = "") -> list[str]:
         if batches and ideal == ideal and (s := cell.get((r["policy"], r["tau"], r["hidden"], batches[-1]))) is not None:
             row[f"of ideal, B={batches[-1]}"] = f"{s['speedup'] / ideal:.2f}"
         rows.append(row)
-    parts = [f"<h2>Trained models{html.escape(f' on {dataset}' if dataset else '')}</h2><p class='note'>Test error: mean [95% interval] over the seeds (the wider "
+    where = inference_where(run.models)
+    parts = [f"<h2>Trained models{html.escape(f' on {dataset}' if dataset else '')}{html.escape(f', {where}' if where else '')}"
+             "</h2><p class='note'>Test error: mean [95% interval] over the seeds (the wider "
              "of the t-interval and the exact binomial one); vs dense: the change against the dense net on the "
              "same splits, paired per seed; x: end-to-end inference speedup over the same-shape dense twin (condbench's forward), median [95% "
              "interval]; FLOP ideal: dense FLOPs over the FLOPs really run, policies included.</p>",

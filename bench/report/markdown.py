@@ -7,6 +7,7 @@ import pandas as pd
 
 from bench.analysis.break_even import describe
 from bench.analysis.frontier import label
+from bench.analysis.models_summary import inference_where
 from bench.analysis.rows import baseline_phrase, machine_line
 from bench.analysis.summary import best_grid, budget_label, grid_notes, iso_text, ms_text, speedup_text
 from bench.core.flags import FLAGGED, FLAGGED_NOTE, flag_mark
@@ -64,7 +65,9 @@ def models_markdown(part: DatasetPart) -> list[str]:
     lines = []
     dataset = part.run.models["dataset"].iloc[0] if not part.run.models.empty else ""
     if not fastest.empty:
+        where = inference_where(part.run.models)
         lines += [_md_text(f"**Is it worth it? The fastest model of all within each test-error budget** ({dataset}; "
+                           + (f"{where}; " if where else "") +
                            "CondNets and dense nets of every width, each under its fastest correct provider; budget: "
                            f"the test error's rise over the {ref} dense net's, paired per seed):"), "",
                   *markdown_table(["test error vs dense", "B", "fastest model", "runs as", "ms per batch",

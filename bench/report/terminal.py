@@ -16,6 +16,7 @@ from rich.table import Table
 
 from bench.analysis.break_even import describe
 from bench.analysis.frontier import label, reference_hidden
+from bench.analysis.models_summary import inference_where
 from bench.analysis.rows import (asked_density, baseline_cell, baseline_note, cache_cell, cache_note, fastest_peer,
                                  in_reading_order, kernel_cells, kernel_legend, machine_line)
 from bench.analysis.summary import best_grid, budget_label, grid_notes, ms_text, no_interval, number_text, speed_band
@@ -292,9 +293,17 @@ def print_models(part: DatasetPart, console: Console) -> None:
                "of all their test images; vs dense: the change against the dense net trained on the same "
                "split(s), paired per seed; x: speedup, median [95% interval]; of ideal: the speedup over the "
                "FLOP ideal (dense FLOPs / FLOPs run, policies included)")
+    where = inference_where(part.run.models)
+    if where:
+        title += f" ({where})"
+    low_precision = "inference_test_error" in m and m["inference_test_error"].notna().any()
+    if low_precision:
+        caption += ("; test error: the float32 checkpoint's, its inference error: that of the inference timed, "
+                    "in its dtype")
     last = batches[-1] if batches else None
     columns = [Column("model", KEEP, "left"), Column("mode", 40, label="mode"),
-               Column("seeds", 30, label="seeds"), Column("test\nerror %", KEEP), Column("vs dense,\npoints", KEEP),
+               Column("seeds", 30, label="seeds"), Column("test\nerror %", KEEP),
+               *([Column("its inference\nerror %", KEEP)] if low_precision else []), Column("vs dense,\npoints", KEEP),
                Column("density\nper layer", 50), *[Column(f"x at\nB={b}", KEEP if b in (batches[0], last) else 60)
                                                     for b in batches]]
     if last:
@@ -314,7 +323,9 @@ def print_models(part: DatasetPart, console: Console) -> None:
         ideal_cells = [f"{ideal:.2f}" if ideal == ideal else "–",
                        _fraction_of_ideal_cell(cell.get((r["policy"], r["tau"], r["hidden"], last)), ideal)] if last else []
         density = "/".join(d.strip().removeprefix("0") for d in str(r["realized_density"]).split(","))
+        inference_error = r.get("inference_test_error", math.nan)
         rows.append([policy, r["inference_mode"], str(r["seeds"]), (full_error, error),
+                     *([f"{100 * inference_error:.2f}" if inference_error == inference_error else "–"] if low_precision else []),
                      _error_change_cell(r), density, *[_model_speed_cell(cell.get((r["policy"], r["tau"], r["hidden"], b)))
                                                        for b in batches], *ideal_cells])
     console.print(fitted_table(title, columns, rows, console.width, caption=caption, files="models.csv"))

@@ -156,8 +156,13 @@ class Run:
 
     @cached_property
     def models(self) -> pd.DataFrame:
-        """One row per trained model (per-layer densities as a list), without its timings."""
-        return pd.DataFrame([r.model_dump(exclude={"metrics", "checks", "samples"}) for r in self.model_rows])
+        """One row per trained model (per-layer densities as a list), without its timings. Where every
+        model's inference ran on the CPU in float32, without the columns that say so: a run from before
+        devices and a CPU run since read the same."""
+        where = {"device", "inference_dtype", "inference_test_error"}
+        on_cpu = all((r.device, r.inference_dtype) == ("cpu", "float32") for r in self.model_rows)
+        return pd.DataFrame([r.model_dump(exclude={"metrics", "checks", "samples", *(where if on_cpu else ())})
+                             for r in self.model_rows])
 
     @cached_property
     def model_speeds(self) -> pd.DataFrame:

@@ -153,15 +153,20 @@ class CondNet(nn.Module):
         out.mask = out.mask.to(h.device)
         return out
 
-    def forward(self, x: torch.Tensor, mode: str = "threshold", backend: str = "auto") -> ForwardTrace:
+    def forward(self, x: torch.Tensor, mode: str = "threshold", backend: str = "auto",
+                masks: list[torch.Tensor] | None = None) -> ForwardTrace:
         """mode: "train" (sampled masks, see the module docstring for its math) or an inference mode:
         "sample" (as the paper), "threshold" (p > 0.5) or "topk" (fixed budget of round(tau * blocks)).
         backend: the kernels' (block_sparse_linear). With "auto", an fp32 CPU inference inside
         `frozen_weights()` whose gates decide the mode from their logits alone (Gate.native_rule) runs as
-        one native call (condcore.models.fused_inference)."""
+        one native call (condcore.models.fused_inference). masks (inference only): one (B, blocks) bool
+        mask per hidden layer that the layers run with instead of their gates' decisions: the spec of a
+        low-precision forward is the float64 network on the masks that forward chose."""
         if mode != "train" and mode not in INFERENCE_MODES:
             raise ValueError(f"unknown mode {mode!r}; choose train or one of {', '.join(INFERENCE_MODES)}")
-        if mode != "train" and backend == "auto":
+        if masks is not None:
+            self._check_forced_masks(masks, x, mode)
+        elif mode != "train" and backend == "auto":
             fused = fused_forward(self, x, mode)  # its phases are the layers' (condcore.ops.cpu.pairs)
             if fused is not None:
                 logits, masks = fused
@@ -174,7 +179,8 @@ class CondNet(nn.Module):
         for layer, (linear, gate, policy, n_blocks) in enumerate(layers):
             with phase(f"layer{layer}"):  # profiling's phases (condcore.phases): free when not profiling
                 with phase("gate"):
-                    g = self._gate(gate, policy, n_blocks, h, mode)
+                    g = (GateOutput(mask=masks[layer].to(h.device)) if masks is not None
+                         else self._gate(gate, policy, n_blocks, h, mode))
                 gates.append(g)
                 if mode == "train" and gate.sparse_in_training and linear.in_features >= SPARSE_TRAIN_MIN_IN_FEATURES:
                     h = self._sparse_train_layer(linear, h, g)
@@ -197,6 +203,18 @@ class CondNet(nn.Module):
                     prev_mask = out_mask
         with phase("output"):
             return ForwardTrace(logits=self.output(h), gates=gates)
+
+    def _check_forced_masks(self, masks: list[torch.Tensor], x: torch.Tensor, mode: str) -> None:
+        if mode == "train":
+            raise ValueError("masks are for inference: training samples its own")
+        if len(masks) != len(self.hidden):
+            raise ValueError(f"masks: {len(masks)} given for {len(self.hidden)} hidden layers")
+        for layer, (mask, n_blocks, gate) in enumerate(zip(masks, self.n_blocks, self.gates)):
+            if mask.dtype != torch.bool or tuple(mask.shape) != (x.shape[0], n_blocks):
+                raise ValueError(f"masks[{layer}] must be a bool tensor of shape {(x.shape[0], n_blocks)}, "
+                                 f"got {mask.dtype} {tuple(mask.shape)}")
+            if gate.always_on and not bool(mask.all()):
+                raise ValueError(f"masks[{layer}] turns off blocks of a layer whose gate is always on")
 
     def _sparse_train_layer(self, linear: nn.Linear, h: torch.Tensor, g: GateOutput) -> torch.Tensor:
         """activation(linear(h)) * mask, computing only the active blocks, forward and backward (the same values

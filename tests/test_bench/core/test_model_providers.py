@@ -107,3 +107,45 @@ def test_a_condnet_runs_compiled_and_gives_the_reference_logits(digits):
     assert check.status == "ok", check.error
     assert check.max_relative_error is not None and check.max_relative_error < 1e-3
     assert any(m.provider == "ours_compiled" and m.metric == "time" for m in rows["cond"]["metrics"])
+
+
+def test_models_timed_in_bf16_are_checked_in_bf16_and_say_where_they_ran(digits, monkeypatch):
+    """A section's inference in bf16 (here on the CPU, as the GPU suite's dry run): each model a bf16 copy,
+    every provider checked against the float64 network on the masks the bf16 forward chose, within bf16's
+    tolerance; ONNX Runtime says it runs float32 on the CPU; the rows name the device and dtype and carry
+    the bf16 inference's own test error. A provider off by more than bf16 rounding still fails."""
+    torch_provider = MODEL_PROVIDERS["torch"]
+
+    def off_by_a_tenth(model, mode, threads):
+        prepare, run = torch_provider.build(model, mode, threads)
+        return prepare, lambda x: 1.1 * run(x)
+
+    dense, cond = net(digits), net(digits, "reinforce", 64)
+    # sampled masks: an untrained policy at tau 0.25 turns every block off at its threshold
+    sampled = {**metrics("reinforce"), "inference_mode": "sample"}
+    models = [TimedModel("dense", dense, metrics(), digits), TimedModel("cond", cond, sampled, digits)]
+    rows = time_models(models, batches=(1, 17), rounds=2, providers=("ours", "torch", "onnxruntime"), threads=1,
+                       device="cpu", dtype="bfloat16")
+    assert {p.dtype for p in dense.parameters()} == {torch.float32}  # the models themselves are left as they were
+    checks = {(name, c.provider): c for name, row in rows.items() for c in row["checks"]}
+    for key in [("dense", "ours"), ("dense", "torch"), ("cond", "ours")]:
+        assert checks[key].status == "ok" and 0 < checks[key].max_relative_error <= 5e-2, (key, checks[key])
+    assert checks[("dense", "onnxruntime")].status == "skipped"
+    assert "CPU execution provider in float32; this model runs on cpu in bfloat16" in checks[("dense", "onnxruntime")].error
+    for name, model in (("dense", dense), ("cond", cond)):
+        row = rows[name]
+        assert (row["device"], row["inference_dtype"]) == ("cpu", "bfloat16") and "error" not in row
+        assert 0 <= row["inference_test_error"] <= 1
+        with torch.no_grad(), torch.random.fork_rng():  # bf16's error near float32's, not equal by construction
+            torch.manual_seed(0)
+            logits = model(digits.test.x, mode=rows[name]["inference_mode"]).logits
+            fp32_error = 1 - (logits.argmax(1) == digits.test.y).float().mean().item()
+        assert abs(row["inference_test_error"] - fp32_error) < 0.05
+        assert {(m.provider, m.batch) for m in row["metrics"] if m.metric == "speedup"} == {("ours", 1), ("ours", 17)}
+
+    monkeypatch.setitem(MODEL_PROVIDERS, "torch", type(torch_provider)("torch", torch_provider.about, off_by_a_tenth))
+    rows = time_models(models[:1], batches=(4,), rounds=1, providers=("ours", "torch"), threads=1, dtype="bfloat16")
+    (check,) = [c for c in rows["dense"]["checks"] if c.provider == "torch"]
+    assert check.status == "failed" and "of their largest at batch 4 (tolerance 0.05)" in check.error
+    float32 = time_models(models[:1], batches=(4,), rounds=1, providers=("ours",), threads=1)["dense"]
+    assert (float32["device"], float32["inference_dtype"]) == ("cpu", "float32") and "inference_test_error" not in float32

@@ -16,7 +16,7 @@ from support.paths import REPO
 
 from bench.core.providers import DENSE_CANDIDATES
 from bench.gpu import check
-from bench.plan.cases import kernel_cases
+from bench.plan.cases import kernel_cases, model_cases, select_cases
 from bench.plan.suite import load_suite
 from bench.store.results import load_run
 
@@ -43,6 +43,25 @@ def test_the_dry_suite_keeps_every_kind_of_case_on_tiny_cpu_shapes(dry_suite):
     assert [s.peers for s in dry_suite.kernels] == [s.peers for s in load_suite(GPU_YAML).kernels]
 
 
+def test_the_models_section_trains_on_cuda_and_times_bf16_and_its_dry_run_on_the_cpu(dry_suite):
+    (section,) = load_suite(GPU_YAML).models
+    assert (section.device, section.inference_dtype) == ("cuda", "bfloat16") and section.batches[0] == 1
+    assert section.dense_widths and "reinforce" in section.policies and "onnxruntime" not in section.providers
+    assert all(case.device == "cuda" and case.name.endswith("-cuda-s0") for case in model_cases(load_suite(GPU_YAML)))
+    (dry,) = dry_suite.models
+    assert (dry.device, dry.inference_dtype, dry.epochs, dry.batches) == ("cpu", "bfloat16", 1, [1, 17])
+    assert dry.providers == section.providers and dry.policies == section.policies and dry.dataset == section.dataset
+
+
+def test_the_suite_step_runs_the_kernels_and_the_models_step_the_models(dry_suite):
+    spec = yaml.safe_load(GPU_YAML.read_text())
+    kernel_globs, model_globs = check.step_cases(spec)
+    suite = load_suite(GPU_YAML)
+    kernels, models = kernel_cases(suite), model_cases(suite)
+    assert select_cases(kernels, models, kernel_globs, "s") == (kernels, [])
+    assert select_cases(kernels, models, model_globs, "s") == ([], models)
+
+
 def test_the_profiled_cases_are_in_both_suites(dry_suite):
     assert set(check.PROFILED) <= {c.case_id for c in kernel_cases(load_suite(GPU_YAML))}
     dry_ids = {c.case_id for c in kernel_cases(dry_suite)}
@@ -52,7 +71,7 @@ def test_the_profiled_cases_are_in_both_suites(dry_suite):
 def test_the_steps_fit_nine_minutes(tmp_path):
     for dry_run in (False, True):
         steps = check.plan_steps(tmp_path, dry_run)
-        assert [s.name for s in steps] == ["device", "tests", "suite", "profile", "compile"]
+        assert [s.name for s in steps] == ["device", "tests", "suite", "models", "profile", "compile"]
         assert sum(s.limit_s for s in steps) <= check.STEPS_LIMIT_S <= 9 * 60
 
 
@@ -91,7 +110,7 @@ def test_the_dry_run_writes_what_a_gpu_run_would(tmp_path):
     assert proc.returncode == 0, [(s["name"], s["status"], (out / s["log"]).read_text()[-1500:])
                                   for s in summary["steps"] if s["status"] != "ok"]
     assert summary["dry_run"] is True and summary["device"]["cuda_available"] in (False, True)
-    assert [s["name"] for s in summary["steps"]] == ["device", "tests", "suite", "profile", "compile"]
+    assert [s["name"] for s in summary["steps"]] == ["device", "tests", "suite", "models", "profile", "compile"]
     for step in summary["steps"]:
         assert step["status"] == "ok" and step["seconds"] <= step["limit_s"] and (out / step["log"]).is_file()
         assert all((out / w).exists() for w in step["writes"]) and step["writes"]
@@ -117,6 +136,19 @@ def test_the_dry_run_writes_what_a_gpu_run_would(tmp_path):
         assert "naive_gather" not in checks or checks["naive_gather"].status == "ok"
     assert (out / run_folder / "report" / "index.html").is_file()
     assert summary["goals"] == []  # the goals are the GPU's: no CPU row is one of them
+
+    # the models: trained (on the CPU here), inference in bf16, each provider checked against the float64
+    # network on the bf16 forward's masks, then timed
+    (models_folder,) = summary["runs"]["models"]
+    models = load_run(out / models_folder).model_rows
+    assert {m.name for m in models} == {c.name for c in model_cases(load_suite(out / "gpu-dry.yaml"))}
+    assert not load_run(out / models_folder).kernel_rows and models
+    for row in models:
+        assert row.error is None and (row.device, row.inference_dtype) == ("cpu", "bfloat16")
+        assert row.inference_test_error is not None and row.checks[0].provider == "ours"
+        assert row.checks[0].status == "ok" and row.checks[0].max_relative_error <= 5e-2
+        assert {m.batch for m in row.metrics if m.metric == "time"} == {1, 17}
+    assert "inference on cpu in bfloat16" in (out / "models.log").read_text()
 
     (profile_folder,) = summary["runs"]["profiles"]
     profiled = [json.loads(line)["case_id"] for line in (out / profile_folder / "profiles.jsonl").read_text().splitlines()]
