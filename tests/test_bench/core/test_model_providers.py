@@ -149,3 +149,21 @@ def test_models_timed_in_bf16_are_checked_in_bf16_and_say_where_they_ran(digits,
     assert check.status == "failed" and "of their largest at batch 4 (tolerance 0.05)" in check.error
     float32 = time_models(models[:1], batches=(4,), rounds=1, providers=("ours",), threads=1)["dense"]
     assert (float32["device"], float32["inference_dtype"]) == ("cpu", "float32") and "inference_test_error" not in float32
+
+
+@pytest.mark.gpu
+def test_models_on_cuda_in_bf16_are_checked_and_timed_on_the_device(digits):
+    """What gpu.yaml's models section does, small: the models copied to the GPU in bf16, each provider
+    checked there, the samples synchronized with the device."""
+    dense, cond = net(digits), net(digits, "reinforce", 64)
+    sampled = {**metrics("reinforce"), "inference_mode": "sample"}
+    rows = time_models([TimedModel("dense", dense, metrics(), digits), TimedModel("cond", cond, sampled, digits)],
+                       batches=(1, 64), rounds=2, providers=("ours", "torch"), threads=1, device="cuda", dtype="bfloat16")
+    for name in ("dense", "cond"):
+        row = rows[name]
+        assert "error" not in row and (row["device"], row["inference_dtype"]) == ("cuda", "bfloat16")
+        ours = next(c for c in row["checks"] if c.provider == "ours")
+        assert ours.status == "ok" and ours.max_relative_error <= 5e-2
+        assert all(m.median > 0 for m in row["metrics"])
+    assert next(c for c in rows["dense"]["checks"] if c.provider == "torch").status == "ok"
+    assert next(p.device.type for p in dense.parameters()) == "cpu"  # timed on a copy
