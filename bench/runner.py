@@ -177,7 +177,7 @@ def make_plan(options: RunOptions, clock: PhaseClock) -> Plan:
         on_gpu = any(c.device == "cuda" for c in kernels) or any(m.device == "cuda" for m in models)
         if on_gpu and (neighbours := gpu_neighbours(holds_context=False)):
             Console(stderr=True).print(f"[bold red]warning[/bold red]: {describe_gpu(neighbours)}. CUDA timings "
-                                       "will be slow and noisy; each kernel case timed beside one is flagged "
+                                       "will be slow and noisy; each case timed beside one is flagged "
                                        "gpu_shared.", highlight=False)
     requested = suite.threads
     if options.free_cores_only and free_cores(load) < suite.threads:

@@ -58,3 +58,13 @@ def describe(neighbours: list[dict]) -> str:
                       for p in neighbours[:5])
     more = f" and {len(neighbours) - 5} more" if len(neighbours) > 5 else ""
     return f"{len(neighbours)} other process(es) on the GPU: {shown}{more}"
+
+
+def flag_if_shared(load_fields: dict) -> dict:
+    """A CUDA row's load fields (bench.machine.contention.Load.row_fields), flagged `gpu_shared` and
+    contended where another process holds the device now: its kernels took turns with the row's, like a
+    busy CPU's."""
+    if not gpu_neighbours():
+        return load_fields
+    flags = ",".join(f for f in (load_fields.get("load_flags") or "", "gpu_shared") if f)
+    return {**load_fields, "load_flags": flags, "contended": True}

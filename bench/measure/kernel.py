@@ -12,7 +12,7 @@ import torch
 
 from bench.plan.cases import KernelCase
 from bench.machine.contention import load_since, snapshot
-from bench.machine.gpu_neighbours import gpu_neighbours
+from bench.machine.gpu_neighbours import flag_if_shared
 from bench.measure.metrics import CaseWork, case_metrics, ideal_density, weight_share
 from bench.core.providers import DENSE_CANDIDATES, PROVIDERS, fastest_dense
 from bench.core.schema import KernelRow, ProviderCheck, RoundTimes
@@ -133,9 +133,8 @@ def run_kernel_case(case: KernelCase, *, checkpoints: Path, seed: int, rounds: i
         return KernelRow(**(parts | {"checks": []}), status="error", error=error_line(exc))
     dense_spread = iqr(samples["dense"]) / median(samples["dense"]) if case.device == "cpu" else None
     parts |= load.row_fields(torch.get_num_threads(), dense_spread)
-    if case.device == "cuda" and gpu_neighbours():
-        # another process's kernels took turns with these on the device: a contended row, like a busy CPU
-        parts |= {"load_flags": ",".join(f for f in (parts["load_flags"], "gpu_shared") if f), "contended": True}
+    if case.device == "cuda":
+        parts |= flag_if_shared(parts)
     parts |= _timed(samples, p, parts, case.device, bandwidth, peak_flops)
     # per_sample is empty where the samples are no rounds (do_bench's quantiles on CUDA): none are kept
     parts["samples"] = [RoundTimes(provider=name, batch=case.batch, seconds=times, calls=per_sample[name])

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.machine.contention import load_since, snapshot
+from bench.machine.gpu_neighbours import flag_if_shared
 from bench.core.model_providers import MODEL_PROVIDERS, ProviderUnavailable, is_dense
 from bench.core.schema import Metric, ProviderCheck, RoundTimes
 from condcore.data import Dataset, Split
@@ -221,6 +222,8 @@ def time_models(models: list[TimedModel], batches: tuple[int, ...], rounds: int,
             samples[b] = {key: [s / n[key] for s in raw[f"{key[0]}|{key[1]}"]] for key in fns}
             calls[b] = {key: calls[b][f"{key[0]}|{key[1]}"] * n[key] for key in fns}
     load = load_since(before).row_fields(threads)
+    if device == "cuda":
+        load = flag_if_shared(load)
     for timed in models:
         row = rows[timed.name]
         if "error" in row:

@@ -59,3 +59,12 @@ def test_the_report_counts_cases_timed_beside_another_gpu_process():
     said = load_warning(run)
     assert f"1 of {len(run.kernel_rows)} cases were timed while other processes ran on the GPU (flagged gpu_shared)" in said
     assert "took CPU time" not in said  # the GPU's neighbour is not CPU time taken
+
+
+def test_a_cuda_row_beside_another_gpu_process_is_flagged_and_alone_it_is_not(tmp_path, monkeypatch):
+    stand_in(tmp_path, monkeypatch, f"echo '{os.getpid()}, python, 900'\necho '4242, trainer, 30000'\n")
+    quiet = {"load_flags": "", "contended": False, "others_cores": 0.1}
+    assert gn.flag_if_shared(quiet) == {**quiet, "load_flags": "gpu_shared", "contended": True}
+    assert gn.flag_if_shared({**quiet, "load_flags": "busy", "contended": True})["load_flags"] == "busy,gpu_shared"
+    stand_in(tmp_path, monkeypatch, f"echo '{os.getpid()}, python, 900'\n")
+    assert gn.flag_if_shared(quiet) is quiet
