@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from bench.cli.common import path_arg
-from bench.core.errors import UserError
+from bench.core.errors import UserError, last_line
 from bench.gpu import wheels
 
 
@@ -35,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.out}: " + "; ".join(missing))
     verdict = wheels.pip_dry_run(args.out)
     if verdict.returncode != 0:
-        said = (verdict.stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise UserError(f"{args.out}: pip refuses these wheels for CPython {wheels.PYTHON}: {said}")
+        raise UserError(f"{args.out}: pip refuses these wheels for CPython {wheels.PYTHON}: "
+                        + last_line(verdict.stderr, "(no message)"))
     size = sum(w.path.stat().st_size for w in held.values()) / 2**20
     print(f"{len(held)} wheel(s), {size:.1f} MiB, in {args.out}: " + ", ".join(
         f"{w.name} {w.version}" for w in sorted(held.values(), key=lambda w: w.name)))

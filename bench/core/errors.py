@@ -11,6 +11,11 @@ class UserError(Exception):
     """A mistake of the user's (bad argument, missing file, bad suite): one line, exit code 2."""
 
 
+def last_line(stderr: str, otherwise: str) -> str:
+    """What a failed subprocess said last (its error, under any traceback), or `otherwise` if nothing."""
+    return (stderr.strip().splitlines() or [otherwise])[-1]
+
+
 def read_text(path: Path, what: str) -> str:
     """A UTF-8 text file's contents, or one line saying why it cannot be read."""
     try:

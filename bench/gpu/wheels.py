@@ -26,7 +26,7 @@ from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from bench.core.errors import UserError
+from bench.core.errors import UserError, last_line
 from bench.regression.revision import PROJECT_ROOT
 
 WHEELS = Path(".gpu-wheels")
@@ -143,7 +143,7 @@ def download(folder: Path, image: frozenset[str] | None = None, pip: list[str] |
                               capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise UserError(f"pip found no CPython {PYTHON} x86-64 wheel of {spec}: "
-                            + (done.stderr.strip().splitlines() or ["(no message)"])[-1])
+                            + last_line(done.stderr, "(no message)"))
         (fetched,) = [w for name, w in wheels_in(folder).items() if name not in have]
         pending += [r for r in fetched.requires if canonicalize_name(r.name) not in image - CARRIED_ANYWAY]
     return list(wheels_in(folder).values())

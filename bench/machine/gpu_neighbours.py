@@ -1,5 +1,5 @@
 """Other processes on the GPU: what a CUDA case's timing shares the device with, as nvidia-smi lists the
-compute processes. A case timed beside one is flagged `gpu_shared` (bench.measure.kernel), and a run
+compute processes. A case timed beside one is flagged `gpu_shared` (bench.measure.kernel and .model), and a run
 that starts beside one says so (bench.runner).
 
 Where this process cannot be told apart from the others it answers None rather than a guess: nvidia-smi

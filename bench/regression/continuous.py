@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.plan.cases import check_runnable, kernel_cases
-from bench.core.errors import UserError, writable_folder
+from bench.core.errors import UserError, last_line, writable_folder
 from bench.machine.contention import describe, free_cores, measure_load
 from bench.store.results import load_run
 from bench.regression.revision import PROJECT_ROOT, exported_revision
@@ -89,8 +89,7 @@ def run_process(side: Side, suite_file: Path, results: Path) -> pd.DataFrame:
     done = subprocess.run([sys.executable, "-m", "bench", "run", str(suite_file), "--results", str(results), "--quiet"],
                           cwd=side.root, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        raise UserError(f"{side.name}: `bench run` failed: {last}")
+        raise UserError(f"{side.name}: `bench run` failed: {last_line(done.stderr, f'exit code {done.returncode}')}")
     new = sorted(f for f in set(runs.iterdir()) - before if not f.name.startswith("."))
     if len(new) != 1:
         raise UserError(f"{side.name}: `bench run` left {len(new)} new run folders in {runs}, expected one")
