@@ -1,13 +1,13 @@
 """Model providers: the ways of running one trained model's inference that a benchmark puts side by side.
 
 A dense net's figure of record is its fastest correct provider, because a user who ships a dense net
-ships it the fastest way they can: condbench's own forward is one of four. `ours` is condbench's
+ships it the fastest way they can: condbench's own forward is one of several. `ours` is condbench's
 inference (for a CondNet its block-sparse kernels, the fused native call where it applies); `torch` the
 same weights as a plain `nn.Sequential`; `onnxruntime` that net exported to ONNX, on ONNX Runtime's CPU
 execution provider with the suite's threads; `torch_compile` the `nn.Sequential` under
-`torch.compile`. Those three run nets whose every gate is always on: a CondNet's per-example block
-masks are not a graph they can express without computing every block, which is a dense net, so for a
-CondNet they say so instead. `ours_compiled`, condbench's own forward under `torch.compile`, runs
+`torch.compile`; `cuda_graph` the `nn.Sequential` captured in a CUDA graph and replayed (on a GPU).
+Those run nets whose every gate is always on: a CondNet's per-example block masks are not a graph they
+can express without computing every block, which is a dense net, so for a CondNet they say so instead. `ours_compiled`, condbench's own forward under `torch.compile`, runs
 CondNets too. Every provider is checked against the model's spec logits before it is
 timed (bench.measure.model); one that cannot run or fails its check is a note, never a number.
 """
@@ -185,6 +185,49 @@ def _onnxruntime(model: CondNet, mode: str, threads: int) -> tuple[Prepare, RunB
     return (lambda x: {name: x.detach().contiguous().numpy()}), (lambda feed: session.run(None, feed)[0])
 
 
+def _cuda_graph(model: CondNet, mode: str, threads: int) -> tuple[Prepare, RunBatch]:
+    """The nn.Sequential captured in a CUDA graph per input shape and replayed: the dense net as a user
+    serves it at small batches on a GPU, without a launch per layer from Python."""
+    net = as_sequential(model)  # a CondNet is refused: its masks need the host between layers
+    weight = next(model.parameters())
+    if weight.device.type != "cuda":
+        raise ProviderUnavailable(f"CUDA graphs replay work captured on a CUDA device; this model runs on "
+                                  f"{weight.device.type}")
+    graphs: dict[tuple, tuple] = {}  # input shape -> (graph, its input, its output)
+
+    def prepare(x: torch.Tensor):
+        key = (tuple(x.shape), x.dtype)
+        if key not in graphs:
+            try:
+                graphs[key] = _capture(net, x)
+            except RuntimeError as exc:
+                raise ProviderUnavailable(f"CUDA graph capture failed: {_first_line(exc)}") from None
+        return graphs[key], x
+
+    def run(prepared):
+        (graph, static_in, static_out), x = prepared
+        static_in.copy_(x)
+        graph.replay()
+        return static_out
+
+    return prepare, run
+
+
+def _capture(net: nn.Module, x: torch.Tensor) -> tuple:
+    static_in = x.clone()
+    # Warmed up on a side stream first, as capture requires (the allocator and cuBLAS set up outside it).
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side), torch.no_grad():
+        for _ in range(3):
+            net(static_in)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph), torch.no_grad():
+        static_out = net(static_in)
+    return graph, static_in, static_out
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
@@ -199,6 +242,10 @@ register(ModelProvider("torch", "the same weights as a plain torch nn.Sequential
 register(ModelProvider("onnxruntime", "exported to ONNX, ONNX Runtime's CPU execution provider, the suite's threads",
                        _onnxruntime, settle_s=0.5))
 register(ModelProvider("torch_compile", "the nn.Sequential under torch.compile (inductor)", _torch_compile))
+# For dense nets on a GPU (suites/gpu.yaml): at small batches eager launches dominate, and a user
+# serving there captures the net in a CUDA graph. Not in the default suite, whose models run on the CPU.
+register(ModelProvider("cuda_graph", "the nn.Sequential captured in a CUDA graph per batch size, replayed (CUDA only)",
+                       _cuda_graph))
 # Not in the default suite: it added 20 s of compiling for four models, and ran the CondNets 2.7-10x
 # slower than condbench's own forward (results/ab/condnet-compile-20261203).
 register(ModelProvider("ours_compiled", "condbench's forward (torch kernels) under torch.compile: CondNets too",

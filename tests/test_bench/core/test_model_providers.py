@@ -167,3 +167,20 @@ def test_models_on_cuda_in_bf16_are_checked_and_timed_on_the_device(digits):
         assert all(m.median > 0 for m in row["metrics"])
     assert next(c for c in rows["dense"]["checks"] if c.provider == "torch").status == "ok"
     assert next(p.device.type for p in dense.parameters()) == "cpu"  # timed on a copy
+
+
+def test_a_cuda_graph_needs_a_gpu_and_a_plain_mlp(digits):
+    with pytest.raises(ProviderUnavailable, match="CUDA graphs replay work captured on a CUDA device; this model runs on cpu"):
+        MODEL_PROVIDERS["cuda_graph"].build(net(digits), "threshold", 1)
+    with pytest.raises(ProviderUnavailable, match="per-example block masks"):
+        MODEL_PROVIDERS["cuda_graph"].build(net(digits, "reinforce"), "threshold", 1)
+
+
+@pytest.mark.gpu
+def test_a_cuda_graph_replays_the_nets_logits_for_each_batch_size(digits):
+    model = net(digits).to(device="cuda", dtype=torch.bfloat16)
+    prepare, run = MODEL_PROVIDERS["cuda_graph"].build(model, "threshold", 1)
+    with torch.no_grad():
+        for batch in (1, 7, 7, 64):  # a shape seen before reuses its graph, with the new input
+            x = torch.randn(batch, digits.n_features, device="cuda", dtype=torch.bfloat16)
+            torch.testing.assert_close(run(prepare(x)).clone(), as_sequential(model)(x))
