@@ -26,7 +26,7 @@ from bench.machine.contention import Load, describe, free_cores, measure_load, w
 from bench.machine.fingerprint import fingerprint
 from bench.machine.peaks import measure_peaks, memory_roof
 from bench.measure.kernel import run_kernel_case
-from bench.measure.model import TimedModel, accuracy_row, test_batches, time_models
+from bench.measure.model import TimedModel, accuracy_row, inference_test_error, test_batches, time_models
 from bench.measure.train import Datasets, check_fits, train_missing, train_or_reuse
 from bench.measure.phase_clock import PhaseClock
 from bench.measure.profile import profile_kernel_case, profile_model
@@ -337,6 +337,10 @@ def _time_models(suite: Suite, folder: Path, models: list, done_models: set, his
         model, metrics, split = loaded[case.name]
         section = section_of[case.name]
         untimed = {**accuracy_row(model, metrics), "device": section.device, "inference_dtype": section.inference_dtype}
+        if case.name not in fields and section.inference_dtype != "float32":
+            # not timed (a later seed), but compared on the accuracy of the inference its section times
+            untimed["inference_test_error"] = inference_test_error(model, split.test, metrics["inference_mode"],
+                                                                   section.device, section.inference_dtype)
         row = ModelRow(name=case.name, seed=case.seed, **(fields.get(case.name) or untimed))
         # Model profiles run the CPU float32 model (bench.measure.profile): a section timed elsewhere has none.
         if profile and case.name in fields and row.error is None and (row.device, row.inference_dtype) == ("cpu", "float32"):

@@ -44,9 +44,9 @@ def model_summary(models: pd.DataFrame) -> pd.DataFrame:
         row["realized_density"] = ", ".join(f"{sum(col) / n:.3f}" for col in zip(*g["realized_density"]))
         if "flop_ideal" in g and g["flop_ideal"].notna().any():
             row["flop_ideal"] = float(g["flop_ideal"].dropna().iloc[0])  # the first seed's: the model timed
-        if "inference_test_error" in g and g["inference_test_error"].notna().any():
-            # the timed inference's own accuracy (16-bit), where the section times it in another dtype
-            row["inference_test_error"] = float(g["inference_test_error"].dropna().mean())
+        if "checkpoint_test_error" in g and g["checkpoint_test_error"].notna().any():
+            # test_error is the timed inference's (16-bit, say); beside it the float32 checkpoint's
+            row["checkpoint_test_error"] = float(g["checkpoint_test_error"].dropna().mean())
         if "error" in g and g["error"].notna().any():
             row["error"] = str(g["error"].dropna().iloc[0])
         if "load_flags" in g:

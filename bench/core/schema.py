@@ -185,6 +185,11 @@ class ModelRow(LoadFields):
     inference_dtype: str = "float32"
     inference_test_error: float | None = None
 
+    @property
+    def timed_test_error(self) -> float:
+        """The test error of the inference that was timed: what every comparison of accuracy against speed reads."""
+        return self.test_error if self.inference_test_error is None else self.inference_test_error
+
 
 class ProviderProfile(BaseModel):
     """Where one provider's call goes (bench.measure.profiling), measured apart from its timing.

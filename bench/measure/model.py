@@ -103,12 +103,14 @@ class _Candidate:
 
 
 @torch.no_grad()
-def _test_error(net: CondNet, test: Split, mode: str, device: str, dtype: torch.dtype) -> float:
+def inference_test_error(model: CondNet, test: Split, mode: str, device: str, dtype: str) -> float:
     """The test error of the model's inference as it is timed (on `device`, in `dtype`), with the draws
     of every check where the mode samples."""
+    torch_dtype = getattr(torch, dtype)
+    net = as_timed(model, device, torch_dtype)
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        return 1.0 - evaluate(net, Split(test.x.to(device=device, dtype=dtype), test.y.to(device)), mode).accuracy
+        return 1.0 - evaluate(net, Split(test.x.to(device=device, dtype=torch_dtype), test.y.to(device)), mode).accuracy
 
 
 @torch.no_grad()
@@ -178,7 +180,7 @@ def time_models(models: list[TimedModel], batches: tuple[int, ...], rounds: int,
             xs = test_xs[timed.name] = {b: [x.to(device=device, dtype=torch_dtype) for x in test_batches(timed.data.test.x, b)]
                                         for b in batches}
             if dtype != "float32":
-                row["inference_test_error"] = _test_error(net, timed.data.test, mode, device, torch_dtype)
+                row["inference_test_error"] = inference_test_error(net, timed.data.test, mode, device, dtype)
             try:
                 for b, batch_xs in xs.items():
                     check_inference(net, batch_xs, mode)

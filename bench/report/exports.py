@@ -101,7 +101,7 @@ def _model_benchmarks(run: Run, row: ModelRow) -> list[dict]:
     for time in (m for m in row.metrics if m.metric == "time" and m.batch is not None):
         kept = next((s for s in row.samples if (s.provider, s.batch) == (time.provider, time.batch)), None)
         stats, note = _stats(kept, time.median, time.iqr, time.low, time.high, None, "cpu")
-        extra = {"model": row.name, "test_error": row.test_error, "realized_density": row.realized_density,
+        extra = {"model": row.name, "test_error": row.timed_test_error, "realized_density": row.realized_density,
                  "load_flags": row.load_flags, "timing_group": row.timing_group}
         if time.provider == "ours" and (speedup := next((m for m in row.metrics if (m.provider, m.metric, m.batch)
                                                          == ("ours", "speedup", time.batch)), None)) is not None:

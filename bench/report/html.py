@@ -253,9 +253,9 @@ def models_html(part: DatasetPart, dataset: str = "") -> list[str]:
         row = {"model": Markup("{} <span class='slow'>check failed</span>").format(name)
                         if isinstance(r.get("error"), str) else name,
                "seeds": r["seeds"], "test error %": error,
-               **({"its inference error %": f"{100 * r['inference_test_error']:.2f}"
-                   if r.get("inference_test_error", math.nan) == r.get("inference_test_error", math.nan) else ""}
-                  if "inference_test_error" in m else {}),
+               **({"float32 error %": f"{100 * r['checkpoint_test_error']:.2f}"
+                   if r.get("checkpoint_test_error", math.nan) == r.get("checkpoint_test_error", math.nan) else ""}
+                  if "checkpoint_test_error" in m else {}),
                "vs dense, points": "" if change != change else f"{100 * change:+.2f}",
                "density per layer": r["realized_density"]}
         for b in batches:
@@ -271,7 +271,9 @@ def models_html(part: DatasetPart, dataset: str = "") -> list[str]:
              "</h2><p class='note'>Test error: mean [95% interval] over the seeds (the wider "
              "of the t-interval and the exact binomial one); vs dense: the change against the dense net on the "
              "same splits, paired per seed; x: end-to-end inference speedup over the same-shape dense twin (condbench's forward), median [95% "
-             "interval]; FLOP ideal: dense FLOPs over the FLOPs really run, policies included.</p>",
+             "interval]; FLOP ideal: dense FLOPs over the FLOPs really run, policies included."
+             + (" Test error: that of the inference timed, in its dtype (every comparison reads it); float32 error: "
+                "the float32 checkpoint's." if "checkpoint_test_error" in m else "") + "</p>",
              _table(_cells(rows), left=("model", "density per layer"), table_id="models"),
              _every_column(run.models.assign(test_error_pct=100 * run.models["test_error"]), "every model, each seed")]
     if not run.model_times.empty and "median_s" in run.model_times:

@@ -296,14 +296,14 @@ def print_models(part: DatasetPart, console: Console) -> None:
     where = inference_where(part.run.models)
     if where:
         title += f" ({where})"
-    low_precision = "inference_test_error" in m and m["inference_test_error"].notna().any()
+    low_precision = "checkpoint_test_error" in m and m["checkpoint_test_error"].notna().any()
     if low_precision:
-        caption += ("; test error: the float32 checkpoint's, its inference error: that of the inference timed, "
-                    "in its dtype")
+        caption += ("; test error: that of the inference timed, in its dtype (every comparison reads it); "
+                    "float32: the float32 checkpoint's")
     last = batches[-1] if batches else None
     columns = [Column("model", KEEP, "left"), Column("mode", 40, label="mode"),
                Column("seeds", 30, label="seeds"), Column("test\nerror %", KEEP),
-               *([Column("its inference\nerror %", KEEP)] if low_precision else []), Column("vs dense,\npoints", KEEP),
+               *([Column("float32\nerror %", KEEP)] if low_precision else []), Column("vs dense,\npoints", KEEP),
                Column("density\nper layer", 50), *[Column(f"x at\nB={b}", KEEP if b in (batches[0], last) else 60)
                                                     for b in batches]]
     if last:
@@ -323,9 +323,9 @@ def print_models(part: DatasetPart, console: Console) -> None:
         ideal_cells = [f"{ideal:.2f}" if ideal == ideal else "–",
                        _fraction_of_ideal_cell(cell.get((r["policy"], r["tau"], r["hidden"], last)), ideal)] if last else []
         density = "/".join(d.strip().removeprefix("0") for d in str(r["realized_density"]).split(","))
-        inference_error = r.get("inference_test_error", math.nan)
+        checkpoint_error = r.get("checkpoint_test_error", math.nan)
         rows.append([policy, r["inference_mode"], str(r["seeds"]), (full_error, error),
-                     *([f"{100 * inference_error:.2f}" if inference_error == inference_error else "–"] if low_precision else []),
+                     *([f"{100 * checkpoint_error:.2f}" if checkpoint_error == checkpoint_error else "–"] if low_precision else []),
                      _error_change_cell(r), density, *[_model_speed_cell(cell.get((r["policy"], r["tau"], r["hidden"], b)))
                                                        for b in batches], *ideal_cells])
     console.print(fitted_table(title, columns, rows, console.width, caption=caption, files="models.csv"))

@@ -156,13 +156,21 @@ class Run:
 
     @cached_property
     def models(self) -> pd.DataFrame:
-        """One row per trained model (per-layer densities as a list), without its timings. Where every
-        model's inference ran on the CPU in float32, without the columns that say so: a run from before
-        devices and a CPU run since read the same."""
+        """One row per trained model (per-layer densities as a list), without its timings. `test_error` is
+        that of the inference timed (ModelRow.timed_test_error), so that every analysis weighs the accuracy
+        of what it timed; where that inference was not the float32 checkpoint's, `checkpoint_test_error`
+        keeps the checkpoint's. Where every model's inference ran on the CPU in float32, without the
+        columns that say so: a run from before devices and a CPU run since read the same."""
         where = {"device", "inference_dtype", "inference_test_error"}
         on_cpu = all((r.device, r.inference_dtype) == ("cpu", "float32") for r in self.model_rows)
-        return pd.DataFrame([r.model_dump(exclude={"metrics", "checks", "samples", *(where if on_cpu else ())})
-                             for r in self.model_rows])
+        records = []
+        for r in self.model_rows:
+            record = r.model_dump(exclude={"metrics", "checks", "samples", *where} if on_cpu
+                                  else {"metrics", "checks", "samples", "inference_test_error"})
+            if not on_cpu:
+                record.update(test_error=r.timed_test_error, checkpoint_test_error=r.test_error)
+            records.append(record)
+        return pd.DataFrame(records)
 
     @cached_property
     def model_speeds(self) -> pd.DataFrame:

@@ -402,3 +402,20 @@ def test_a_full_disk_is_one_line_and_the_run_resumes(tmp_path, monkeypatch, caps
     monkeypatch.setattr(runner, "append_row", real)
     assert main(["run", "--resume", str(folder), "--quiet"]) == 0
     assert len(read_rows(folder / "kernels.jsonl", "case_id")) == 8
+
+
+def test_a_bf16_section_compares_every_seed_on_its_bf16_accuracy(tmp_path):
+    """A later seed's models are not timed, but read with the accuracy of the inference their section
+    times: its bf16 test error, the float32 checkpoint's beside it."""
+    (tmp_path / "b.yaml").write_text(tiny_suite(kernels=None, models={
+        "inference_dtype": "bfloat16", "seeds": [0, 1], "providers": ["ours", "torch"]}))
+    proc = bench("run", "b.yaml", "--results", "res", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run = load_run(only_run(tmp_path / "res"))
+    assert sorted(r.seed for r in run.model_rows) == [0, 0, 1, 1]
+    for row in run.model_rows:
+        assert (row.device, row.inference_dtype) == ("cpu", "bfloat16") and row.inference_test_error is not None
+        assert abs(row.inference_test_error - row.test_error) < 0.1  # rounding moves a few test images at most
+        assert bool(row.metrics) == (row.seed == 0)  # timed on the first seed's models only
+    assert list(run.models["test_error"]) == [r.inference_test_error for r in run.model_rows]
+    assert "inference on cpu in bfloat16" in proc.stdout and "float32" in proc.stdout

@@ -149,8 +149,10 @@ def test_the_dry_run_writes_what_a_gpu_run_would(tmp_path):
         assert row.checks[0].status == "ok" and row.checks[0].max_relative_error <= 5e-2
         assert {m.batch for m in row.metrics if m.metric == "time"} == {1, 17}
     assert "inference on cpu in bfloat16" in (out / "models.log").read_text()
+    frame = load_run(out / models_folder).models  # what the analyses read: the bf16 inference's accuracy
+    assert list(frame["test_error"]) == [m.inference_test_error for m in models]
     page = (out / models_folder / "report" / "index.html").read_text()
-    assert "inference on cpu in bfloat16" in page and "its inference error %" in page
+    assert "inference on cpu in bfloat16" in page and "float32 error %" in page
 
     (profile_folder,) = summary["runs"]["profiles"]
     profiled = [json.loads(line)["case_id"] for line in (out / profile_folder / "profiles.jsonl").read_text().splitlines()]
