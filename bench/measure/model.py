@@ -7,7 +7,9 @@ of the same rounds, like a kernel case's speedup over its baseline. Each row kee
 (`samples`) and the group's id for that. Each sample lasts about SAMPLE_S; the machine idles after each
 (SETTLE_S, longer after a provider whose threads outlive its calls: `ModelProvider.settle_s`), and each
 round runs in a fresh seeded order, so that no candidate slows the one after it in every round. The models are timed together, as one case: a kill during
-it times them again on resume; their training is kept.
+it times them again on resume; their training is kept. A section on a GPU, or in 16 bits, times copies
+of its models there (each sample then waits for the device), checked against the float64 network on the
+masks their own forward chose (condcore.speed.check_inference).
 """
 
 from __future__ import annotations
