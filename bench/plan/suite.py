@@ -168,7 +168,7 @@ class ModelSweep(Strict):
     epochs: int = Field(default=30, gt=0, le=MAX_EPOCHS)
     batch_size: Batch = TrainConfig.batch_size  # training minibatch
     lr: float = Field(default=TrainConfig.lr, ge=MIN_LR, le=MAX_LR)  # the network's Adam step; the policies' is 30x
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # training GEMMs; auto: bf16 where the CPU has it
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # training GEMMs; auto: bf16 where the device has it
     # The training recipe beyond these (condcore.train; the defaults are condbench's, the paper's code
     # used tanh, sgd with momentum 0, lambda_s [80, 40, 40], lambda_v [10, 20, 20], policy_lr_mult
     # [0.01, 0.5, 0.5], policy_l2 0.05). A weight is one number, or a list of one per hidden layer.
