@@ -78,10 +78,12 @@ def relative_error(p: LinearProblem, output: torch.Tensor, want: torch.Tensor | 
     """max |output - float64 reference| / max |reference|; NaN if the output holds NaN. want: the
     reference, when it is computed already or is not the spec (p.dense_reference() for a dense path);
     p.reference() otherwise."""
-    if want is None:
-        want = p.reference()
-    err = (output.double() - want).abs().max() / want.abs().max().clamp_min(1e-12)
-    return float(err)
+    return relative_error_to(output, p.reference() if want is None else want)
+
+
+def relative_error_to(output: torch.Tensor, want: torch.Tensor) -> float:
+    """max |output - want| / max |want|, in float64; NaN if the output holds NaN."""
+    return float((output.double() - want.double()).abs().max() / want.double().abs().max().clamp_min(1e-12))
 
 
 def check_output(p: LinearProblem, output: torch.Tensor, want: torch.Tensor | None = None) -> tuple[float, str]:

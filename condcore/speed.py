@@ -9,8 +9,11 @@ import torch
 
 from condcore.models import CondNet, CondNetConfig
 from condcore.ops import frozen_weights
-from condcore.problems import RELATIVE_TOLERANCE
+from condcore.problems import RELATIVE_TOLERANCE, relative_error_to
 from condcore.timing import median, ratio_samples, speedup_interval, time_interleaved
+
+
+LOW_PRECISION = (torch.float16, torch.bfloat16)  # held to their own masks (check_inference)
 
 
 @dataclass
@@ -34,9 +37,10 @@ def dense_twin(model: CondNet) -> CondNet:
 
 @torch.no_grad()
 def check_inference(model: CondNet, batches: list[torch.Tensor], mode: str, *, rtol: float = 1e-4,
-                    atol: float = 1e-4) -> None:
+                    atol: float = 1e-4) -> list[torch.Tensor]:
     """Raises ValueError unless the model's timed forward (the native one where it applies) gives, on
     every batch, the same masks and close logits as its layers run on the reference kernel (the spec).
+    Returns the spec's logits per batch: what any other way of running the model must compute.
 
     A model in a 16-bit dtype is held to its own masks instead: a block whose policy probability sits
     within the dtype's rounding of the threshold may go either way between two correct kernels, so the
@@ -44,6 +48,7 @@ def check_inference(model: CondNet, batches: list[torch.Tensor], mode: str, *, r
     and the logits must agree within the dtype's tolerance relative to their largest (as a kernel case's)."""
     model.eval()
     wide = low_precision_spec(model)
+    specs = []
     with frozen_weights(), torch.random.fork_rng():
         for x in batches:
             # The same draws for both, where the mode samples its masks.
@@ -51,7 +56,8 @@ def check_inference(model: CondNet, batches: list[torch.Tensor], mode: str, *, r
             timed = model(x, mode=mode)
             if wide is not None:
                 spec = wide(x.double(), mode=mode, backend="reference", masks=timed.masks)
-                error, tolerance = logits_error(timed.logits, spec.logits), RELATIVE_TOLERANCE[x.dtype]
+                specs.append(spec.logits)
+                error, tolerance = relative_error_to(timed.logits, spec.logits), RELATIVE_TOLERANCE[x.dtype]
                 if not error <= tolerance:  # written so that NaN fails
                     raise ValueError(f"logits differ from the float64 reference on the same masks by {error:.3g} of "
                                      f"their largest (tolerance {tolerance} in {str(x.dtype).removeprefix('torch.')}) "
@@ -67,23 +73,16 @@ def check_inference(model: CondNet, batches: list[torch.Tensor], mode: str, *, r
             if not torch.allclose(timed.logits.double(), spec.logits.double(), rtol=rtol, atol=atol):
                 worst = float((timed.logits.double() - spec.logits.double()).abs().max())
                 raise ValueError(f"logits differ from the reference by up to {worst:.3g} at batch {len(x)}")
+            specs.append(spec.logits)
+    return specs
 
 
 def low_precision_spec(model: CondNet) -> CondNet | None:
     """For a model in float16 or bfloat16, a float64 copy of it (the same rounded weights), which runs its
     spec on given masks; None for float32 and float64 models, whose spec is their own reference forward."""
-    if next(model.parameters()).dtype not in (torch.float16, torch.bfloat16):
+    if next(model.parameters()).dtype not in LOW_PRECISION:
         return None
     return copy.deepcopy(model).double().eval()
-
-
-def logits_error(got: torch.Tensor, want: torch.Tensor) -> float:
-    """max |got - want| / max |want|, as a kernel case's relative error (condcore.problems.relative_error);
-    NaN where got holds NaN."""
-    got, want = got.double(), want.double()
-    if torch.isnan(got).any():
-        return float("nan")
-    return float((got - want).abs().max() / want.abs().max().clamp_min(1e-30))
 
 
 @torch.no_grad()

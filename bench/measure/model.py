@@ -27,8 +27,8 @@ from bench.core.schema import Metric, ProviderCheck, RoundTimes
 from condcore.data import Dataset, Split
 from condcore.models import CondNet
 from condcore.ops import frozen_weights
-from condcore.problems import RELATIVE_TOLERANCE
-from condcore.speed import check_inference, dense_twin, flop_ideal, logits_error, low_precision_spec
+from condcore.problems import RELATIVE_TOLERANCE, relative_error_to
+from condcore.speed import LOW_PRECISION, check_inference, dense_twin, flop_ideal
 from condcore.train import evaluate
 from condcore.timing import bootstrap_interval, iqr, median, ratio_samples, time_cpu_interleaved
 
@@ -65,19 +65,6 @@ def accuracy_row(model: CondNet, metrics: dict) -> dict:
         "realized_density": [round(d, 4) for d in metrics["density"]], "train_seconds": metrics["train_seconds"],
         "hidden": "x".join(map(str, model.config.hidden)), "block_size": model.config.block_size,
     }
-
-
-@torch.no_grad()
-def spec_logits(model: CondNet, x: torch.Tensor, mode: str, wide: CondNet | None = None) -> torch.Tensor:
-    """What every provider must compute: the model on the reference kernel (condcore.ops.reference),
-    with the draws `check_inference` uses where the mode samples. For a 16-bit model, `wide` (its float64
-    copy, condcore.speed.low_precision_spec) on the masks the model's own forward chooses."""
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        if wide is None:
-            return model(x, mode=mode, backend="reference").logits
-        masks = model(x, mode=mode).masks
-        return wide(x.double(), mode=mode, backend="reference", masks=masks).logits
 
 
 def as_timed(model: CondNet, device: str, dtype: torch.dtype) -> CondNet:
@@ -125,7 +112,7 @@ def _check_provider(timed: TimedModel, net: CondNet, provider: str, batches: dic
     role = "ours" if provider == "ours" else "peer"
     mode = timed.metrics["inference_mode"]
     dtype = next(net.parameters()).dtype
-    tolerance = RELATIVE_TOLERANCE[dtype] if dtype in (torch.float16, torch.bfloat16) else None
+    tolerance = RELATIVE_TOLERANCE[dtype] if dtype in LOW_PRECISION else None
     try:
         prepare, run = MODEL_PROVIDERS[provider].build(net, mode, threads)
         inputs, worst = {}, 0.0
@@ -136,7 +123,7 @@ def _check_provider(timed: TimedModel, net: CondNet, provider: str, batches: dic
                     torch.manual_seed(0)
                     got = torch.as_tensor(run(prepared)).double()
                 if tolerance is not None and got.shape == want.shape:
-                    error = logits_error(got, want)
+                    error = relative_error_to(got, want)
                     if not error <= tolerance:  # written so that NaN fails
                         return ProviderCheck(provider=provider, role=role, status="failed",
                                              error=f"logits differ from the reference by {error:.3g} of their largest "
@@ -183,15 +170,14 @@ def time_models(models: list[TimedModel], batches: tuple[int, ...], rounds: int,
                                         for b in batches}
             if dtype != "float32":
                 row["inference_test_error"] = inference_test_error(net, timed.data.test, mode, device, dtype)
+            specs = {}  # per batch size, the spec's logits every provider must compute
             try:
                 for b, batch_xs in xs.items():
-                    check_inference(net, batch_xs, mode)
+                    specs[b] = [spec.double() for spec in check_inference(net, batch_xs, mode)]
             except ValueError as exc:  # its timed forward disagrees with the spec: a failed row
                 row["error"] = f"batch {b}: {exc}"
                 continue
             checks = []
-            wide = low_precision_spec(net)
-            specs = {b: [spec_logits(net, x, mode, wide).double() for x in batch_xs] for b, batch_xs in xs.items()}
             for provider in providers:
                 check, candidate = _check_provider(timed, net, provider, xs, specs, threads)
                 checks.append(check)

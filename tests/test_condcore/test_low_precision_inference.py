@@ -10,7 +10,8 @@ import torch
 
 import condcore.models.condnet as condnet_module
 from condcore.models import CondNet, CondNetConfig
-from condcore.speed import check_inference, dense_twin, logits_error, low_precision_spec
+from condcore.problems import relative_error_to
+from condcore.speed import check_inference, dense_twin, low_precision_spec
 
 
 def net(policy: str = "reinforce", tau: float = 0.25, activation: str = "relu") -> CondNet:
@@ -72,7 +73,8 @@ def test_given_masks_cannot_turn_off_an_always_on_layer_nor_drive_training():
 def test_a_16_bit_model_passes_against_the_float64_network_on_its_own_masks(dtype, policy, tau, mode):
     model = net(policy, tau).to(dtype)
     batches = [torch.randn(b, 24).to(dtype) for b in (1, 17)]
-    check_inference(model, batches, mode)
+    specs = check_inference(model, batches, mode)
+    assert [tuple(s.shape) for s in specs] == [(1, 5), (17, 5)] and {s.dtype for s in specs} == {torch.float64}
     torch.manual_seed(0)
     assert any(0 < m.float().mean() < 1 for m in model(batches[1], mode=mode).masks) or policy == "dense"
     wide = low_precision_spec(model)
@@ -80,7 +82,7 @@ def test_a_16_bit_model_passes_against_the_float64_network_on_its_own_masks(dtyp
     torch.manual_seed(0)
     trace = model(batches[1], mode=mode)
     spec = wide(batches[1].double(), mode=mode, backend="reference", masks=trace.masks)
-    assert 0 < logits_error(trace.logits, spec.logits) <= 5e-2  # rounded, not exact, and close
+    assert 0 < relative_error_to(trace.logits, spec.logits) <= 5e-2  # rounded, not exact, and close
 
 
 def test_a_16_bit_forward_whose_kernel_is_wrong_fails(monkeypatch):
@@ -97,8 +99,8 @@ def test_a_16_bit_forward_whose_kernel_is_wrong_fails(monkeypatch):
 
 
 def test_a_nan_logit_fails_the_16_bit_check():
-    assert logits_error(torch.tensor([[float("nan"), 1.0]]), torch.tensor([[1.0, 1.0]])) != 0.0
-    assert not logits_error(torch.tensor([[float("nan"), 1.0]]), torch.tensor([[1.0, 1.0]])) <= 1.0
+    assert relative_error_to(torch.tensor([[float("nan"), 1.0]]), torch.tensor([[1.0, 1.0]])) != 0.0
+    assert not relative_error_to(torch.tensor([[float("nan"), 1.0]]), torch.tensor([[1.0, 1.0]])) <= 1.0
 
 
 def test_the_dense_twin_keeps_the_models_dtype():
