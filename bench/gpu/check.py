@@ -28,6 +28,7 @@ import yaml
 from bench.analysis.goals import check_goals
 from bench.core.errors import UserError
 from bench.measure.compile_check import GPU_SUITE
+from bench.plan.suite import ModelSweep
 from bench.regression.revision import PROJECT_ROOT
 from bench.store.results import load_run
 from bench.store.run_folder import write_json_atomic
@@ -93,11 +94,10 @@ def dry_run_suite(suite: dict) -> dict:
                        # rules about the batches and block sizes shrunk away would match nothing (refused)
                        "exclude": [e for e in sweep.get("exclude", []) if not {"batch", "block_size"} & set(e)]})
     shrunk["kernels"] = sweeps
-    sections = suite.get("models") or []
     shrunk["models"] = [{**section, "device": "cpu", "hidden": [64] * len(section.get("hidden", [1024, 1024])),
                          "block_size": 16, "taus": [0.25], "epochs": 1, "dense_widths": [16][: len(section.get("dense_widths", []))],
                          "batches": [1, 17]}
-                        for section in ([sections] if isinstance(sections, dict) else sections)]
+                        for section in _model_sections(suite)]
     if not shrunk["models"]:
         del shrunk["models"]
     return shrunk
@@ -106,10 +106,15 @@ def dry_run_suite(suite: dict) -> dict:
 def step_cases(suite: dict) -> tuple[list[str], list[str]]:
     """`--case` globs that select a suite's kernel sweeps, and its models (by dataset): the two steps that
     run one suite in two parts."""
-    sections = suite.get("models") or []
-    sections = [sections] if isinstance(sections, dict) else sections
+    default = ModelSweep.model_fields["dataset"].default
     return ([f"{sweep['name']}/*" for sweep in suite.get("kernels", [])],
-            list(dict.fromkeys(f"{section.get('dataset', 'digits')}-*" for section in sections)))
+            list(dict.fromkeys(f"{section.get('dataset', default)}-*" for section in _model_sections(suite))))
+
+
+def _model_sections(suite: dict) -> list[dict]:
+    """A suite document's models sections: one section, or a list of them (as bench.plan.suite reads it)."""
+    sections = suite.get("models") or []
+    return [sections] if isinstance(sections, dict) else sections
 
 
 def plan_steps(out: Path, dry_run: bool, suite_file: Path = GPU_SUITE) -> list[Step]:
@@ -137,7 +142,6 @@ def plan_steps(out: Path, dry_run: bool, suite_file: Path = GPU_SUITE) -> list[S
         Step("compile", (*bench, "compile-check", "--suite", str(suite_file), "--json", str(out / "compile.json"),
                          *(["--regime", "union"] if dry_run else [])), 45.0, ("compile.json",)),
     ]
-
 
 
 def _shrunk_ids(ids: tuple[str, ...]) -> list[str]:
