@@ -25,9 +25,11 @@ def net(data, policy: str = "dense", width: int = 64) -> CondNet:
                                  policy=policy, tau=tau)).eval()
 
 
-def metrics(policy: str = "dense") -> dict:
+def metrics(policy: str = "dense", mode: str = "threshold") -> dict:
+    # mode "sample" for an untrained CondNet whose blocks must run: its policy at tau 0.25 turns every
+    # block off at the threshold
     return {"dataset": "digits", "policy": policy, "tau": 1.0 if policy == "dense" else 0.25,
-            "inference_mode": "threshold", "test_error": 0.05, "density": [1.0, 1.0], "train_seconds": 1.0}
+            "inference_mode": mode, "test_error": 0.05, "density": [1.0, 1.0], "train_seconds": 1.0}
 
 
 def test_an_exported_onnx_net_gives_the_torch_logits(digits):
@@ -121,9 +123,7 @@ def test_models_timed_in_bf16_are_checked_in_bf16_and_say_where_they_ran(digits,
         return prepare, lambda x: 1.1 * run(x)
 
     dense, cond = net(digits), net(digits, "reinforce", 64)
-    # sampled masks: an untrained policy at tau 0.25 turns every block off at its threshold
-    sampled = {**metrics("reinforce"), "inference_mode": "sample"}
-    models = [TimedModel("dense", dense, metrics(), digits), TimedModel("cond", cond, sampled, digits)]
+    models = [TimedModel("dense", dense, metrics(), digits), TimedModel("cond", cond, metrics("reinforce", "sample"), digits)]
     rows = time_models(models, batches=(1, 17), rounds=2, providers=("ours", "torch", "onnxruntime"), threads=1,
                        device="cpu", dtype="bfloat16")
     assert {p.dtype for p in dense.parameters()} == {torch.float32}  # the models themselves are left as they were
@@ -156,8 +156,8 @@ def test_models_on_cuda_in_bf16_are_checked_and_timed_on_the_device(digits):
     """What gpu.yaml's models section does, small: the models copied to the GPU in bf16, each provider
     checked there, the samples synchronized with the device."""
     dense, cond = net(digits), net(digits, "reinforce", 64)
-    sampled = {**metrics("reinforce"), "inference_mode": "sample"}
-    rows = time_models([TimedModel("dense", dense, metrics(), digits), TimedModel("cond", cond, sampled, digits)],
+    rows = time_models([TimedModel("dense", dense, metrics(), digits),
+                        TimedModel("cond", cond, metrics("reinforce", "sample"), digits)],
                        batches=(1, 64), rounds=2, providers=("ours", "torch"), threads=1, device="cuda", dtype="bfloat16")
     for name in ("dense", "cond"):
         row = rows[name]
